@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod binaries;
+pub mod master;
+pub mod pki;
+pub mod provider;
+pub mod tls;

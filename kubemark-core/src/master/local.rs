@@ -1,0 +1,452 @@
+//! A real control plane as child processes on 127.0.0.1: the `local` provider's master and the
+//! fixture every integration test uses.
+
+use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig as KubeRsKubeconfig};
+
+use super::process::{ComponentProcess, terminate_pid};
+use super::{
+    MasterError, MasterLayout, MasterNetwork, MasterPorts, apiserver_args, controller_manager_args,
+    etcd_args, io_err, scheduler_args,
+};
+use crate::binaries::{BinaryLocator, BinarySet};
+use crate::pki::{CertAndKey, ClusterPki, Kubeconfig, KubeconfigCredentials, PkiOptions};
+use crate::provider::ClusterName;
+
+const STATE_FILE: &str = "local-state.json";
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// How to start a [`LocalControlPlane`].
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The cluster's name (used in the CA name and kubeconfig contexts).
+    pub cluster: ClusterName,
+    /// The binaries to run.
+    pub binaries: BinarySet,
+    /// Where to keep PKI, data and logs; it must not exist or be empty. `None`: a new temporary
+    /// directory.
+    pub work_dir: Option<PathBuf>,
+    /// Keep the work directory (data, logs, PKI) after stop.
+    pub keep_data: bool,
+    /// How long to wait for each readiness step.
+    pub ready_timeout: Duration,
+}
+
+impl LocalOptions {
+    /// Options for cluster `kubemark` with the binaries found by [`BinaryLocator::from_env`].
+    pub fn from_env() -> Result<Self, MasterError> {
+        Ok(Self::new(BinaryLocator::from_env().locate()?))
+    }
+
+    /// Options for cluster `kubemark` with `binaries`.
+    pub fn new(binaries: BinarySet) -> Self {
+        Self {
+            cluster: ClusterName::new("kubemark").expect("valid name"),
+            binaries,
+            work_dir: None,
+            keep_data: false,
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What a detached control plane leaves behind so another process can find and stop it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LocalState {
+    /// The cluster's name.
+    pub cluster: ClusterName,
+    /// The work directory.
+    pub work_dir: PathBuf,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    /// The admin kubeconfig.
+    pub admin_kubeconfig: PathBuf,
+    /// The ports in use.
+    pub ports: MasterPorts,
+    /// Component name and PID, in start order.
+    pub processes: Vec<(String, u32)>,
+    /// Whether stop keeps the work directory.
+    pub keep_data: bool,
+}
+
+/// A running control plane. Stopped by [`LocalControlPlane::stop`], or on drop (also during a
+/// panic), unless [`LocalControlPlane::detach`]ed.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kubemark_core::master::MasterError> {
+/// use kubemark_core::master::{LocalControlPlane, LocalOptions};
+/// let cp = LocalControlPlane::start(LocalOptions::from_env()?).await?;
+/// let client = cp.client().await?;
+/// # let _ = client;
+/// cp.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LocalControlPlane {
+    options: LocalOptions,
+    root: PathBuf,
+    layout: MasterLayout,
+    network: MasterNetwork,
+    pki: ClusterPki,
+    processes: Vec<ComponentProcess>,
+    admin_kubeconfig: PathBuf,
+    done: bool,
+}
+
+fn free_port() -> Result<u16, MasterError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io_err(Path::new("127.0.0.1:0")))?
+        .port())
+}
+
+fn create_root(options: &LocalOptions) -> Result<PathBuf, MasterError> {
+    let root = match &options.work_dir {
+        Some(dir) => {
+            if dir.exists()
+                && std::fs::read_dir(dir)
+                    .map_err(io_err(dir))?
+                    .next()
+                    .is_some()
+            {
+                return Err(MasterError::State(format!(
+                    "work directory {} is not empty (is a cluster already running there? stop it first)",
+                    dir.display()
+                )));
+            }
+            dir.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("kubemark-local-")
+            .tempdir()
+            .map_err(io_err(&std::env::temp_dir()))?
+            .keep(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root)
+        .map_err(io_err(&root))?;
+    // Canonical, so the path in every component's command line matches what stop looks for.
+    root.canonicalize().map_err(io_err(&root))
+}
+
+impl LocalControlPlane {
+    /// Generates a PKI, starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+    /// and waits until the API server is ready and both controllers hold their leader lease.
+    ///
+    /// On any failure, everything started so far is stopped and the work directory removed.
+    pub async fn start(options: LocalOptions) -> Result<Self, MasterError> {
+        let root = create_root(&options)?;
+        let layout = MasterLayout::under(&root);
+        let ports = MasterPorts {
+            etcd_client: free_port()?,
+            etcd_peer: free_port()?,
+            apiserver: free_port()?,
+            controller_manager: free_port()?,
+            scheduler: free_port()?,
+        };
+        let network = MasterNetwork::loopback(ports);
+        let mut pki_options =
+            PkiOptions::new(options.cluster.as_str(), vec![network.advertise_address]);
+        pki_options.service_cidr = network.service_cidr.clone();
+        let pki = ClusterPki::generate(pki_options)?;
+        let admin_kubeconfig = root.join("admin.kubeconfig");
+        // From here on, Drop cleans up whatever fails.
+        let mut cp = Self {
+            options,
+            root,
+            layout,
+            network,
+            pki,
+            processes: Vec::new(),
+            admin_kubeconfig,
+            done: false,
+        };
+        cp.prepare_files()?;
+        cp.launch().await?;
+        Ok(cp)
+    }
+
+    fn prepare_files(&self) -> Result<(), MasterError> {
+        let l = &self.layout;
+        for dir in [&l.etcd_data_dir, &l.kubeconfig_dir, &l.run_dir, &l.log_dir] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err(dir))?;
+        }
+        self.pki.write(&l.pki_dir)?;
+        self.kubeconfig_for("kubemark-admin", self.pki.admin.clone())
+            .write(&self.admin_kubeconfig)?;
+        self.kubeconfig_for("controller-manager", self.pki.controller_manager.clone())
+            .write(&l.kubeconfig("controller-manager"))?;
+        self.kubeconfig_for("scheduler", self.pki.scheduler.clone())
+            .write(&l.kubeconfig("scheduler"))?;
+        Ok(())
+    }
+
+    async fn launch(&mut self) -> Result<(), MasterError> {
+        let (l, n, b) = (&self.layout, &self.network, &self.options.binaries);
+        let etcd = ComponentProcess::spawn(
+            "etcd",
+            &b.etcd,
+            &etcd_args(l, n),
+            l.log_dir.join("etcd.log"),
+        )?;
+        self.processes.push(etcd);
+        self.wait_for("etcd to accept connections", |cp| {
+            let port = cp.network.ports.etcd_client;
+            async move { Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) }
+        })
+        .await?;
+
+        let (l, n, b) = (&self.layout, &self.network, &self.options.binaries);
+        let apiserver = ComponentProcess::spawn(
+            "kube-apiserver",
+            &b.kube_apiserver,
+            &apiserver_args(l, n),
+            l.log_dir.join("kube-apiserver.log"),
+        )?;
+        self.processes.push(apiserver);
+        let client = self.client().await?;
+        self.wait_for("kube-apiserver /readyz", |_| {
+            let client = client.clone();
+            async move {
+                let req = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("static request");
+                Ok(matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok"))
+            }
+        })
+        .await?;
+
+        let (l, n, b) = (&self.layout, &self.network, &self.options.binaries);
+        let kcm = ComponentProcess::spawn(
+            "kube-controller-manager",
+            &b.kube_controller_manager,
+            &controller_manager_args(l, n),
+            l.log_dir.join("kube-controller-manager.log"),
+        )?;
+        self.processes.push(kcm);
+        let scheduler = ComponentProcess::spawn(
+            "kube-scheduler",
+            &b.kube_scheduler,
+            &scheduler_args(l, n),
+            l.log_dir.join("kube-scheduler.log"),
+        )?;
+        self.processes.push(scheduler);
+        // Holding the leader lease proves each controller authenticated, is authorized and runs.
+        let leases: Api<Lease> = Api::namespaced(client, "kube-system");
+        for name in ["kube-controller-manager", "kube-scheduler"] {
+            let leases = leases.clone();
+            self.wait_for(&format!("{name} to hold its leader lease"), move |_| {
+                let leases = leases.clone();
+                async move {
+                    let lease = leases.get_opt(name).await.ok().flatten();
+                    Ok(lease
+                        .and_then(|l| l.spec?.holder_identity)
+                        .is_some_and(|h| !h.is_empty()))
+                }
+            })
+            .await?;
+        }
+        tracing::info!(server = %self.server_url(), root = %self.root.display(), "local control plane ready");
+        Ok(())
+    }
+
+    /// Polls `check` until true; fails early, with the log's tail, when a component exits.
+    async fn wait_for<F, Fut>(&mut self, what: &str, check: F) -> Result<(), MasterError>
+    where
+        F: Fn(&Self) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, MasterError>>,
+    {
+        let start = Instant::now();
+        loop {
+            for p in &mut self.processes {
+                p.check_alive()?;
+            }
+            if check(self).await? {
+                tracing::debug!(
+                    what,
+                    elapsed_ms = start.elapsed().as_millis() as u64,
+                    "ready"
+                );
+                return Ok(());
+            }
+            if start.elapsed() > self.options.ready_timeout {
+                return Err(MasterError::Timeout {
+                    what: what.into(),
+                    seconds: self.options.ready_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn server_url(&self) -> String {
+        format!(
+            "https://{}:{}",
+            self.network.advertise_address, self.network.ports.apiserver
+        )
+    }
+
+    /// The admin kubeconfig (`system:masters`), for kubectl and tests.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.admin_kubeconfig
+    }
+
+    /// The work directory (PKI, data, logs).
+    pub fn work_dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// The log file of `component` (`etcd`, `kube-apiserver`, ...).
+    pub fn log_path(&self, component: &str) -> PathBuf {
+        self.layout.log_dir.join(format!("{component}.log"))
+    }
+
+    /// The ports in use.
+    pub fn ports(&self) -> MasterPorts {
+        self.network.ports
+    }
+
+    /// The cluster's PKI (to issue per-node kubelet certificates).
+    pub fn pki(&self) -> &ClusterPki {
+        &self.pki
+    }
+
+    /// Component names and PIDs, in start order.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes
+            .iter()
+            .map(|p| (p.component.to_string(), p.pid()))
+            .collect()
+    }
+
+    /// A kubeconfig for this cluster with a client certificate.
+    pub fn kubeconfig_for(&self, name: &str, cert: CertAndKey) -> Kubeconfig {
+        Kubeconfig {
+            name: name.to_string(),
+            server: self.server_url(),
+            ca_pem: self.pki.ca.cert_pem().to_string(),
+            credentials: KubeconfigCredentials::ClientCert(cert),
+        }
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Result<kube::Client, MasterError> {
+        client_from_kubeconfig(&self.admin_kubeconfig).await
+    }
+
+    /// Fails when a component has exited.
+    pub fn check_health(&mut self) -> Result<(), MasterError> {
+        self.processes
+            .iter_mut()
+            .try_for_each(ComponentProcess::check_alive)
+    }
+
+    /// Stops every component (SIGTERM, then SIGKILL after a grace period), newest first, and
+    /// removes the work directory unless asked to keep it.
+    pub async fn stop(mut self) -> Result<(), MasterError> {
+        while let Some(mut p) = self.processes.pop() {
+            p.terminate(STOP_GRACE).await;
+        }
+        self.done = true;
+        self.remove_work_dir()
+    }
+
+    /// Leaves the components running after this value is dropped and writes the state another
+    /// process needs to stop them ([`LocalControlPlane::stop_detached`]).
+    pub fn detach(mut self) -> Result<LocalState, MasterError> {
+        let state = LocalState {
+            cluster: self.options.cluster.clone(),
+            work_dir: self.root.clone(),
+            server: self.server_url(),
+            admin_kubeconfig: self.admin_kubeconfig.clone(),
+            ports: self.network.ports,
+            processes: self.pids(),
+            keep_data: self.options.keep_data,
+        };
+        let json =
+            serde_json::to_string_pretty(&state).map_err(|e| MasterError::State(e.to_string()))?;
+        crate::pki::write_private(&self.root.join(STATE_FILE), &json)?;
+        self.done = true;
+        Ok(state)
+    }
+
+    /// Reads the state a detached control plane wrote into `work_dir`.
+    pub fn read_state(work_dir: &Path) -> Result<LocalState, MasterError> {
+        let path = work_dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| {
+            MasterError::State(format!(
+                "{}: not a kubemark local state file: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    /// Stops a detached control plane; safe to call again (processes already gone are skipped).
+    pub async fn stop_detached(state: &LocalState) -> Result<(), MasterError> {
+        let marker = state.work_dir.display().to_string();
+        for (name, pid) in state.processes.iter().rev() {
+            tracing::info!(component = %name, pid, "stopping");
+            terminate_pid(*pid, &marker, STOP_GRACE).await;
+        }
+        if !state.keep_data {
+            remove_dir(&state.work_dir)?;
+        }
+        Ok(())
+    }
+
+    fn remove_work_dir(&self) -> Result<(), MasterError> {
+        if self.options.keep_data {
+            Ok(())
+        } else {
+            remove_dir(&self.root)
+        }
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), MasterError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A client from a kubeconfig file, with its current context.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, MasterError> {
+    crate::tls::install_crypto_provider();
+    let kubeconfig = KubeRsKubeconfig::read_from(path)
+        .map_err(|e| MasterError::Kubeconfig(format!("{}: {e}", path.display())))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| MasterError::Kubeconfig(format!("{}: {e}", path.display())))?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+impl Drop for LocalControlPlane {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Reached on errors, panics and forgotten stops: nothing may outlive the value.
+        while let Some(mut p) = self.processes.pop() {
+            p.kill_now();
+        }
+        if let Err(e) = self.remove_work_dir() {
+            tracing::warn!(error = %e, "could not remove the work directory");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Kubeconfig files, written the way kubectl and client-go read them.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{CertAndKey, PkiError, write_private};
+
+/// How a kubeconfig user authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KubeconfigCredentials {
+    /// A client certificate and key, embedded.
+    ClientCert(CertAndKey),
+    /// A bearer token.
+    Token(String),
+}
+
+impl std::fmt::Debug for KubeconfigCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ClientCert(c) => f.debug_tuple("ClientCert").field(c).finish(),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// A single-cluster, single-user kubeconfig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kubeconfig {
+    /// Name used for the cluster, user and context entries.
+    pub name: String,
+    /// `https://host:port` of the API server.
+    pub server: String,
+    /// The CA that signed the API server's certificate, PEM.
+    pub ca_pem: String,
+    /// The user's credentials.
+    pub credentials: KubeconfigCredentials,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct File<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    clusters: [Named<'a, ClusterEntry>; 1],
+    users: [Named<'a, UserEntry>; 1],
+    contexts: [Named<'a, ContextEntry<'a>>; 1],
+    current_context: &'a str,
+}
+
+#[derive(Serialize)]
+struct Named<'a, T> {
+    name: &'a str,
+    #[serde(flatten)]
+    value: T,
+}
+
+#[derive(Serialize)]
+struct ClusterEntry {
+    cluster: ClusterFields,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ClusterFields {
+    server: String,
+    certificate_authority_data: String,
+}
+
+#[derive(Serialize)]
+struct UserEntry {
+    user: UserFields,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct UserFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_certificate_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_key_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ContextEntry<'a> {
+    context: ContextFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ContextFields<'a> {
+    cluster: &'a str,
+    user: &'a str,
+}
+
+fn b64(s: &str) -> String {
+    base64_encode(s.as_bytes())
+}
+
+// A few lines instead of a dependency: kubeconfig only needs standard padded base64.
+fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Kubeconfig {
+    /// Renders the kubeconfig as YAML.
+    pub fn to_yaml(&self) -> Result<String, PkiError> {
+        let user = match &self.credentials {
+            KubeconfigCredentials::ClientCert(c) => UserFields {
+                client_certificate_data: Some(b64(&c.cert_pem)),
+                client_key_data: Some(b64(&c.key_pem)),
+                ..UserFields::default()
+            },
+            KubeconfigCredentials::Token(t) => UserFields {
+                token: Some(t.clone()),
+                ..UserFields::default()
+            },
+        };
+        let name = self.name.as_str();
+        let file = File {
+            api_version: "v1",
+            kind: "Config",
+            clusters: [Named {
+                name,
+                value: ClusterEntry {
+                    cluster: ClusterFields {
+                        server: self.server.clone(),
+                        certificate_authority_data: b64(&self.ca_pem),
+                    },
+                },
+            }],
+            users: [Named {
+                name,
+                value: UserEntry { user },
+            }],
+            contexts: [Named {
+                name,
+                value: ContextEntry {
+                    context: ContextFields {
+                        cluster: name,
+                        user: name,
+                    },
+                },
+            }],
+            current_context: name,
+        };
+        serde_saphyr::to_string(&file).map_err(|e| PkiError::Kubeconfig(e.to_string()))
+    }
+
+    /// Writes the kubeconfig with mode 0600 (it holds credentials).
+    pub fn write(&self, path: &Path) -> Result<(), PkiError> {
+        write_private(path, &self.to_yaml()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_encode;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
+    }
+}

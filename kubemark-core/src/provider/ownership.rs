@@ -1,0 +1,175 @@
+//! Ownership tags: how a provider marks what it created so that teardown finds it without any
+//! local state (the Cluster API rule). Each backend encodes these keys in its own tag syntax.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Tag key naming the kubemark cluster that owns a resource.
+pub const CLUSTER_TAG: &str = "kubemark.io/cluster";
+/// Tag key naming the role a resource plays (see [`Role`]).
+pub const ROLE_TAG: &str = "kubemark.io/role";
+/// Tag key marking a resource as created by kubemark.
+pub const MANAGED_BY_TAG: &str = "kubemark.io/managed-by";
+/// Value of [`MANAGED_BY_TAG`].
+pub const MANAGED_BY_VALUE: &str = "kubemark";
+
+/// The name of a kubemark cluster, which scopes every resource a provider creates.
+///
+/// Names are DNS-label-like (lowercase letters, digits and `-`, at most 40 characters) so that
+/// every backend can use them in resource names and labels.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClusterName(String);
+
+/// A cluster name that does not follow the rules of [`ClusterName`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid cluster name {0:?}: use 1-40 lowercase letters, digits or '-', starting with a letter"
+)]
+pub struct InvalidClusterName(String);
+
+impl ClusterName {
+    /// Validates `name`.
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidClusterName> {
+        let name = name.into();
+        let valid = (1..=40).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(InvalidClusterName(name))
+        }
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClusterName {
+    type Error = InvalidClusterName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<ClusterName> for String {
+    fn from(value: ClusterName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The role a resource plays in a kubemark cluster.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The master VM.
+    Master,
+    /// The master's data disk (etcd).
+    MasterDisk,
+    /// The optional separate disk for the etcd-events instance.
+    EtcdEventsDisk,
+    /// The master's static IP address.
+    StaticIp,
+    /// The firewall rule that opens the secure port.
+    Firewall,
+    /// The image registry (repository) for the hollow-node image.
+    Registry,
+}
+
+impl Role {
+    /// Every role, in teardown order: what depends on others goes first.
+    pub const TEARDOWN_ORDER: [Role; 6] = [
+        Role::Master,
+        Role::Firewall,
+        Role::StaticIp,
+        Role::EtcdEventsDisk,
+        Role::MasterDisk,
+        Role::Registry,
+    ];
+
+    /// The tag value for this role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::MasterDisk => "master-disk",
+            Role::EtcdEventsDisk => "etcd-events-disk",
+            Role::StaticIp => "static-ip",
+            Role::Firewall => "firewall",
+            Role::Registry => "registry",
+        }
+    }
+
+    /// Parses a tag value written by [`Role::as_str`].
+    pub fn parse(value: &str) -> Option<Role> {
+        Self::TEARDOWN_ORDER
+            .into_iter()
+            .find(|r| r.as_str() == value)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The tags every resource created for `cluster` in `role` must carry.
+pub fn ownership_tags(cluster: &ClusterName, role: Role) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CLUSTER_TAG.to_string(), cluster.to_string()),
+        (ROLE_TAG.to_string(), role.as_str().to_string()),
+        (MANAGED_BY_TAG.to_string(), MANAGED_BY_VALUE.to_string()),
+    ])
+}
+
+/// Reads back the owner and role from tags; `None` when the resource is not kubemark's.
+pub fn owner_of(tags: &BTreeMap<String, String>) -> Option<(ClusterName, Role)> {
+    if tags.get(MANAGED_BY_TAG).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+        return None;
+    }
+    let cluster = ClusterName::new(tags.get(CLUSTER_TAG)?.clone()).ok()?;
+    let role = Role::parse(tags.get(ROLE_TAG)?)?;
+    Some((cluster, role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names_are_validated() {
+        assert!(ClusterName::new("kubemark").is_ok());
+        assert!(ClusterName::new("km-1").is_ok());
+        for bad in ["", "Kubemark", "1abc", "a_b", "a-", &"a".repeat(41)] {
+            assert!(ClusterName::new(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn tags_round_trip_and_foreign_tags_are_not_ours() {
+        let c = ClusterName::new("alpha").unwrap();
+        for role in Role::TEARDOWN_ORDER {
+            let tags = ownership_tags(&c, role);
+            assert_eq!(owner_of(&tags), Some((c.clone(), role)));
+        }
+        let mut foreign = ownership_tags(&c, Role::Master);
+        foreign.remove(MANAGED_BY_TAG);
+        assert_eq!(owner_of(&foreign), None);
+    }
+}
