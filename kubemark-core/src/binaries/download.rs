@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -42,15 +42,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BinariesError + '_ {
     move |source| BinariesError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// Removes a half-downloaded file on every exit path.
-struct Partial(PathBuf);
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -133,17 +124,35 @@ impl Downloader {
     }
 
     /// Downloads every component missing from `dir`, verifying each against its published sha256.
+    ///
+    /// All or nothing: files are staged next to `dir` and moved in only when every one verified,
+    /// so a failure leaves the cache as it was.
     pub async fn download_missing(&self, dir: &Path) -> Result<(), BinariesError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        for component in Component::ALL {
-            if dir.join(component.file_name()).is_file() {
-                continue;
-            }
+        let missing: Vec<Component> = Component::ALL
+            .into_iter()
+            .filter(|c| !dir.join(c.file_name()).is_file())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempdir_in(dir)
+            .map_err(io_err(dir))?;
+        for component in &missing {
             tracing::info!(component = component.file_name(), "downloading");
             match component {
-                Component::Etcd => self.download_etcd(dir).await?,
-                other => self.download_kubernetes(other.file_name(), dir).await?,
+                Component::Etcd => self.download_etcd(staging.path()).await?,
+                other => {
+                    self.download_kubernetes(other.file_name(), staging.path())
+                        .await?
+                }
             }
+        }
+        for component in missing {
+            let name = component.file_name();
+            Self::install(&staging.path().join(name), &dir.join(name))?;
         }
         Ok(())
     }
@@ -160,10 +169,8 @@ impl Downloader {
             .next()
             .unwrap_or_default()
             .to_string();
-        let partial = Partial(dir.join(format!(".{name}.partial")));
-        let actual = self.fetch_to(&url, &partial.0).await?;
-        Self::verify(&url, &expected, &actual)?;
-        Self::install(&partial.0, &dir.join(name))
+        let actual = self.fetch_to(&url, &dir.join(name)).await?;
+        Self::verify(&url, &expected, &actual)
     }
 
     async fn download_etcd(&self, dir: &Path) -> Result<(), BinariesError> {
@@ -181,22 +188,22 @@ impl Downloader {
                 url: sums_url.clone(),
                 message: format!("no checksum for {archive}"),
             })?;
-        let tarball = Partial(dir.join(".etcd.tar.gz.partial"));
-        let actual = self.fetch_to(&url, &tarball.0).await?;
+        let tarball = dir.join("etcd.tar.gz");
+        let actual = self.fetch_to(&url, &tarball).await?;
         Self::verify(&url, &expected, &actual)?;
 
-        let binary = Partial(dir.join(".etcd.partial"));
-        let file = std::fs::File::open(&tarball.0).map_err(io_err(&tarball.0))?;
+        let binary = dir.join("etcd");
+        let file = std::fs::File::open(&tarball).map_err(io_err(&tarball))?;
         let mut entries = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let wanted = format!("etcd-{v}-linux-{}/etcd", self.arch);
         let mut found = false;
-        for entry in entries.entries().map_err(io_err(&tarball.0))? {
-            let mut entry = entry.map_err(io_err(&tarball.0))?;
-            if entry.path().map_err(io_err(&tarball.0))?.to_string_lossy() == wanted {
-                let mut out = std::fs::File::create(&binary.0).map_err(io_err(&binary.0))?;
+        for entry in entries.entries().map_err(io_err(&tarball))? {
+            let mut entry = entry.map_err(io_err(&tarball))?;
+            if entry.path().map_err(io_err(&tarball))?.to_string_lossy() == wanted {
+                let mut out = std::fs::File::create(&binary).map_err(io_err(&binary))?;
                 let mut buf = Vec::new();
-                entry.read_to_end(&mut buf).map_err(io_err(&tarball.0))?;
-                out.write_all(&buf).map_err(io_err(&binary.0))?;
+                entry.read_to_end(&mut buf).map_err(io_err(&tarball))?;
+                out.write_all(&buf).map_err(io_err(&binary))?;
                 found = true;
                 break;
             }
@@ -207,6 +214,6 @@ impl Downloader {
                 message: format!("archive has no {wanted}"),
             });
         }
-        Self::install(&binary.0, &dir.join("etcd"))
+        Self::install(&binary, &dir.join("etcd"))
     }
 }
