@@ -82,8 +82,10 @@ mod tests {
 
     #[test]
     fn bad_ssh_cidr_is_rejected_with_the_value() {
-        let mut config = AwsConfig::default();
-        config.ssh_cidr = Some("everyone".into());
+        let config = AwsConfig {
+            ssh_cidr: Some("everyone".into()),
+            ..AwsConfig::default()
+        };
         let err = AwsProviderBuilder::new()
             .with_config(config)
             .build()

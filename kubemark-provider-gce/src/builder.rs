@@ -63,20 +63,19 @@ impl GceProviderBuilder {
 
     /// Validates and builds.
     pub fn build(self) -> Result<GceProvider> {
-        if let Some(zone) = &self.config.zone {
-            if self.config.region().is_none()
+        if let Some(zone) = &self.config.zone
+            && (self.config.region().is_none()
                 || !zone
                     .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    PROVIDER_NAME,
-                    "build",
-                    "zone must look like us-central1-b",
-                )
-                .with_context("zone", zone.clone()));
-            }
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                PROVIDER_NAME,
+                "build",
+                "zone must look like us-central1-b",
+            )
+            .with_context("zone", zone.clone()));
         }
         Ok(GceProvider {
             config: self.config,

@@ -125,9 +125,11 @@ mod tests {
 
     #[test]
     fn conflicting_or_missing_inputs_are_clear_errors() {
-        let mut config = PreexistingConfig::default();
-        config.master = Some("10.0.0.5".into());
-        config.master_kubeconfig = Some("/nonexistent".into());
+        let mut config = PreexistingConfig {
+            master: Some("10.0.0.5".into()),
+            master_kubeconfig: Some("/nonexistent".into()),
+            ..PreexistingConfig::default()
+        };
         let err = PreexistingProviderBuilder::new()
             .with_config(config.clone())
             .build()

@@ -94,12 +94,13 @@ impl PkiDir {
 
 impl Drop for PkiDir {
     fn drop(&mut self) {
-        if self.remove_on_drop {
-            if let Err(e) = fs::remove_dir_all(&self.path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %self.path.display(), error = %e, "could not remove PKI directory");
-                }
-            }
+        if !self.remove_on_drop {
+            return;
+        }
+        if let Err(e) = fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove PKI directory");
         }
     }
 }

@@ -1,0 +1,96 @@
+//! Command-line flags. Precedence: flags, then environment variables (upstream's names where
+//! upstream had one), then defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubemark: a real Kubernetes control plane against thousands of hollow nodes.
+#[derive(Debug, Parser)]
+#[command(name = "kubemark", version, about)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter; KUBEMARK_LOG wins.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a kubemark cluster and write its kubeconfig.
+    Start(StartArgs),
+    /// Stop a kubemark cluster and remove what it created. Safe to repeat.
+    Stop(StopArgs),
+    /// Show a kubemark cluster's master health.
+    Status(ClusterArgs),
+}
+
+/// Where a provider runs the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// The master as processes on this machine; no cloud needed.
+    Local,
+    /// Google Compute Engine.
+    Gce,
+    /// Amazon EC2.
+    Aws,
+    /// Machines you already have (master over SSH, hollow nodes on an external cluster).
+    PreExisting,
+}
+
+/// Which cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The cluster's name.
+    #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
+    pub cluster: String,
+
+    /// Where cluster state lives (default: $XDG_STATE_HOME/kubemark or ~/.local/state/kubemark).
+    #[arg(long, env = "KUBEMARK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Flags of `kubemark start`.
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Where the master runs.
+    #[arg(long, value_enum, env = "CLOUD_PROVIDER", default_value = "local")]
+    pub provider: ProviderKind,
+
+    /// Directory with etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
+    #[arg(long, env = "KUBEMARK_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Download the official release binaries (sha256-verified) when they are not found.
+    #[arg(long)]
+    pub download: bool,
+
+    /// Where to write the admin kubeconfig.
+    #[arg(long, default_value = "kubeconfig.kubemark")]
+    pub kubeconfig_out: PathBuf,
+
+    /// Keep the master's data, PKI and logs after stop.
+    #[arg(long)]
+    pub keep_data: bool,
+
+    /// Seconds to wait for each readiness step.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// Flags of `kubemark stop`.
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}

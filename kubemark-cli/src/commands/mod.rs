@@ -1,0 +1,16 @@
+//! One module per subcommand.
+
+mod start;
+mod status;
+mod stop;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Start(args) => start::run(args).await,
+        Command::Stop(args) => stop::run(args).await,
+        Command::Status(args) => status::run(args).await,
+    }
+}

@@ -1,0 +1,75 @@
+//! The CLI's record of a cluster it started: enough for `stop` and `status` in another process.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use kubemark_core::master::LocalState;
+
+use crate::cli::{ClusterArgs, ProviderKind};
+
+/// `apiVersion` of the record; bumped when its shape changes incompatibly.
+pub const API_VERSION: &str = "kubemark.io/v1alpha1";
+
+/// What `start` created.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `ClusterState`.
+    pub kind: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The provider that hosts the master.
+    pub provider: ProviderKind,
+    /// The kubeconfig written for the user.
+    pub kubeconfig: PathBuf,
+    /// The local master, for the local provider.
+    pub local: Option<LocalState>,
+}
+
+/// The directory of one cluster's state.
+pub fn cluster_dir(args: &ClusterArgs) -> anyhow::Result<PathBuf> {
+    kubemark_core::provider::ClusterName::new(args.cluster.clone())?;
+    let root = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => match std::env::var_os("XDG_STATE_HOME") {
+            Some(dir) => PathBuf::from(dir).join("kubemark"),
+            None => PathBuf::from(
+                std::env::var_os("HOME").context("HOME is not set; pass --state-dir")?,
+            )
+            .join(".local/state/kubemark"),
+        },
+    };
+    Ok(root.join(&args.cluster))
+}
+
+fn record_path(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+/// Reads the record, `None` when there is none.
+pub fn read(dir: &Path) -> anyhow::Result<Option<ClusterRecord>> {
+    let path = record_path(dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let record: ClusterRecord = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a kubemark state file", path.display()))?;
+    anyhow::ensure!(
+        record.api_version == API_VERSION,
+        "{} has apiVersion {}, this kubemark reads {API_VERSION}",
+        path.display(),
+        record.api_version
+    );
+    Ok(Some(record))
+}
+
+/// Writes the record (0600: it points at credentials).
+pub fn write(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(record)?;
+    kubemark_core::pki::write_private(&record_path(dir), &json)?;
+    Ok(())
+}
