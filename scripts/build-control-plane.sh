@@ -11,8 +11,9 @@
 # Kubernetes version supports; the server module at the exact version k8s.io/kubernetes requires
 # gives a matching etcd with the same Go toolchain.
 #
-# Usage: scripts/build-control-plane.sh [--with-peers]
+# Usage: scripts/build-control-plane.sh [--with-peers] [--kubectl]
 #   --with-peers   also builds upstream's hollow node (cmd/kubemark) for side-by-side benchmarks.
+#   --kubectl      also builds kubectl (for machines without one).
 # Env: KUBEMARK_K8S_VERSION (default below), KUBEMARK_CACHE_DIR (default ~/.cache/kubemark).
 set -euo pipefail
 
@@ -22,9 +23,13 @@ BIN_DIR="$CACHE_DIR/bin/$K8S_VERSION"
 WORK_DIR="$CACHE_DIR/build/$K8S_VERSION"
 
 components=(kube-apiserver kube-controller-manager kube-scheduler etcd)
-if [[ "${1:-}" == "--with-peers" ]]; then
-  components+=(kubemark)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --with-peers) components+=(kubemark) ;;
+    --kubectl) components+=(kubectl) ;;
+    *) echo "error: unknown argument $arg (use --with-peers or --kubectl)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for c in "${components[@]}"; do

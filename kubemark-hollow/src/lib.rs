@@ -1,1 +1,1 @@
-//! stub
+#![doc = include_str!("../README.md")]

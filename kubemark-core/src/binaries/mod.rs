@@ -242,6 +242,16 @@ mod tests {
     }
 
     #[test]
+    fn build_script_pins_the_version_the_code_expects() {
+        let script = include_str!("../../../scripts/build-control-plane.sh");
+        let pin = format!("KUBEMARK_K8S_VERSION:-{KUBERNETES_VERSION}}}");
+        assert!(
+            script.contains(&pin),
+            "scripts/build-control-plane.sh must default to {KUBERNETES_VERSION}"
+        );
+    }
+
+    #[test]
     fn lookup_order_is_bin_dir_then_path_then_cache() {
         let root = tempfile::tempdir().unwrap();
         let (flag, on_path, cache) = (
