@@ -1,1 +1,13 @@
 #![doc = include_str!("../README.md")]
+
+pub mod client;
+pub mod config;
+pub mod identity;
+pub mod node;
+pub mod pods;
+pub mod quantity;
+pub mod runtime;
+
+pub use config::NodeConfig;
+pub use identity::Credentials;
+pub use runtime::{HollowError, HollowNodes, HollowOptions};

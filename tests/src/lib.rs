@@ -1,14 +1,122 @@
 //! Shared helpers of the workspace-level integration tests (in `tests/tests/`), which run against
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
-use kubemark_core::master::{LocalControlPlane, LocalOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use kubemark_core::master::{
+    BootstrapToken, LocalControlPlane, LocalOptions, ensure_node_bootstrap,
+};
+use kubemark_hollow::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 
 /// Starts a local control plane with the binaries found the documented way, failing the test with
 /// the reason (and the fix) when they are missing: integration tests never skip silently.
 pub async fn start_control_plane() -> LocalControlPlane {
-    let options =
+    start_control_plane_with(|_| {}).await
+}
+
+/// Like [`start_control_plane`], with options adjusted by `adjust`.
+pub async fn start_control_plane_with(adjust: impl FnOnce(&mut LocalOptions)) -> LocalControlPlane {
+    init_logging();
+    let mut options =
         LocalOptions::from_env().unwrap_or_else(|e| panic!("control-plane binaries: {e}"));
+    adjust(&mut options);
     LocalControlPlane::start(options)
         .await
         .unwrap_or_else(|e| panic!("local control plane did not start: {e}"))
+}
+
+/// Test logs on stderr (shown for failing tests), filtered by `KUBEMARK_LOG` (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Installs a bootstrap token and returns TLS-bootstrap credentials for hollow nodes.
+pub async fn bootstrap_credentials(cp: &LocalControlPlane, dir: &std::path::Path) -> Credentials {
+    let token = BootstrapToken::generate();
+    ensure_node_bootstrap(
+        &cp.client().await.unwrap(),
+        &token,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let path = dir.join("bootstrap.kubeconfig");
+    token
+        .kubeconfig(&cp.server_url(), cp.pki().ca.cert_pem())
+        .write(&path)
+        .unwrap();
+    Credentials::Bootstrap {
+        bootstrap_kubeconfig: path,
+        cert_dir: dir.join("certs"),
+    }
+}
+
+/// Starts hollow nodes `names` in this process.
+pub fn spawn_nodes(
+    credentials: &Credentials,
+    names: Vec<String>,
+    config: NodeConfig,
+) -> HollowNodes {
+    HollowNodes::spawn(HollowOptions {
+        names,
+        credentials: credentials.clone(),
+        config,
+        join_concurrency: 16,
+    })
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether a node's Ready condition is True.
+pub fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waits until `n` nodes are Ready.
+pub async fn wait_ready_nodes(client: &kube::Client, n: usize, timeout: Duration) -> Vec<Node> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually(&format!("{n} Ready nodes"), timeout, || {
+        let nodes = nodes.clone();
+        async move {
+            let list = nodes.list(&ListParams::default()).await.ok()?;
+            let ready: Vec<Node> = list.items.into_iter().filter(is_ready).collect();
+            (ready.len() >= n).then_some(ready)
+        }
+    })
+    .await
+}
+
+/// A temp directory that is kept alive for the test.
+pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    (dir, path)
 }

@@ -144,6 +144,9 @@ pub fn apiserver_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
             l.pki("apiserver-kubelet-client.key")
         ),
         format!("--token-auth-file={}", l.pki(file_names::TOKENS)),
+        // Hollow nodes join as real kubelets do: a bootstrap token, then a CSR the
+        // controller-manager approves and signs.
+        "--enable-bootstrap-token-auth=true".into(),
         format!("--service-account-key-file={}", l.pki(file_names::SA_PUB)),
         format!(
             "--service-account-signing-key-file={}",

@@ -4,6 +4,7 @@
 
 mod flags;
 mod local;
+mod node_bootstrap;
 mod process;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ pub use flags::{
     scheduler_args,
 };
 pub use local::{LocalControlPlane, LocalOptions, LocalState, client_from_kubeconfig};
+pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap};
 
 use crate::binaries::BinariesError;
 use crate::pki::PkiError;

@@ -1,0 +1,283 @@
+//! The kubelet's node loop for one hollow node: register the Node, renew its Lease, report its
+//! status, follow its Node object (for `spec.podCIDR`), and run its pod worker.
+
+pub mod object;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use rand::Rng;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::client::RateLimiter;
+use crate::config::NodeConfig;
+use crate::pods::PodWorker;
+use object::{NodeFacts, now_rfc3339};
+
+/// Everything one node's loops share.
+pub struct NodeContext {
+    /// The node's name.
+    pub name: String,
+    /// A client authenticated as this node.
+    pub client: kube::Client,
+    /// This node's client-side rate limit (not applied to leases, as in the kubelet).
+    pub limiter: RateLimiter,
+    /// The node's shape.
+    pub config: Arc<NodeConfig>,
+    /// The node's InternalIP.
+    pub ip: Ipv4Addr,
+}
+
+/// Errors that stop a node from joining.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Registration failed.
+    #[error("node {node}: registration failed: {source}")]
+    Register {
+        /// The node.
+        node: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jittered(base: Duration, factor: f64) -> Duration {
+    base.mul_f64(1.0 + rand::rng().random_range(0.0..factor))
+}
+
+/// Runs one hollow node until the task is dropped.
+pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), NodeError> {
+    let facts = NodeFacts {
+        name: ctx.name.clone(),
+        ip: ctx.ip,
+        kubelet_version,
+        boot_id: uuid_like(),
+    };
+    register(&ctx, &facts).await?;
+    let (cidr_tx, cidr_rx) = watch::channel(None);
+    let node_uid = Arc::new(std::sync::Mutex::new(None::<String>));
+    let tasks = [
+        tokio::spawn(lease_loop(ctx.clone(), node_uid.clone())),
+        tokio::spawn(status_loop(ctx.clone(), facts)),
+        tokio::spawn(node_watch(ctx.clone(), cidr_tx, node_uid)),
+        tokio::spawn(service_watch(ctx.clone())),
+        tokio::spawn(PodWorker::run(ctx.clone(), cidr_rx)),
+    ];
+    // Abort the loops when this future is dropped (the node is stopped).
+    let _guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<(), NodeError> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let node: Node =
+        serde_json::from_value(object::node(facts, &ctx.config)).expect("the node object is valid");
+    let mut delay = Duration::from_millis(200);
+    loop {
+        ctx.limiter.acquire().await;
+        match nodes.create(&PostParams::default(), &node).await {
+            Ok(_) => return Ok(()),
+            // Registered before (a restart): the status loop brings it up to date, as the kubelet
+            // does for a node that already exists.
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
+                return Err(NodeError::Register {
+                    node: ctx.name.clone(),
+                    source: kube::Error::Api(s),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(node = %ctx.name, error = %e, "registration failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(7));
+            }
+        }
+    }
+}
+
+/// Renews the Lease every quarter of its duration, by update with the cached object (no GET
+/// before each renewal), as the kubelet's lease controller does.
+async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option<String>>>) {
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
+    let duration = ctx.config.lease_duration;
+    let interval = duration / 4;
+    let mut cached: Option<Lease> = None;
+    loop {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let result = match cached.take() {
+            Some(mut lease) => {
+                if let Some(spec) = lease.spec.as_mut() {
+                    spec.renew_time = Some(now);
+                }
+                leases
+                    .replace(&ctx.name, &PostParams::default(), &lease)
+                    .await
+            }
+            None => match leases.get_opt(&ctx.name).await {
+                Ok(Some(mut lease)) => {
+                    let spec = lease.spec.get_or_insert_with(Default::default);
+                    spec.holder_identity = Some(ctx.name.clone());
+                    spec.lease_duration_seconds = Some(duration.as_secs() as i32);
+                    spec.renew_time = Some(now);
+                    leases
+                        .replace(&ctx.name, &PostParams::default(), &lease)
+                        .await
+                }
+                Ok(None) => {
+                    let uid = node_uid.lock().ok().and_then(|u| u.clone());
+                    let lease: Lease = serde_json::from_value(json!({
+                        "metadata": {
+                            "name": ctx.name, "namespace": "kube-node-lease",
+                            "ownerReferences": uid.map(|uid| vec![json!({
+                                "apiVersion": "v1", "kind": "Node", "name": ctx.name, "uid": uid,
+                            })]),
+                        },
+                        "spec": {
+                            "holderIdentity": ctx.name,
+                            "leaseDurationSeconds": duration.as_secs(),
+                        },
+                    }))
+                    .expect("valid lease");
+                    let mut lease = lease;
+                    if let Some(spec) = lease.spec.as_mut() {
+                        spec.renew_time = Some(now);
+                    }
+                    leases.create(&PostParams::default(), &lease).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(lease) => {
+                cached = Some(lease);
+                tokio::time::sleep(jittered(interval, 0.04)).await;
+            }
+            Err(e) => {
+                // A conflict means our cached copy is stale: fetch it on the next attempt.
+                tracing::debug!(node = %ctx.name, error = %e, "lease renewal failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Computes node status every `status_update_frequency` and writes it when it changed or when
+/// `status_report_frequency` passed since the last write.
+async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let transition = now_rfc3339();
+    let mut last_written: Option<(serde_json::Value, tokio::time::Instant)> = None;
+    loop {
+        let now = now_rfc3339();
+        let status = object::status(&facts, &ctx.config, &now, &transition);
+        let comparable = object::status(&facts, &ctx.config, "", &transition);
+        let due = match &last_written {
+            None => true,
+            Some((prev, at)) => {
+                *prev != comparable || at.elapsed() >= ctx.config.status_report_frequency
+            }
+        };
+        if due {
+            ctx.limiter.acquire().await;
+            let body = json!({ "status": status });
+            match nodes
+                .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
+                .await
+            {
+                Ok(_) => last_written = Some((comparable, tokio::time::Instant::now())),
+                Err(e) => {
+                    tracing::debug!(node = %ctx.name, error = %e, "node status update failed")
+                }
+            }
+        }
+        tokio::time::sleep(ctx.config.status_update_frequency).await;
+    }
+}
+
+/// Follows this node's own Node object, as the kubelet's node informer does; hands out the
+/// podCIDR once the controller-manager allocates it.
+async fn node_watch(
+    ctx: Arc<NodeContext>,
+    cidr: watch::Sender<Option<String>>,
+    node_uid: Arc<std::sync::Mutex<Option<String>>>,
+) {
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", ctx.name));
+    let mut stream = std::pin::pin!(watcher::watcher(api, config));
+    while let Some(event) = stream.next().await {
+        let node = match event {
+            Ok(Event::Apply(n) | Event::InitApply(n)) => n,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(node = %ctx.name, error = %e, "node watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Ok(mut uid) = node_uid.lock() {
+            *uid = node.metadata.uid.clone();
+        }
+        let value = node.spec.and_then(|s| s.pod_cidr);
+        if value.is_some() && *cidr.borrow() != value {
+            let _ = cidr.send(value);
+        }
+    }
+}
+
+/// The kubelet watches every Service (for pods' environment variables); the API server carries
+/// that watch for every node, so the hollow node keeps it open too.
+async fn service_watch(ctx: Arc<NodeContext>) {
+    let api: Api<Service> = Api::all(ctx.client.clone());
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    while let Some(event) = stream.next().await {
+        if let Err(e) = event {
+            tracing::debug!(node = %ctx.name, error = %e, "service watch failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The kubelet's pod loop for one hollow node: watch the node's pods, admit or reject them, give
+//! them IPs from the node's podCIDR, report them Running, finish or crash them on request, and
+//! delete them gracefully. Only a few fields of each pod are kept, never the Pod object.
+
+pub mod admission;
+pub mod ipam;
+pub mod status;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use self::admission::Requests;
+use self::ipam::Ipam;
+use self::status::{ContainerRef, ContainerState, StatusView};
+use crate::node::NodeContext;
+use crate::node::object::now_rfc3339;
+
+/// Annotation: how long the pod's containers run before they exit (e.g. `30s`, `5m`). Lets Jobs
+/// complete. Without it, containers run until the pod is deleted.
+pub const RUN_DURATION_ANNOTATION: &str = "kubemark.io/run-duration";
+/// Annotation: the exit code containers exit with after the run duration (default 0). With
+/// `restartPolicy: Always` (or `OnFailure` and a non-zero code) they restart with the kubelet's
+/// back-off, showing `CrashLoopBackOff`.
+pub const EXIT_CODE_ANNOTATION: &str = "kubemark.io/exit-code";
+
+#[derive(Debug)]
+struct PodState {
+    namespace: Box<str>,
+    name: Box<str>,
+    ip: Option<Ipv4Addr>,
+    requests: Requests,
+    app: Box<[ContainerRef]>,
+    init: Box<[ContainerRef]>,
+    start_time: Box<str>,
+    restart_policy: RestartPolicy,
+    run_for: Option<Duration>,
+    exit_code: i32,
+    restarts: u32,
+    unmet_gates: Vec<String>,
+    phase: Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Local {
+    Running,
+    BackOff,
+    Terminal,
+    Deleting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug)]
+enum Timer {
+    Exit(String),
+    Restart(String),
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn containers(list: Option<&Vec<k8s_openapi::api::core::v1::Container>>) -> Box<[ContainerRef]> {
+    list.into_iter()
+        .flatten()
+        .map(|c| ContainerRef {
+            name: c.name.as_str().into(),
+            image: c.image.as_deref().unwrap_or_default().into(),
+            sidecar: c.restart_policy.as_deref() == Some("Always"),
+        })
+        .collect()
+}
+
+fn unmet_gates(pod: &Pod) -> Vec<String> {
+    let gates = pod.spec.as_ref().and_then(|s| s.readiness_gates.as_ref());
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    gates
+        .into_iter()
+        .flatten()
+        .filter(|g| {
+            !conditions
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == g.condition_type && c.status == "True")
+        })
+        .map(|g| g.condition_type.clone())
+        .collect()
+}
+
+/// Restart back-off as the kubelet's: 10 s doubling to 5 min.
+fn backoff(restarts: u32) -> Duration {
+    Duration::from_secs((10u64 << restarts.clamp(1, 6).saturating_sub(1)).min(300))
+}
+
+/// The pod worker of one node.
+pub(crate) struct PodWorker {
+    ctx: Arc<NodeContext>,
+    pods: HashMap<String, PodState>,
+    ipam: Option<Ipam>,
+    allocatable: Requests,
+    used: Requests,
+    waiting_for_cidr: Vec<Pod>,
+    timers: mpsc::UnboundedSender<Timer>,
+}
+
+impl PodWorker {
+    /// Runs until the process stops. `cidr` carries the node's podCIDR once allocated.
+    pub(crate) async fn run(ctx: Arc<NodeContext>, mut cidr: watch::Receiver<Option<String>>) {
+        let allocatable = ctx
+            .config
+            .capacity
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), crate::quantity::parse(&v.0)?)))
+            .collect();
+        let (timers, mut timer_rx) = mpsc::unbounded_channel();
+        let mut worker = PodWorker {
+            ctx: ctx.clone(),
+            pods: HashMap::new(),
+            ipam: None,
+            allocatable,
+            used: Requests::new(),
+            waiting_for_cidr: Vec::new(),
+            timers,
+        };
+        let api: Api<Pod> = Api::all(ctx.client.clone());
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.name));
+        let mut stream = std::pin::pin!(watcher::watcher(api, config));
+        let mut listed = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                event = stream.next() => match event {
+                    Some(Ok(Event::Init)) => listed.clear(),
+                    Some(Ok(Event::InitApply(pod))) => {
+                        listed.insert(pod.metadata.uid.clone().unwrap_or_default());
+                        worker.apply(pod).await;
+                    }
+                    Some(Ok(Event::InitDone)) => worker.forget_unlisted(&listed),
+                    Some(Ok(Event::Apply(pod))) => worker.apply(pod).await,
+                    Some(Ok(Event::Delete(pod))) => worker.forget(pod.metadata.uid.as_deref().unwrap_or_default()),
+                    Some(Err(e)) => {
+                        tracing::debug!(node = %ctx.name, error = %e, "pod watch failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    None => return,
+                },
+                changed = cidr.changed() => {
+                    if changed.is_err() { return; }
+                    let value = cidr.borrow_and_update().clone();
+                    if let Some(value) = value { worker.set_cidr(&value).await; }
+                }
+                Some(timer) = timer_rx.recv() => worker.on_timer(timer).await,
+            }
+        }
+    }
+
+    async fn set_cidr(&mut self, cidr: &str) {
+        if self.ipam.as_ref().is_some_and(|i| i.cidr() == cidr) {
+            return;
+        }
+        match Ipam::new(cidr) {
+            Ok(mut ipam) => {
+                for p in self.pods.values() {
+                    if let Some(ip) = p.ip {
+                        ipam.reserve(ip);
+                    }
+                }
+                self.ipam = Some(ipam);
+                for pod in std::mem::take(&mut self.waiting_for_cidr) {
+                    self.apply(pod).await;
+                }
+            }
+            Err(e) => tracing::error!(node = %self.ctx.name, error = %e, "unusable podCIDR"),
+        }
+    }
+
+    fn forget(&mut self, uid: &str) {
+        if let Some(p) = self.pods.remove(uid) {
+            self.release(&p);
+        }
+        self.waiting_for_cidr
+            .retain(|p| p.metadata.uid.as_deref() != Some(uid));
+    }
+
+    fn release(&mut self, p: &PodState) {
+        if let (Some(ip), Some(ipam)) = (p.ip, self.ipam.as_mut()) {
+            ipam.release(ip);
+        }
+        if p.phase != Local::Terminal {
+            for (k, v) in &p.requests {
+                *self.used.entry(k.clone()).or_default() -= v;
+            }
+        }
+    }
+
+    fn forget_unlisted(&mut self, listed: &std::collections::HashSet<String>) {
+        let gone: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.forget(&uid);
+        }
+    }
+
+    fn admitted(&self) -> usize {
+        self.pods
+            .values()
+            .filter(|p| p.phase != Local::Terminal)
+            .count()
+    }
+
+    async fn apply(&mut self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Pending");
+        let terminal = matches!(phase, "Succeeded" | "Failed");
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.delete(&uid, &pod).await;
+            return;
+        }
+        if let Some(state) = self.pods.get_mut(&uid) {
+            // A known pod: only readiness gates can change what the kubelet reports.
+            let gates = unmet_gates(&pod);
+            if state.phase == Local::Running && gates != state.unmet_gates {
+                state.unmet_gates = gates;
+                self.write_status(&uid, ContainerState::Running).await;
+            }
+            return;
+        }
+        if terminal {
+            return;
+        }
+        self.start(pod, uid).await;
+    }
+
+    async fn start(&mut self, pod: Pod, uid: String) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let host_network = spec.host_network.unwrap_or(false);
+        let status = pod.status.clone().unwrap_or_default();
+        // After a restart of this process, a pod we already run keeps its IP.
+        let existing_ip: Option<Ipv4Addr> = status.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let already_running =
+            status.phase.as_deref() == Some("Running") && status.start_time.is_some();
+        if !host_network && self.ipam.is_none() {
+            self.waiting_for_cidr.push(pod);
+            return;
+        }
+        let requests = admission::pod_requests(&pod);
+        if !already_running
+            && let Err(rejection) =
+                admission::admit(&requests, &self.used, self.admitted(), &self.allocatable)
+        {
+            tracing::info!(node = %self.ctx.name, pod = ?pod.metadata.name, reason = %rejection.reason, "rejected");
+            self.patch_status(
+                &pod,
+                status::rejected(&rejection.reason, &rejection.message),
+            )
+            .await;
+            self.event(&pod, None, "Warning", &rejection.reason, &rejection.message);
+            return;
+        }
+        let ip = if host_network {
+            None
+        } else if let Some(ip) =
+            existing_ip.filter(|ip| self.ipam.as_mut().is_some_and(|i| i.reserve(*ip)))
+        {
+            Some(ip)
+        } else {
+            match self.ipam.as_mut().map(Ipam::allocate) {
+                Some(Ok(ip)) => Some(ip),
+                Some(Err(e)) => {
+                    // As a CNI out of addresses: the sandbox fails, the pod stays Pending and says why.
+                    let message =
+                        format!("Failed to create pod sandbox: failed to allocate IP: {e}");
+                    self.event(&pod, None, "Warning", "FailedCreatePodSandBox", &message);
+                    let st = json!({ "phase": "Pending", "conditions": [{
+                        "type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null,
+                        "lastTransitionTime": now_rfc3339(), "reason": "PodCIDRExhausted", "message": message,
+                    }]});
+                    self.patch_status(&pod, st).await;
+                    return;
+                }
+                None => None,
+            }
+        };
+        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        let restart_policy = match spec.restart_policy.as_deref() {
+            Some("Never") => RestartPolicy::Never,
+            Some("OnFailure") => RestartPolicy::OnFailure,
+            _ => RestartPolicy::Always,
+        };
+        let state = PodState {
+            namespace: pod
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or("default")
+                .into(),
+            name: pod.metadata.name.as_deref().unwrap_or_default().into(),
+            ip,
+            requests,
+            app: containers(Some(&spec.containers)),
+            init: containers(spec.init_containers.as_ref()),
+            start_time: status
+                .start_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_else(now_rfc3339)
+                .into(),
+            restart_policy,
+            run_for: annotations
+                .get(RUN_DURATION_ANNOTATION)
+                .and_then(|d| parse_duration(d)),
+            exit_code: annotations
+                .get(EXIT_CODE_ANNOTATION)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+            restarts: status
+                .container_statuses
+                .iter()
+                .flatten()
+                .map(|c| c.restart_count as u32)
+                .max()
+                .unwrap_or(0),
+            unmet_gates: unmet_gates(&pod),
+            phase: Local::Running,
+        };
+        for (k, v) in &state.requests {
+            *self.used.entry(k.clone()).or_default() += v;
+        }
+        let run_for = state.run_for;
+        self.pods.insert(uid.clone(), state);
+        if !already_running {
+            self.fetch_volumes(&pod).await;
+            self.write_status(&uid, ContainerState::Waiting("ContainerCreating"))
+                .await;
+            if let Some(p) = self.pods.get(&uid) {
+                for c in p.init.iter().chain(p.app.iter()) {
+                    let image =
+                        format!("Container image \"{}\" already present on machine", c.image);
+                    self.event(&pod, Some(&c.name), "Normal", "Pulled", &image);
+                    self.event(
+                        &pod,
+                        Some(&c.name),
+                        "Normal",
+                        "Created",
+                        &format!("Created container: {}", c.name),
+                    );
+                    self.event(
+                        &pod,
+                        Some(&c.name),
+                        "Normal",
+                        "Started",
+                        &format!("Started container {}", c.name),
+                    );
+                }
+            }
+            self.write_status(&uid, ContainerState::Running).await;
+        }
+        if let Some(d) = run_for {
+            self.schedule(d, Timer::Exit(uid));
+        }
+    }
+
+    /// ConfigMaps and Secrets a pod mounts are read as the kubelet reads them, so the API server
+    /// carries that load too; a missing one does not block a hollow pod.
+    async fn fetch_volumes(&self, pod: &Pod) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+        for v in volumes.into_iter().flatten() {
+            if let Some(cm) = v.config_map.as_ref() {
+                self.ctx.limiter.acquire().await;
+                let _ = Api::<ConfigMap>::namespaced(self.ctx.client.clone(), ns)
+                    .get_opt(&cm.name)
+                    .await;
+            }
+            if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+                self.ctx.limiter.acquire().await;
+                let _ = Api::<Secret>::namespaced(self.ctx.client.clone(), ns)
+                    .get_opt(name)
+                    .await;
+            }
+        }
+    }
+
+    fn schedule(&self, after: Duration, timer: Timer) {
+        let tx = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(timer);
+        });
+    }
+
+    async fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Exit(uid) => {
+                let Some(p) = self.pods.get(&uid) else { return };
+                if p.phase != Local::Running {
+                    return;
+                }
+                let restart = match p.restart_policy {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => p.exit_code != 0,
+                    RestartPolicy::Never => false,
+                };
+                let code = p.exit_code;
+                if restart {
+                    let p = self.pods.get_mut(&uid).expect("checked above");
+                    p.restarts += 1;
+                    p.phase = Local::BackOff;
+                    let wait = backoff(p.restarts);
+                    self.write_status(&uid, ContainerState::Waiting("CrashLoopBackOff"))
+                        .await;
+                    self.schedule(wait, Timer::Restart(uid));
+                } else {
+                    self.write_status(&uid, ContainerState::Terminated(code))
+                        .await;
+                    if let Some(p) = self.pods.get_mut(&uid) {
+                        p.phase = Local::Terminal;
+                        let p = std::mem::replace(&mut p.requests, Requests::new());
+                        for (k, v) in p {
+                            *self.used.entry(k).or_default() -= v;
+                        }
+                    }
+                    if let Some(ip) = self.pods.get_mut(&uid).and_then(|p| p.ip.take()) {
+                        if let Some(ipam) = self.ipam.as_mut() {
+                            ipam.release(ip);
+                        }
+                    }
+                }
+            }
+            Timer::Restart(uid) => {
+                let Some(p) = self.pods.get_mut(&uid) else {
+                    return;
+                };
+                if p.phase != Local::BackOff {
+                    return;
+                }
+                p.phase = Local::Running;
+                let run_for = p.run_for;
+                self.write_status(&uid, ContainerState::Running).await;
+                if let Some(d) = run_for {
+                    self.schedule(d, Timer::Exit(uid));
+                }
+            }
+        }
+    }
+
+    /// Graceful deletion: stop the containers (at once: nothing runs), report them terminated,
+    /// then delete the pod with grace period 0, as the kubelet's status manager does.
+    async fn delete(&mut self, uid: &str, pod: &Pod) {
+        if let Some(p) = self.pods.get_mut(uid) {
+            if p.phase == Local::Deleting {
+                return;
+            }
+            let was_active = p.phase != Local::Terminal;
+            p.phase = Local::Deleting;
+            if was_active {
+                for c in p.app.clone().iter() {
+                    self.event(
+                        pod,
+                        Some(&c.name),
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                    );
+                }
+                self.write_status(uid, ContainerState::Terminated(0)).await;
+            }
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        self.ctx.limiter.acquire().await;
+        match Api::<Pod>::namespaced(self.ctx.client.clone(), ns)
+            .delete(name, &params)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(node = %self.ctx.name, pod = name, error = %e, "final delete failed")
+            }
+        }
+        self.forget(uid);
+    }
+
+    async fn write_status(&self, uid: &str, app: ContainerState) {
+        let Some(p) = self.pods.get(uid) else { return };
+        let now = now_rfc3339();
+        let host_ip = self.ctx.ip.to_string();
+        // hostNetwork pods have the node's address.
+        let pod_ip = Some(
+            p.ip.map(|ip| ip.to_string())
+                .unwrap_or_else(|| host_ip.clone()),
+        );
+        let view = StatusView {
+            uid,
+            host_ip: &host_ip,
+            pod_ip: pod_ip.as_deref(),
+            start_time: &p.start_time,
+            now: &now,
+            app,
+            restarts: p.restarts,
+            unmet_gates: &p.unmet_gates,
+        };
+        let body = json!({ "status": status::pod_status(&p.app, &p.init, &view) });
+        self.ctx.limiter.acquire().await;
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &p.namespace);
+        if let Err(e) = api
+            .patch_status(&p.name, &PatchParams::default(), &Patch::Strategic(&body))
+            .await
+        {
+            tracing::debug!(node = %self.ctx.name, pod = %p.name, error = %e, "status update failed");
+        }
+    }
+
+    async fn patch_status(&self, pod: &Pod, status: serde_json::Value) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        self.ctx.limiter.acquire().await;
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let body = json!({ "status": status });
+        if let Err(e) = api
+            .patch_status(name, &PatchParams::default(), &Patch::Strategic(&body))
+            .await
+        {
+            tracing::debug!(node = %self.ctx.name, pod = name, error = %e, "status update failed");
+        }
+    }
+
+    /// Emits a core/v1 Event from the kubelet, without waiting for it (the kubelet's recorder is
+    /// asynchronous too).
+    fn event(&self, pod: &Pod, container: Option<&str>, type_: &str, reason: &str, message: &str) {
+        if !self.ctx.config.events {
+            return;
+        }
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let now = now_rfc3339();
+        let mut involved = json!({
+            "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+            "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version,
+        });
+        if let Some(c) = container {
+            involved["fieldPath"] = json!(format!("spec.containers{{{c}}}"));
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "name": format!("{name}.{stamp:x}"), "namespace": ns },
+            "involvedObject": involved,
+            "reason": reason, "message": message, "type": type_,
+            "source": { "component": "kubelet", "host": self.ctx.name },
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": "kubelet", "reportingInstance": self.ctx.name,
+        });
+        let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) else {
+            return;
+        };
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            ctx.limiter.acquire().await;
+            let api: Api<k8s_openapi::api::core::v1::Event> =
+                Api::namespaced(ctx.client.clone(), &ns);
+            let _ = api.create(&PostParams::default(), &event).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_backoff() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(2), Duration::from_secs(20));
+        assert_eq!(backoff(5), Duration::from_secs(160));
+        assert_eq!(backoff(9), Duration::from_secs(300));
+    }
+}

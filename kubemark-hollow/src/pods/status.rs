@@ -1,0 +1,365 @@
+//! Pod status as the kubelet writes it: phases, conditions, container statuses with IDs.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// A container the hollow runtime "runs".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    /// Container name.
+    pub name: Box<str>,
+    /// Image as written in the spec.
+    pub image: Box<str>,
+    /// A sidecar (init container with `restartPolicy: Always`).
+    pub sidecar: bool,
+}
+
+/// What a container is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Not started yet (`ContainerCreating`, `PodInitializing`, `CrashLoopBackOff`).
+    Waiting(&'static str),
+    /// Running since.
+    Running,
+    /// Exited with a code.
+    Terminated(i32),
+}
+
+/// Inputs of one status write.
+#[derive(Debug, Clone)]
+pub struct StatusView<'a> {
+    /// Pod UID (container IDs derive from it).
+    pub uid: &'a str,
+    /// The node's IP.
+    pub host_ip: &'a str,
+    /// The pod's IP, once it has one.
+    pub pod_ip: Option<&'a str>,
+    /// When the kubelet accepted the pod.
+    pub start_time: &'a str,
+    /// Now.
+    pub now: &'a str,
+    /// State of the app containers.
+    pub app: ContainerState,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Readiness gates not yet True (by condition type).
+    pub unmet_gates: &'a [String],
+}
+
+fn hex_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// `containerd://<64 hex>`, stable for a container instance (changes with each restart).
+pub fn container_id(uid: &str, name: &str, restart: u32) -> String {
+    format!(
+        "containerd://{}",
+        hex_id(&[uid, name, &restart.to_string()])
+    )
+}
+
+/// `<repository>@sha256:<digest>`, stable per image.
+pub fn image_id(image: &str) -> String {
+    let repo = match image.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => image,
+    };
+    let repo = repo.split('@').next().unwrap_or(repo);
+    format!("{repo}@sha256:{}", hex_id(&[image]))
+}
+
+fn state_json(state: &ContainerState, v: &StatusView<'_>, cid: &str) -> Value {
+    match state {
+        ContainerState::Waiting(reason) => json!({ "waiting": { "reason": reason } }),
+        ContainerState::Running => json!({ "running": { "startedAt": v.start_time } }),
+        ContainerState::Terminated(code) => json!({ "terminated": {
+            "exitCode": code,
+            "reason": if *code == 0 { "Completed" } else { "Error" },
+            "startedAt": v.start_time,
+            "finishedAt": v.now,
+            "containerID": cid,
+        }}),
+    }
+}
+
+fn container_status(
+    c: &ContainerRef,
+    state: &ContainerState,
+    restarts: u32,
+    v: &StatusView<'_>,
+) -> Value {
+    let cid = container_id(v.uid, &c.name, restarts);
+    let created = !matches!(
+        state,
+        ContainerState::Waiting("ContainerCreating" | "PodInitializing")
+    );
+    let mut s = json!({
+        "name": c.name,
+        "image": c.image,
+        "imageID": if created { image_id(&c.image) } else { String::new() },
+        "ready": matches!(state, ContainerState::Running),
+        "started": matches!(state, ContainerState::Running),
+        "restartCount": restarts,
+        "state": state_json(state, v, &cid),
+        "lastState": {},
+    });
+    if created {
+        s["containerID"] = Value::String(cid);
+    }
+    if restarts > 0 {
+        let last = container_id(v.uid, &c.name, restarts - 1);
+        s["lastState"] = json!({ "terminated": {
+            "exitCode": 1, "reason": "Error", "startedAt": v.start_time, "finishedAt": v.now, "containerID": last,
+        }});
+    }
+    s
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    now: &str,
+) -> Value {
+    let mut c = json!({ "type": type_, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now });
+    if let Some(r) = reason {
+        c["reason"] = Value::String(r.into());
+    }
+    if let Some(m) = message {
+        c["message"] = Value::String(m);
+    }
+    c
+}
+
+/// The status for a pod whose app containers are in `v.app`.
+pub fn pod_status(app: &[ContainerRef], init: &[ContainerRef], v: &StatusView<'_>) -> Value {
+    let sandbox_ready = v.pod_ip.is_some() && !matches!(v.app, ContainerState::Terminated(_));
+    let initialized = !matches!(
+        v.app,
+        ContainerState::Waiting("ContainerCreating" | "PodInitializing")
+    );
+    let running = matches!(v.app, ContainerState::Running);
+    let terminated = match v.app {
+        ContainerState::Terminated(code) => Some(code),
+        _ => None,
+    };
+    let phase = match terminated {
+        Some(0) => "Succeeded",
+        Some(_) => "Failed",
+        None if initialized && !matches!(v.app, ContainerState::Waiting("ContainerCreating")) => {
+            "Running"
+        }
+        None => "Pending",
+    };
+    let not_ready = |what: &'static str| -> (Option<&'static str>, Option<String>) {
+        if terminated.is_some() {
+            return (Some("PodCompleted"), None);
+        }
+        let names: Vec<&str> = app.iter().map(|c| &*c.name).collect();
+        (
+            Some(what),
+            Some(format!(
+                "containers with unready status: [{}]",
+                names.join(" ")
+            )),
+        )
+    };
+    let (cr_reason, cr_message) = if running {
+        (None, None)
+    } else {
+        not_ready("ContainersNotReady")
+    };
+    let (ready, r_reason, r_message) = if !running {
+        let (r, m) = not_ready("ContainersNotReady");
+        (false, r, m)
+    } else if let Some(gate) = v.unmet_gates.first() {
+        (
+            false,
+            Some("ReadinessGatesNotReady"),
+            Some(format!(
+                "corresponding condition of pod readiness gate \"{gate}\" does not exist."
+            )),
+        )
+    } else {
+        (true, None, None)
+    };
+    let init_state = |c: &ContainerRef| -> ContainerState {
+        match (&v.app, c.sidecar) {
+            (ContainerState::Waiting("ContainerCreating"), _) => {
+                ContainerState::Waiting("PodInitializing")
+            }
+            (ContainerState::Terminated(code), true) => ContainerState::Terminated(*code),
+            (_, true) => ContainerState::Running,
+            (_, false) => ContainerState::Terminated(0),
+        }
+    };
+    let app_state = match &v.app {
+        ContainerState::Waiting("ContainerCreating") if !init.is_empty() => {
+            ContainerState::Waiting("PodInitializing")
+        }
+        other => other.clone(),
+    };
+    let mut init_statuses: Vec<Value> = init
+        .iter()
+        .map(|c| container_status(c, &init_state(c), 0, v))
+        .collect();
+    for (c, s) in init.iter().zip(init_statuses.iter_mut()) {
+        if !c.sidecar && matches!(init_state(c), ContainerState::Terminated(0)) {
+            s["ready"] = Value::Bool(true);
+        }
+    }
+    let mut status = json!({
+        "phase": phase,
+        "hostIP": v.host_ip,
+        "hostIPs": [{ "ip": v.host_ip }],
+        "startTime": v.start_time,
+        "conditions": [
+            condition("PodReadyToStartContainers", sandbox_ready, None, None, v.now),
+            condition("Initialized", initialized, (!initialized).then_some("ContainersNotInitialized"), None, v.now),
+            condition("Ready", ready, r_reason, r_message, v.now),
+            condition("ContainersReady", running, cr_reason, cr_message, v.now),
+        ],
+        "containerStatuses": app.iter().map(|c| container_status(c, &app_state, v.restarts, v)).collect::<Vec<_>>(),
+    });
+    if !init.is_empty() {
+        status["initContainerStatuses"] = Value::Array(init_statuses);
+    }
+    if let Some(ip) = v.pod_ip {
+        status["podIP"] = Value::String(ip.into());
+        status["podIPs"] = json!([{ "ip": ip }]);
+    }
+    status
+}
+
+/// The status of a pod the kubelet rejected at admission.
+pub fn rejected(reason: &str, message: &str) -> Value {
+    json!({ "phase": "Failed", "reason": reason, "message": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, sidecar: bool) -> ContainerRef {
+        ContainerRef {
+            name: name.into(),
+            image: "registry.k8s.io/pause:3.10".into(),
+            sidecar,
+        }
+    }
+
+    fn view(app: ContainerState, gates: &[String]) -> StatusView<'_> {
+        StatusView {
+            uid: "u",
+            host_ip: "100.64.0.1",
+            pod_ip: Some("10.64.0.2"),
+            start_time: "2026-01-01T00:00:00Z",
+            now: "2026-01-01T00:00:01Z",
+            app,
+            restarts: 0,
+            unmet_gates: gates,
+        }
+    }
+
+    #[test]
+    fn running_pod_is_ready_with_ids_and_completed_init_and_running_sidecar() {
+        let s = pod_status(
+            &[c("app", false)],
+            &[c("init", false), c("side", true)],
+            &view(ContainerState::Running, &[]),
+        );
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["podIP"], "10.64.0.2");
+        let cond = |t: &str| {
+            s["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .unwrap()["status"]
+                .clone()
+        };
+        assert_eq!(cond("Ready"), "True");
+        assert_eq!(cond("Initialized"), "True");
+        let app = &s["containerStatuses"][0];
+        assert!(
+            app["containerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("containerd://")
+        );
+        assert_eq!(
+            app["containerID"].as_str().unwrap().len(),
+            "containerd://".len() + 64
+        );
+        assert_eq!(
+            app["imageID"].as_str().unwrap().split('@').next().unwrap(),
+            "registry.k8s.io/pause"
+        );
+        assert_eq!(
+            s["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
+        assert!(
+            s["initContainerStatuses"][1]["state"]["running"].is_object(),
+            "sidecars keep running"
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_and_terminal_phases_follow_exit_codes() {
+        let gates = vec!["example.com/gate".to_string()];
+        let s = pod_status(
+            &[c("app", false)],
+            &[],
+            &view(ContainerState::Running, &gates),
+        );
+        let ready = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "ReadinessGatesNotReady");
+        assert_eq!(
+            pod_status(
+                &[c("a", false)],
+                &[],
+                &view(ContainerState::Terminated(0), &[])
+            )["phase"],
+            "Succeeded"
+        );
+        assert_eq!(
+            pod_status(
+                &[c("a", false)],
+                &[],
+                &view(ContainerState::Terminated(2), &[])
+            )["phase"],
+            "Failed"
+        );
+        assert_eq!(
+            pod_status(
+                &[c("a", false)],
+                &[],
+                &view(ContainerState::Waiting("ContainerCreating"), &[])
+            )["phase"],
+            "Pending"
+        );
+        assert_eq!(
+            pod_status(
+                &[c("a", false)],
+                &[],
+                &view(ContainerState::Waiting("CrashLoopBackOff"), &[])
+            )["phase"],
+            "Running"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Many hollow nodes in one process, on one tokio runtime. Each keeps its own identity,
+//! connection, watches, lease timer and rate limiter; they share nothing but the runtime and
+//! the configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::{RateLimiter, http2_client};
+use crate::config::NodeConfig;
+use crate::identity::{Credentials, IdentityError, node_config};
+use crate::node::{self, NodeContext, object};
+
+/// How to run a set of hollow nodes.
+#[derive(Debug, Clone)]
+pub struct HollowOptions {
+    /// The nodes' names.
+    pub names: Vec<String>,
+    /// Where their credentials come from.
+    pub credentials: Credentials,
+    /// Their shape.
+    pub config: NodeConfig,
+    /// At most this many nodes bootstrap (CSR) or register at the same time, so a big start
+    /// does not flood the API server at once.
+    pub join_concurrency: usize,
+}
+
+impl HollowOptions {
+    /// `count` nodes named `<prefix>-<i>` (or just `prefix` when `count` is 1).
+    pub fn names(prefix: &str, count: usize) -> Vec<String> {
+        if count == 1 {
+            vec![prefix.to_string()]
+        } else {
+            (0..count).map(|i| format!("{prefix}-{i}")).collect()
+        }
+    }
+}
+
+/// Errors that stop the whole set.
+#[derive(Debug, thiserror::Error)]
+pub enum HollowError {
+    /// A node could not get its identity.
+    #[error("node {node}: {source}")]
+    Identity {
+        /// The node.
+        node: String,
+        /// The cause.
+        #[source]
+        source: IdentityError,
+    },
+    /// A node could not join.
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
+    /// The API server's version could not be read.
+    #[error("reading the API server version: {0}")]
+    Version(kube::Error),
+}
+
+/// Running hollow nodes; dropping this stops them all.
+#[derive(Debug)]
+pub struct HollowNodes {
+    tasks: JoinSet<Result<(), HollowError>>,
+}
+
+async fn join_node(
+    name: String,
+    credentials: Credentials,
+    config: Arc<NodeConfig>,
+    gate: Arc<Semaphore>,
+    version: Arc<tokio::sync::OnceCell<String>>,
+) -> Result<(), HollowError> {
+    let permit = gate.acquire_owned().await.expect("never closed");
+    let kube_config =
+        node_config(&credentials, &name)
+            .await
+            .map_err(|source| HollowError::Identity {
+                node: name.clone(),
+                source,
+            })?;
+    let client = http2_client(&kube_config).map_err(|e| HollowError::Identity {
+        node: name.clone(),
+        source: IdentityError::Kube(e),
+    })?;
+    let kubelet_version = version
+        .get_or_try_init(|| async { client.apiserver_version().await.map(|v| v.git_version) })
+        .await
+        .map_err(HollowError::Version)?
+        .clone();
+    let ctx = Arc::new(NodeContext {
+        ip: object::node_ip(&name),
+        limiter: RateLimiter::new(config.qps, config.burst),
+        name,
+        client,
+        config,
+    });
+    // Registration happens under the permit; the loops run free afterwards.
+    let run = node::run(ctx, kubelet_version);
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => return r.map_err(Into::into),
+        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
+    drop(permit);
+    run.await.map_err(Into::into)
+}
+
+impl HollowNodes {
+    /// Starts every node in the background.
+    pub fn spawn(options: HollowOptions) -> Self {
+        let config = Arc::new(options.config);
+        let gate = Arc::new(Semaphore::new(options.join_concurrency.max(1)));
+        let version = Arc::new(tokio::sync::OnceCell::new());
+        let mut tasks = JoinSet::new();
+        for name in options.names {
+            let join = join_node(
+                name.clone(),
+                options.credentials.clone(),
+                config.clone(),
+                gate.clone(),
+                version.clone(),
+            );
+            tasks.spawn(async move {
+                let result = join.await;
+                if let Err(e) = &result {
+                    tracing::error!(node = %name, error = %e, "hollow node stopped");
+                }
+                result
+            });
+        }
+        Self { tasks }
+    }
+
+    /// Waits until every node stops; returns the first error (the others keep running until then).
+    pub async fn wait(mut self) -> Result<(), HollowError> {
+        while let Some(result) = self.tasks.join_next().await {
+            match result {
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => {}
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every node at once (as a crash would: no goodbye to the API server).
+    pub fn stop(mut self) {
+        self.tasks.abort_all();
+    }
+}
