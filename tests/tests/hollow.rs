@@ -19,13 +19,13 @@ fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
     u32::from(ip) & mask == u32::from(net) & mask
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
     let cp = start_control_plane().await;
     let (_dir, path) = tempdir();
     let creds = bootstrap_credentials(&cp, &path).await;
     let n = 3;
-    let _nodes = spawn_nodes(
+    let hollow = spawn_nodes(
         &creds,
         HollowOptions::names("hollow", n),
         NodeConfig::default(),
@@ -108,5 +108,506 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
         );
         assert!(c.ready && c.started == Some(true));
     }
+    hollow.stop();
+    cp.stop().await.unwrap();
+}
+
+/// kubectl without blocking the runtime: the hollow nodes run on it too.
+async fn kubectl(
+    cp: &kubemark_core::master::LocalControlPlane,
+    args: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl is installed")
+}
+
+async fn apply(cp: &kubemark_core::master::LocalControlPlane, manifest: serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let out = kubectl(cp, &["apply", "-f", path.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+async fn pods_where(
+    api: &Api<Pod>,
+    selector: &str,
+    what: &str,
+    n: usize,
+    pred: fn(&Pod) -> bool,
+) -> Vec<Pod> {
+    eventually(what, Duration::from_secs(90), || {
+        let api = api.clone();
+        let selector = selector.to_string();
+        async move {
+            let list = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let matching: Vec<Pod> = list.items.into_iter().filter(pred).collect();
+            (matching.len() == n).then_some(matching)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
+    let cp = start_control_plane().await;
+    let (_dir, path) = tempdir();
+    let creds = bootstrap_credentials(&cp, &path).await;
+    let nodes = spawn_nodes(
+        &creds,
+        HollowOptions::names("drain", 2),
+        NodeConfig::default(),
+    );
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+    apply(&cp, serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": "batch", "namespace": "default" },
+        "spec": { "completions": 3, "parallelism": 3, "template": {
+            "metadata": { "labels": { "app": "batch" },
+                          "annotations": { "kubemark.io/run-duration": "2s" } },
+            "spec": { "restartPolicy": "Never", "containers": [{ "name": "work", "image": "busybox" }] } } },
+    })).await;
+    apply(&cp, serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": { "name": "agent", "namespace": "default" },
+        "spec": { "selector": { "matchLabels": { "app": "agent" } }, "template": {
+            "metadata": { "labels": { "app": "agent" } },
+            "spec": { "hostNetwork": true, "containers": [{ "name": "agent", "image": "agent:1" }] } } },
+    })).await;
+    apply(&cp, serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "movable", "namespace": "default" },
+        "spec": { "replicas": 4, "selector": { "matchLabels": { "app": "movable" } }, "template": {
+            "metadata": { "labels": { "app": "movable" } },
+            "spec": { "containers": [{ "name": "m", "image": "nginx" }] } } },
+    })).await;
+
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    eventually("the Job to complete", Duration::from_secs(90), || {
+        let jobs = jobs.clone();
+        async move {
+            let job = jobs.get("batch").await.ok()?;
+            let conditions = job.status?.conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+    let done = pods_where(&pods, "app=batch", "3 Succeeded job pods", 3, |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    for p in &done {
+        let c = &p
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            c.state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("Completed")
+        );
+    }
+
+    let agents = pods_where(&pods, "app=agent", "a DaemonSet pod on each node", 2, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let mut on: Vec<String> = agents
+        .iter()
+        .map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap())
+        .collect();
+    on.sort();
+    assert_eq!(on, ["drain-0", "drain-1"]);
+    for a in &agents {
+        let s = a.status.as_ref().unwrap();
+        assert_eq!(s.pod_ip, s.host_ip, "hostNetwork pods have the node's IP");
+    }
+
+    pods_where(&pods, "app=movable", "4 movable pods Running", 4, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let out = kubectl(
+        &cp,
+        &[
+            "drain",
+            "drain-0",
+            "--ignore-daemonsets",
+            "--timeout=90s",
+            "--grace-period=5",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "kubectl drain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved = pods_where(
+        &pods,
+        "app=movable",
+        "4 movable pods Running on drain-1",
+        4,
+        |p| {
+            phase(p) == "Running"
+                && p.spec.as_ref().unwrap().node_name.as_deref() == Some("drain-1")
+        },
+    )
+    .await;
+    assert_eq!(moved.len(), 4);
+
+    let out = kubectl(
+        &cp,
+        &[
+            "delete",
+            "deployment",
+            "movable",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pods_where(&pods, "app=movable", "deleted pods to be gone", 0, |_| true).await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_big_pods_stay_pending_or_are_rejected_with_the_kubelets_reason() {
+    let cp = start_control_plane().await;
+    let (_dir, path) = tempdir();
+    let creds = bootstrap_credentials(&cp, &path).await;
+    let nodes = spawn_nodes(
+        &creds,
+        HollowOptions::names("small", 1),
+        NodeConfig::default(),
+    );
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
+    let big = |name: &str, node: Option<&str>| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "namespace": "default", "labels": { "app": name } },
+            "spec": { "nodeName": node, "containers": [{ "name": "c", "image": "x",
+                "resources": { "requests": { "cpu": "2" } } }] },
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &big("unschedulable", None))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &big("forced", Some("small")))
+        .await
+        .unwrap();
+
+    let rejected = pods_where(
+        &pods,
+        "app=forced",
+        "the forced pod to be rejected",
+        1,
+        |p| phase(p) == "Failed",
+    )
+    .await;
+    let status = rejected[0].status.as_ref().unwrap();
+    assert_eq!(status.reason.as_deref(), Some("OutOfcpu"));
+    assert!(
+        status.message.as_deref().unwrap().contains(
+            "Node didn't have enough resource: cpu, requested: 2000, used: 0, capacity: 1000"
+        ),
+        "{status:?}"
+    );
+    let pending = pods_where(
+        &pods,
+        "app=unschedulable",
+        "the scheduler's verdict",
+        1,
+        |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    // Right after registration the not-ready taint may still be the reason; the
+                    // scheduler retries and settles on the resource verdict.
+                    c.iter().any(|c| {
+                        c.type_ == "PodScheduled"
+                            && c.reason.as_deref() == Some("Unschedulable")
+                            && c.message
+                                .as_deref()
+                                .is_some_and(|m| m.contains("Insufficient cpu"))
+                    })
+                })
+        },
+    )
+    .await;
+    let condition = pending[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap()
+        .clone();
+    let message = condition.message.unwrap();
+    assert!(message.contains("Insufficient cpu"), "{message}");
+    assert_eq!(phase(&pending[0]), "Pending");
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hollow_node_gets_403_when_it_writes_another_node() {
+    let cp = start_control_plane().await;
+    let (_dir, path) = tempdir();
+    let creds = bootstrap_credentials(&cp, &path).await;
+    let nodes = spawn_nodes(&creds, HollowOptions::names("id", 2), NodeConfig::default());
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    // The certificate hollow node id-0 got through TLS bootstrap.
+    let config = kubemark_hollow::identity::node_config(&creds, "id-0")
+        .await
+        .unwrap();
+    let as_node: Api<Node> = Api::all(kube::Client::try_from(config).unwrap());
+    let label = serde_json::json!({ "metadata": { "labels": { "stolen": "yes" } } });
+    let pp = kube::api::PatchParams::default();
+    as_node
+        .patch("id-0", &pp, &kube::api::Patch::Merge(&label))
+        .await
+        .expect("its own node");
+    let err = as_node
+        .patch("id-1", &pp, &kube::api::Patch::Merge(&label))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err}"
+    );
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods() {
+    let cp = start_control_plane_with(|o| {
+        o.controller_manager_args = vec![
+            "--node-monitor-grace-period=8s".into(),
+            "--node-monitor-period=1s".into(),
+        ];
+    })
+    .await;
+    let (_dir, path) = tempdir();
+    let creds = bootstrap_credentials(&cp, &path).await;
+    let config = NodeConfig {
+        lease_duration: Duration::from_secs(4),
+        ..NodeConfig::default()
+    };
+    let nodes = spawn_nodes(&creds, HollowOptions::names("flaky", 1), config.clone());
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
+    apply(&cp, serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "stay", "namespace": "default" },
+        "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "stay" } }, "template": {
+            "metadata": { "labels": { "app": "stay" } },
+            "spec": { "tolerations": [{ "operator": "Exists" }], "containers": [{ "name": "s", "image": "nginx" }] } } },
+    })).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let before = pods_where(&pods, "app=stay", "3 Running pods", 3, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let ip_of = |p: &Pod| {
+        (
+            p.metadata.name.clone().unwrap(),
+            p.status.as_ref().unwrap().pod_ip.clone().unwrap(),
+        )
+    };
+    let mut before_ips: Vec<(String, String)> = before.iter().map(ip_of).collect();
+    before_ips.sort();
+
+    nodes.stop();
+    let api: Api<Node> = Api::all(client.clone());
+    eventually(
+        "NotReady and the unreachable taint",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let n = api.get("flaky").await.ok()?;
+                let tainted = n
+                    .spec
+                    .as_ref()?
+                    .taints
+                    .as_ref()?
+                    .iter()
+                    .any(|t| t.key == "node.kubernetes.io/unreachable");
+                (!is_ready(&n) && tainted).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A new process for the same node: it rebuilds its state from the API.
+    let nodes = spawn_nodes(&creds, HollowOptions::names("flaky", 1), config);
+    eventually(
+        "Ready again without the taint",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let n = api.get("flaky").await.ok()?;
+                let tainted = n
+                    .spec
+                    .as_ref()?
+                    .taints
+                    .iter()
+                    .flatten()
+                    .any(|t| t.key.starts_with("node.kubernetes.io/"));
+                (is_ready(&n) && !tainted).then_some(())
+            }
+        },
+    )
+    .await;
+    let after = pods_where(&pods, "app=stay", "3 Running pods after restart", 3, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let mut after_ips: Vec<(String, String)> = after.iter().map(ip_of).collect();
+    after_ips.sort();
+    assert_eq!(
+        before_ips, after_ips,
+        "pods keep their IPs across a hollow-node restart"
+    );
+    // A new pod after the restart must not reuse an address in use.
+    kubectl(&cp, &["scale", "deployment", "stay", "--replicas=4"]).await;
+    let four = pods_where(&pods, "app=stay", "4 Running pods", 4, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let ips: HashSet<String> = four
+        .iter()
+        .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 4, "no duplicate IPs: {ips:?}");
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
+    let mut cp = start_control_plane().await;
+    let (_dir, path) = tempdir();
+    let creds = bootstrap_credentials(&cp, &path).await;
+    let config = NodeConfig {
+        lease_duration: Duration::from_secs(8),
+        ..NodeConfig::default()
+    };
+    let nodes = spawn_nodes(&creds, HollowOptions::names("survivor", 2), config);
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "keep", "namespace": "default" },
+            "spec": { "replicas": 4, "selector": { "matchLabels": { "app": "keep" } }, "template": {
+                "metadata": { "labels": { "app": "keep" } },
+                "spec": { "containers": [{ "name": "k", "image": "nginx" }] } } },
+        }),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let before = pods_where(&pods, "app=keep", "4 Running pods", 4, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let mut before_ips: Vec<String> = before
+        .iter()
+        .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
+        .collect();
+    before_ips.sort();
+
+    cp.restart_apiserver().await.unwrap();
+    let restarted_at = k8s_openapi::jiff::Timestamp::now();
+    let client = cp.client().await.unwrap();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-node-lease");
+    eventually(
+        "both leases renewed after the restart",
+        Duration::from_secs(60),
+        || {
+            let leases = leases.clone();
+            async move {
+                for name in ["survivor-0", "survivor-1"] {
+                    let renewed = leases.get(name).await.ok()?.spec?.renew_time?.0;
+                    if renewed <= restarted_at {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        },
+    )
+    .await;
+    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let after = pods_where(&pods, "app=keep", "4 Running pods after restart", 4, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let mut after_ips: Vec<String> = after
+        .iter()
+        .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
+        .collect();
+    after_ips.sort();
+    assert_eq!(before_ips, after_ips);
+    // The pod watch resumed: a new pod starts.
+    kubectl(&cp, &["scale", "deployment", "keep", "--replicas=5"]).await;
+    pods_where(&pods, "app=keep", "5 Running pods", 5, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    nodes.stop();
     cp.stop().await.unwrap();
 }

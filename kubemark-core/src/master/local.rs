@@ -20,7 +20,9 @@ use crate::pki::{CertAndKey, ClusterPki, Kubeconfig, KubeconfigCredentials, PkiO
 use crate::provider::ClusterName;
 
 const STATE_FILE: &str = "local-state.json";
-const STOP_GRACE: Duration = Duration::from_secs(15);
+// The API server drains open watches before it exits; clients that keep watching (hollow nodes
+// still running) would hold it for its full 60 s shutdown timeout.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// How to start a [`LocalControlPlane`].
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct LocalOptions {
     pub keep_data: bool,
     /// How long to wait for each readiness step.
     pub ready_timeout: Duration,
+    /// Extra kube-controller-manager flags (they win over the defaults, e.g. a shorter
+    /// `--node-monitor-grace-period` for tests).
+    pub controller_manager_args: Vec<String>,
 }
 
 impl LocalOptions {
@@ -52,6 +57,7 @@ impl LocalOptions {
             work_dir: None,
             keep_data: false,
             ready_timeout: Duration::from_secs(120),
+            controller_manager_args: Vec::new(),
         }
     }
 }
@@ -230,10 +236,12 @@ impl LocalControlPlane {
         .await?;
 
         let (l, n, b) = (&self.layout, &self.network, &self.options.binaries);
+        let mut kcm_args = controller_manager_args(l, n);
+        kcm_args.extend(self.options.controller_manager_args.iter().cloned());
         let kcm = ComponentProcess::spawn(
             "kube-controller-manager",
             &b.kube_controller_manager,
-            &controller_manager_args(l, n),
+            &kcm_args,
             l.log_dir.join("kube-controller-manager.log"),
         )?;
         self.processes.push(kcm);
@@ -290,6 +298,48 @@ impl LocalControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Stops kube-apiserver and starts it again with the same flags (as an upgrade or crash
+    /// would), waits until it is ready, and restarts the controller-manager and scheduler if they
+    /// exited meanwhile (they exit when they lose their leader lease, as upstream's do; a real
+    /// master's supervisor restarts them).
+    pub async fn restart_apiserver(&mut self) -> Result<(), MasterError> {
+        let index = self
+            .processes
+            .iter()
+            .position(|p| p.component == "kube-apiserver")
+            .ok_or_else(|| MasterError::State("kube-apiserver is not running".into()))?;
+        self.processes[index].terminate(STOP_GRACE).await;
+        self.processes[index].respawn_if_exited()?;
+        let client = self.client().await?;
+        let start = Instant::now();
+        loop {
+            self.processes[index].check_alive()?;
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("static request");
+            if matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok") {
+                break;
+            }
+            if start.elapsed() > self.options.ready_timeout {
+                return Err(MasterError::Timeout {
+                    what: "kube-apiserver /readyz after restart".into(),
+                    seconds: self.options.ready_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.supervise().map(|_| ())
+    }
+
+    /// Restarts any component that has exited; returns how many were restarted.
+    pub fn supervise(&mut self) -> Result<usize, MasterError> {
+        let mut restarted = 0;
+        for p in &mut self.processes {
+            restarted += usize::from(p.respawn_if_exited()?);
+        }
+        Ok(restarted)
     }
 
     /// `https://127.0.0.1:<port>`.

@@ -15,6 +15,8 @@ pub(crate) struct ComponentProcess {
     pub(crate) component: &'static str,
     pub(crate) child: Child,
     pub(crate) log: PathBuf,
+    binary: PathBuf,
+    args: Vec<String>,
 }
 
 /// The last few lines of a log, joined on one line for error messages.
@@ -63,7 +65,24 @@ impl ComponentProcess {
             component,
             child,
             log,
+            binary: binary.to_path_buf(),
+            args: args.to_vec(),
         })
+    }
+
+    /// Starts the same command again if it has exited; true when it did.
+    pub(crate) fn respawn_if_exited(&mut self) -> Result<bool, MasterError> {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            return Ok(false);
+        }
+        tracing::info!(component = self.component, "restarting exited component");
+        *self = Self::spawn(
+            self.component,
+            &self.binary.clone(),
+            &self.args.clone(),
+            self.log.clone(),
+        )?;
+        Ok(true)
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -246,6 +246,10 @@ impl PodWorker {
             .and_then(|s| s.phase.as_deref())
             .unwrap_or("Pending");
         let terminal = matches!(phase, "Succeeded" | "Failed");
+        tracing::trace!(
+            node = %self.ctx.name, pod = ?pod.metadata.name, phase, deleting = pod.metadata.deletion_timestamp.is_some(),
+            "pod event"
+        );
         if pod.metadata.deletion_timestamp.is_some() {
             self.delete(&uid, &pod).await;
             return;
@@ -449,15 +453,15 @@ impl PodWorker {
                         .await;
                     if let Some(p) = self.pods.get_mut(&uid) {
                         p.phase = Local::Terminal;
-                        let p = std::mem::replace(&mut p.requests, Requests::new());
+                        let p = std::mem::take(&mut p.requests);
                         for (k, v) in p {
                             *self.used.entry(k).or_default() -= v;
                         }
                     }
-                    if let Some(ip) = self.pods.get_mut(&uid).and_then(|p| p.ip.take()) {
-                        if let Some(ipam) = self.ipam.as_mut() {
-                            ipam.release(ip);
-                        }
+                    if let Some(ip) = self.pods.get_mut(&uid).and_then(|p| p.ip.take())
+                        && let Some(ipam) = self.ipam.as_mut()
+                    {
+                        ipam.release(ip);
                     }
                 }
             }
