@@ -25,8 +25,11 @@ pub enum Command {
     Start(StartArgs),
     /// Stop a kubemark cluster and remove what it created. Safe to repeat.
     Stop(StopArgs),
-    /// Show a kubemark cluster's master health.
+    /// Show a kubemark cluster's master health and hollow nodes.
     Status(ClusterArgs),
+    /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
+    /// hollow-node pods run on an external cluster).
+    HollowNode(kubemark_hollow::cli::HollowNodeArgs),
 }
 
 /// Where a provider runs the master.
@@ -82,9 +85,17 @@ pub struct StartArgs {
     #[arg(long)]
     pub keep_data: bool,
 
-    /// Seconds to wait for each readiness step.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds to wait for each readiness step (control plane, then all nodes Ready).
+    #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+
+    /// Number of hollow nodes (upstream: NUM_NODES).
+    #[arg(long, env = "NUM_NODES", default_value_t = 10)]
+    pub nodes: usize,
+
+    /// Extra flags for the hollow nodes, e.g. "--max-pods=50 --node-labels=pool=a".
+    #[arg(long, default_value = "")]
+    pub hollow_node_flags: String,
 }
 
 /// Flags of `kubemark stop`.

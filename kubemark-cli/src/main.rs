@@ -12,6 +12,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let cli::Command::HollowNode(args) = &cli.command {
+        // Hollow nodes log at info by default: their log is the one users read for them.
+        let level = if cli.log_level == "warn" {
+            "info"
+        } else {
+            cli.log_level.as_str()
+        };
+        init_tracing(level);
+        return kubemark_hollow::cli::run(args);
+    }
     init_tracing(&cli.log_level);
     kubemark_core::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -26,6 +26,25 @@ pub struct ClusterRecord {
     pub kubeconfig: PathBuf,
     /// The local master, for the local provider.
     pub local: Option<LocalState>,
+    /// The hollow-node process, when it runs on this machine.
+    #[serde(default)]
+    pub hollow: Option<HollowProcess>,
+}
+
+/// A hollow-node process started by `kubemark start`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HollowProcess {
+    /// Its PID.
+    pub pid: u32,
+    /// How many nodes it hosts.
+    pub count: usize,
+    /// The node name prefix.
+    pub prefix: String,
+    /// Its log.
+    pub log: PathBuf,
+    /// Its working directory (bootstrap kubeconfig, certificates); its command line names it.
+    pub dir: PathBuf,
 }
 
 /// The directory of one cluster's state.

@@ -30,7 +30,15 @@ fn start_kubectl_status_stop_leaves_nothing() {
     let out = kubemark(
         &state,
         &cwd,
-        &["start", "--provider", "local", "--cluster", "cli-test"],
+        &[
+            "start",
+            "--provider",
+            "local",
+            "--cluster",
+            "cli-test",
+            "--nodes",
+            "3",
+        ],
     );
     assert!(out.status.success(), "start failed: {}", text(&out));
     let kubeconfig = cwd.join("kubeconfig.kubemark");
@@ -61,6 +69,25 @@ fn start_kubectl_status_stop_leaves_nothing() {
     let status = kubemark(&state, &cwd, &["status", "--cluster", "cli-test"]);
     assert!(status.status.success(), "{}", text(&status));
     assert!(text(&status).contains("/readyz: ok"), "{}", text(&status));
+    assert!(
+        text(&status).contains("hollow nodes: 3/3 Ready"),
+        "{}",
+        text(&status)
+    );
+    let nodes = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "get",
+            "nodes",
+            "-o",
+            "name",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&nodes.stdout);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(listed.contains("node/hollow-node-0"), "{listed}");
 
     let again = kubemark(&state, &cwd, &["start", "--cluster", "cli-test"]);
     assert!(!again.status.success());

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod nodes;
 mod start;
 mod status;
 mod stop;
@@ -12,5 +13,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start(args) => start::run(args).await,
         Command::Stop(args) => stop::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }

@@ -90,13 +90,14 @@ async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<
     let admin = std::fs::read_to_string(cp.kubeconfig_path())?;
     let server = cp.server_url();
     let local = cp.detach()?;
-    let record = ClusterRecord {
+    let mut record = ClusterRecord {
         api_version: state::API_VERSION.into(),
         kind: "ClusterState".into(),
         cluster: cluster.to_string(),
         provider: ProviderKind::Local,
         kubeconfig: kubeconfig.clone(),
         local: Some(local.clone()),
+        hollow: None,
     };
     let written = state::write(dir, &record)
         .and_then(|()| Ok(kubemark_core::pki::write_private(&kubeconfig, &admin)?));
@@ -106,10 +107,37 @@ async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<
         let _ = std::fs::remove_dir_all(dir);
         return Err(e);
     }
+    if args.nodes > 0 {
+        // From here on the record exists, so a failure leaves a cluster `kubemark stop` removes.
+        let hollow = super::nodes::spawn(
+            &local,
+            &dir.join("hollow"),
+            args.nodes,
+            &args.hollow_node_flags,
+        )
+        .await?;
+        record.hollow = Some(hollow.clone());
+        state::write(dir, &record)?;
+        let waited = tokio::select! {
+            r = super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        if let Err(e) = waited {
+            return Err(e.context(format!("hollow nodes of cluster {cluster}")));
+        }
+    }
     println!("kubemark cluster {cluster} is running");
     println!("  API server: {server}");
     println!("  kubeconfig: {}", kubeconfig.display());
     println!("  logs:       {}", local.work_dir.join("logs").display());
+    if let Some(h) = &record.hollow {
+        println!(
+            "  nodes:      {} hollow nodes ({}-0 ..), log {}",
+            h.count,
+            h.prefix,
+            h.log.display()
+        );
+    }
     println!("try:  kubectl --kubeconfig {} get ns", kubeconfig.display());
     println!("stop: kubemark stop{}", cluster_flag(&cluster));
     Ok(())

@@ -34,6 +34,19 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
         healthy &= ready;
         println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
+        if let Some(h) = &record.hollow {
+            let n = super::nodes::ready_nodes(&client, h)
+                .await
+                .map(|r| r.len())
+                .unwrap_or(0);
+            healthy &= n == h.count;
+            println!(
+                "hollow nodes: {n}/{} Ready (pid {}, log {})",
+                h.count,
+                h.pid,
+                h.log.display()
+            );
+        }
     }
     if !healthy {
         bail!("cluster {} is not healthy", record.cluster);

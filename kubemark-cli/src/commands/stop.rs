@@ -26,6 +26,10 @@ pub async fn run(args: StopArgs) -> anyhow::Result<()> {
 
 /// Stops what `record` describes and removes its state; safe to repeat.
 pub async fn stop_record(record: &ClusterRecord, dir: &Path) -> anyhow::Result<()> {
+    // Nodes first: their watches would otherwise hold the API server's graceful shutdown.
+    if let Some(h) = &record.hollow {
+        super::nodes::stop(h).await;
+    }
     if let Some(local) = &record.local {
         LocalControlPlane::stop_detached(local).await?;
     }

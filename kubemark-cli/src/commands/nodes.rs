@@ -1,0 +1,213 @@
+//! Hollow nodes of a local cluster: started as one `kubemark hollow-node --count N` process,
+//! joined by TLS bootstrap, waited for with a progress bar.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use kubemark_core::master::{
+    BootstrapToken, LocalState, client_from_kubeconfig, ensure_node_bootstrap,
+};
+
+use crate::state::HollowProcess;
+
+/// The node name prefix of local clusters (upstream names hollow nodes after their pod,
+/// `hollow-node-*`).
+pub const PREFIX: &str = "hollow-node";
+
+/// Starts the hollow-node process for `count` nodes, detached, logging under `dir`.
+pub async fn spawn(
+    local: &LocalState,
+    dir: &Path,
+    count: usize,
+    extra_flags: &str,
+) -> anyhow::Result<HollowProcess> {
+    let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
+    let token = BootstrapToken::generate();
+    ensure_node_bootstrap(&client, &token, Duration::from_secs(24 * 3600))
+        .await
+        .context("installing the bootstrap token")?;
+    std::fs::create_dir_all(dir)?;
+    let ca = std::fs::read_to_string(local.work_dir.join("pki").join("ca.crt"))?;
+    let bootstrap = dir.join("bootstrap.kubeconfig");
+    token.kubeconfig(&local.server, &ca).write(&bootstrap)?;
+    let log = dir.join("hollow-node.log");
+    let out = std::fs::File::create(&log)?;
+    let exe = std::env::current_exe().context("locating the kubemark binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["hollow-node", "--morph", "kubelet", "--name", PREFIX])
+        .arg(format!("--count={count}"))
+        .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
+        .arg(format!("--cert-dir={}", dir.join("certs").display()))
+        .args(extra_flags.split_whitespace())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().context("starting the hollow-node process")?;
+    Ok(HollowProcess {
+        pid: child.id(),
+        count,
+        prefix: PREFIX.into(),
+        log,
+        dir: dir.to_path_buf(),
+    })
+}
+
+fn names(h: &HollowProcess) -> Vec<String> {
+    if h.count == 1 {
+        vec![h.prefix.clone()]
+    } else {
+        (0..h.count).map(|i| format!("{}-{i}", h.prefix)).collect()
+    }
+}
+
+fn ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Ready hollow nodes of `h`, by name.
+pub async fn ready_nodes(
+    client: &kube::Client,
+    h: &HollowProcess,
+) -> anyhow::Result<BTreeSet<String>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes.list(&ListParams::default()).await?;
+    let ours: BTreeSet<String> = names(h).into_iter().collect();
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|n| {
+            ready(n)
+                && n.metadata
+                    .name
+                    .as_ref()
+                    .is_some_and(|name| ours.contains(name))
+        })
+        .filter_map(|n| n.metadata.name)
+        .collect())
+}
+
+fn alive(pid: u32, marker: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker.display().to_string()))
+}
+
+/// Waits until every node of `h` is Ready, with a progress bar; on timeout names the ones that
+/// are not.
+pub async fn wait_ready(
+    local: &LocalState,
+    h: &HollowProcess,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let bar = ProgressBar::new(h.count as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner:.cyan} hollow nodes Ready {pos}/{len} [{bar:30.cyan/blue}] [{elapsed}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Some(bar)
+    } else {
+        eprintln!("waiting for {} hollow nodes to be Ready ...", h.count);
+        None
+    };
+    let start = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let ready = ready_nodes(&client, h).await.unwrap_or_default();
+        if let Some(bar) = &bar {
+            bar.set_position(ready.len() as u64);
+        } else if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "{}/{} hollow nodes Ready after {}s",
+                ready.len(),
+                h.count,
+                start.elapsed().as_secs()
+            );
+            last_report = Instant::now();
+        }
+        if ready.len() == h.count {
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            eprintln!(
+                "{} hollow nodes Ready in {:.1}s",
+                h.count,
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if !alive(h.pid, &h.dir) {
+            if let Some(bar) = bar {
+                bar.abandon();
+            }
+            bail!(
+                "the hollow-node process exited; last lines of {}: {}",
+                h.log.display(),
+                tail(&h.log)
+            );
+        }
+        if start.elapsed() > timeout {
+            if let Some(bar) = bar {
+                bar.abandon();
+            }
+            let missing: Vec<String> = names(h)
+                .into_iter()
+                .filter(|n| !ready.contains(n))
+                .collect();
+            let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+            bail!(
+                "{} of {} hollow nodes not Ready after {}s: {}{} (log: {}; the cluster keeps running, `kubemark stop` removes it)",
+                missing.len(),
+                h.count,
+                timeout.as_secs(),
+                shown.join(", "),
+                if missing.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                },
+                h.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+/// Stops the hollow-node process (SIGTERM, then SIGKILL); a no-op when it is gone.
+pub async fn stop(h: &HollowProcess) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if !alive(h.pid, &h.dir) {
+        return;
+    }
+    let pid = Pid::from_raw(h.pid as i32);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(h.pid, &h.dir) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if alive(h.pid, &h.dir) {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
