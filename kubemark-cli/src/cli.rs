@@ -29,7 +29,7 @@ pub enum Command {
     Status(ClusterArgs),
     /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
     /// hollow-node pods run on an external cluster).
-    HollowNode(kubemark_hollow::cli::HollowNodeArgs),
+    HollowNode(Box<kubemark_hollow::cli::HollowNodeArgs>),
 }
 
 /// Where a provider runs the master.
