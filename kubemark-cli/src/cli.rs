@@ -27,6 +27,9 @@ pub enum Command {
     Stop(StopArgs),
     /// Show a kubemark cluster's master health and hollow nodes.
     Status(ClusterArgs),
+    /// Measure hollow nodes on this machine: time until N nodes are Ready, idle RSS and CPU per
+    /// node, and the API requests they make.
+    Bench(BenchArgs),
     /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
     /// hollow-node pods run on an external cluster).
     HollowNode(Box<kubemark_hollow::cli::HollowNodeArgs>),
@@ -104,4 +107,28 @@ pub struct StopArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// Flags of `kubemark bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Node counts to measure, one fresh control plane each.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub nodes: Vec<usize>,
+
+    /// Seconds of idle measurement after all nodes are Ready.
+    #[arg(long, default_value_t = 60)]
+    pub idle: u64,
+
+    /// Seconds to wait for all nodes to be Ready.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+
+    /// Directory with the control-plane binaries.
+    #[arg(long, env = "KUBEMARK_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Write the results as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }

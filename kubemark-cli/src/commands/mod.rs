@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod nodes;
 mod start;
 mod status;
@@ -13,6 +14,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start(args) => start::run(args).await,
         Command::Stop(args) => stop::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }

@@ -1,0 +1,160 @@
+//! `kubemark bench`: hollow nodes measured on this machine against a real local control plane.
+//! Prints a table and optionally writes JSON; never asserts (targets are for people to judge).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kubemark_core::binaries::BinaryLocator;
+use kubemark_core::master::{LocalControlPlane, LocalOptions};
+
+use crate::cli::BenchArgs;
+use crate::state::HollowProcess;
+
+/// One measured point.
+#[derive(Debug, serde::Serialize)]
+struct Sample {
+    nodes: usize,
+    seconds_to_ready: f64,
+    idle_seconds: u64,
+    rss_bytes: u64,
+    rss_bytes_per_node: u64,
+    cpu_millicores_total: f64,
+    cpu_millicores_per_node: f64,
+    /// API requests per node-minute while idle, by "VERB resource[/subresource]".
+    requests_per_node_minute: BTreeMap<String, f64>,
+}
+
+fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn proc_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    let kib: u64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+    Ok(kib * 1024)
+}
+
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map(|t| t as f64).unwrap_or(100.0)
+}
+
+/// `apiserver_request_total` by "VERB resource[/subresource]".
+async fn request_counts(client: &kube::Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(req).await?;
+    let mut counts = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let label = |name: &str| -> String {
+            let key = format!("{name}=\"");
+            labels.split(&key).nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_string()
+        };
+        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
+        let key = if sub.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource}/{sub}") };
+        *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    Ok(counts)
+}
+
+async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
+    let binaries = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone()).locate()?;
+    let cp = LocalControlPlane::start(LocalOptions::new(binaries)).await.context("starting the control plane")?;
+    let work = tempfile::tempdir()?;
+    let local = kubemark_core::master::LocalState {
+        cluster: kubemark_core::provider::ClusterName::new("bench")?,
+        work_dir: cp.work_dir().to_path_buf(),
+        server: cp.server_url(),
+        admin_kubeconfig: cp.kubeconfig_path().to_path_buf(),
+        ports: cp.ports(),
+        processes: cp.pids(),
+        keep_data: false,
+    };
+    let start = Instant::now();
+    let hollow: HollowProcess = super::nodes::spawn(&local, work.path(), n, "--no-events").await?;
+    let result = async {
+        super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)).await?;
+        let seconds_to_ready = start.elapsed().as_secs_f64();
+        // Let registration traffic (first status writes, CIDR allocation) settle.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let client = cp.client().await?;
+        let before = request_counts(&client).await?;
+        let ticks0 = proc_cpu_ticks(hollow.pid)?;
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(args.idle)).await;
+        let ticks1 = proc_cpu_ticks(hollow.pid)?;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let after = request_counts(&client).await?;
+        let rss = proc_rss_bytes(hollow.pid)?;
+        let cpu_total = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
+        let node_minutes = n as f64 * elapsed / 60.0;
+        let requests_per_node_minute = after
+            .iter()
+            .filter_map(|(k, v)| {
+                let delta = v - before.get(k).copied().unwrap_or(0.0);
+                (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
+            })
+            .collect();
+        anyhow::Ok(Sample {
+            nodes: n,
+            seconds_to_ready,
+            idle_seconds: args.idle,
+            rss_bytes: rss,
+            rss_bytes_per_node: rss / n as u64,
+            cpu_millicores_total: cpu_total,
+            cpu_millicores_per_node: cpu_total / n as f64,
+            requests_per_node_minute,
+        })
+    }
+    .await;
+    super::nodes::stop(&hollow).await;
+    cp.stop().await?;
+    result
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this kubemark is a debug build; build with --release for representative numbers");
+    }
+    let mut samples = Vec::new();
+    for &n in &args.nodes {
+        eprintln!("measuring {n} hollow nodes ...");
+        samples.push(measure(n, &args).await.with_context(|| format!("benchmark with {n} nodes"))?);
+    }
+    println!("{:>7} {:>14} {:>14} {:>16} {:>15}", "nodes", "ready after s", "RSS/node KiB", "CPU/node mcore", "CPU total mcore");
+    for s in &samples {
+        println!(
+            "{:>7} {:>14.1} {:>14} {:>16.3} {:>15.1}",
+            s.nodes,
+            s.seconds_to_ready,
+            s.rss_bytes_per_node / 1024,
+            s.cpu_millicores_per_node,
+            s.cpu_millicores_total
+        );
+    }
+    for s in &samples {
+        println!("\nAPI requests per node-minute while idle ({} nodes), all clients of the API server:", s.nodes);
+        let mut top: Vec<(&String, &f64)> = s.requests_per_node_minute.iter().collect();
+        top.sort_by(|a, b| b.1.total_cmp(a.1));
+        for (k, v) in top.into_iter().take(10) {
+            println!("  {k:<40} {v:>8.3}");
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&serde_json::json!({
+            "apiVersion": "kubemark.io/v1alpha1",
+            "kind": "HollowBenchmark",
+            "kubernetesVersion": kubemark_core::binaries::KUBERNETES_VERSION,
+            "samples": samples,
+        }))?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
