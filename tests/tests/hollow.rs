@@ -108,6 +108,31 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
         );
         assert!(c.ready && c.started == Some(true));
     }
+    // The kubelet's API load around a pod start: a bound token for the projected
+    // kube-api-access volume per pod, and lifecycle events from the kubelet.
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let metrics = client.request_text(req).await.unwrap();
+    let tokens: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains("resource=\"serviceaccounts\"")
+                && l.contains("subresource=\"token\"")
+                && l.contains("code=\"201\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert!(tokens >= (3 * n) as f64, "expected a TokenRequest per pod, saw {tokens}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let started = events
+        .list(&ListParams::default().fields("reason=Started"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet"))
+        .count();
+    assert!(started >= 3 * n, "expected a Started event per pod from the kubelet, saw {started}");
     hollow.stop();
     cp.stop().await.unwrap();
 }

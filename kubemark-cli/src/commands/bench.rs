@@ -23,6 +23,10 @@ struct Sample {
     cpu_millicores_per_node: f64,
     /// API requests per node-minute while idle, by "VERB resource[/subresource]".
     requests_per_node_minute: BTreeMap<String, f64>,
+    /// Open watches on the API server by resource (all clients), at the end of the idle phase.
+    watches: BTreeMap<String, f64>,
+    /// Sockets the hollow process holds (one HTTP/2 connection per node is the model).
+    sockets: usize,
 }
 
 fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
@@ -37,36 +41,100 @@ fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 
 fn proc_rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
-    let kib: u64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?;
     Ok(kib * 1024)
 }
 
 fn clock_ticks() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map(|t| t as f64).unwrap_or(100.0)
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as f64)
+        .unwrap_or(100.0)
+}
+
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn metrics(client: &kube::Client) -> anyhow::Result<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// Open WATCH requests by resource, from `apiserver_longrunning_requests`.
+fn watches(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| {
+        l.starts_with("apiserver_longrunning_requests{") && l.contains("verb=\"WATCH\"")
+    }) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let resource = labels
+            .split("resource=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default();
+        *out.entry(resource.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
 }
 
 /// `apiserver_request_total` by "VERB resource[/subresource]".
-async fn request_counts(client: &kube::Client) -> anyhow::Result<BTreeMap<String, f64>> {
-    let req = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(req).await?;
+fn request_counts(text: &str) -> BTreeMap<String, f64> {
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let label = |name: &str| -> String {
             let key = format!("{name}=\"");
-            labels.split(&key).nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_string()
+            labels
+                .split(&key)
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
         };
         let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
-        let key = if sub.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource}/{sub}") };
+        let key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
         *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
     }
-    Ok(counts)
+    counts
 }
 
 async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
-    let binaries = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone()).locate()?;
-    let cp = LocalControlPlane::start(LocalOptions::new(binaries)).await.context("starting the control plane")?;
+    let binaries = BinaryLocator::from_env()
+        .with_bin_dir(args.bin_dir.clone())
+        .locate()?;
+    let cp = LocalControlPlane::start(LocalOptions::new(binaries))
+        .await
+        .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
     let local = kubemark_core::master::LocalState {
         cluster: kubemark_core::provider::ClusterName::new("bench")?,
@@ -85,13 +153,14 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         // Let registration traffic (first status writes, CIDR allocation) settle.
         tokio::time::sleep(Duration::from_secs(15)).await;
         let client = cp.client().await?;
-        let before = request_counts(&client).await?;
+        let before = request_counts(&metrics(&client).await?);
         let ticks0 = proc_cpu_ticks(hollow.pid)?;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.idle)).await;
         let ticks1 = proc_cpu_ticks(hollow.pid)?;
         let elapsed = t0.elapsed().as_secs_f64();
-        let after = request_counts(&client).await?;
+        let text = metrics(&client).await?;
+        let after = request_counts(&text);
         let rss = proc_rss_bytes(hollow.pid)?;
         let cpu_total = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
         let node_minutes = n as f64 * elapsed / 60.0;
@@ -111,6 +180,8 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
             cpu_millicores_total: cpu_total,
             cpu_millicores_per_node: cpu_total / n as f64,
             requests_per_node_minute,
+            watches: watches(&text),
+            sockets: sockets(hollow.pid),
         })
     }
     .await;
@@ -121,39 +192,57 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: this kubemark is a debug build; build with --release for representative numbers");
+        eprintln!(
+            "warning: this kubemark is a debug build; build with --release for representative numbers"
+        );
     }
     let mut samples = Vec::new();
     for &n in &args.nodes {
         eprintln!("measuring {n} hollow nodes ...");
-        samples.push(measure(n, &args).await.with_context(|| format!("benchmark with {n} nodes"))?);
+        samples.push(
+            measure(n, &args)
+                .await
+                .with_context(|| format!("benchmark with {n} nodes"))?,
+        );
     }
-    println!("{:>7} {:>14} {:>14} {:>16} {:>15}", "nodes", "ready after s", "RSS/node KiB", "CPU/node mcore", "CPU total mcore");
+    println!(
+        "{:>7} {:>14} {:>14} {:>16} {:>15} {:>8}",
+        "nodes", "ready after s", "RSS/node KiB", "CPU/node mcore", "CPU total mcore", "sockets"
+    );
     for s in &samples {
         println!(
-            "{:>7} {:>14.1} {:>14} {:>16.3} {:>15.1}",
+            "{:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8}",
             s.nodes,
             s.seconds_to_ready,
             s.rss_bytes_per_node / 1024,
             s.cpu_millicores_per_node,
-            s.cpu_millicores_total
+            s.cpu_millicores_total,
+            s.sockets
         );
     }
     for s in &samples {
-        println!("\nAPI requests per node-minute while idle ({} nodes), all clients of the API server:", s.nodes);
+        println!(
+            "\nAPI requests per node-minute while idle ({} nodes), all clients of the API server:",
+            s.nodes
+        );
         let mut top: Vec<(&String, &f64)> = s.requests_per_node_minute.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1));
         for (k, v) in top.into_iter().take(10) {
             println!("  {k:<40} {v:>8.3}");
         }
+        let w: Vec<String> = s.watches.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("open watches on the API server: {}", w.join(" "));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&serde_json::json!({
-            "apiVersion": "kubemark.io/v1alpha1",
-            "kind": "HollowBenchmark",
-            "kubernetesVersion": kubemark_core::binaries::KUBERNETES_VERSION,
-            "samples": samples,
-        }))?)?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&serde_json::json!({
+                "apiVersion": "kubemark.io/v1alpha1",
+                "kind": "HollowBenchmark",
+                "kubernetesVersion": kubemark_core::binaries::KUBERNETES_VERSION,
+                "samples": samples,
+            }))?,
+        )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -10,6 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use rand::Rng;
@@ -77,7 +79,9 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
         tokio::spawn(lease_loop(ctx.clone(), node_uid.clone())),
         tokio::spawn(status_loop(ctx.clone(), facts)),
         tokio::spawn(node_watch(ctx.clone(), cidr_tx, node_uid)),
-        tokio::spawn(service_watch(ctx.clone())),
+        tokio::spawn(drain_services(ctx.clone())),
+        tokio::spawn(drain_watch::<CSIDriver>(ctx.clone())),
+        tokio::spawn(drain_watch::<RuntimeClass>(ctx.clone())),
         tokio::spawn(PodWorker::run(ctx.clone(), cidr_rx)),
     ];
     // Abort the loops when this future is dropped (the node is stopped).
@@ -269,14 +273,42 @@ async fn node_watch(
     }
 }
 
-/// The kubelet watches every Service (for pods' environment variables); the API server carries
-/// that watch for every node, so the hollow node keeps it open too.
-async fn service_watch(ctx: Arc<NodeContext>) {
+/// Informers every kubelet of this version keeps open regardless of its pods: all Services (for
+/// pods' environment variables), CSIDrivers and RuntimeClasses. The API server carries these
+/// watches for every node, so a hollow node keeps them open too; the events are dropped.
+async fn drain_watch<K>(ctx: Arc<NodeContext>)
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    drain_stream(
+        &ctx,
+        watcher::watcher(
+            Api::<K>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .await
+}
+
+async fn drain_services(ctx: Arc<NodeContext>) {
     let api: Api<Service> = Api::all(ctx.client.clone());
-    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    drain_stream(&ctx, watcher::watcher(api, watcher::Config::default())).await
+}
+
+async fn drain_stream<K>(
+    ctx: &NodeContext,
+    stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
+) {
+    let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         if let Err(e) = event {
-            tracing::debug!(node = %ctx.name, error = %e, "service watch failed; retrying");
+            tracing::debug!(node = %ctx.name, error = %e, "watch failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }

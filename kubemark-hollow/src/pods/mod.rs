@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
@@ -398,23 +399,79 @@ impl PodWorker {
         }
     }
 
-    /// ConfigMaps and Secrets a pod mounts are read as the kubelet reads them, so the API server
-    /// carries that load too; a missing one does not block a hollow pod.
+    /// ConfigMaps, Secrets and projected service-account tokens a pod mounts are fetched as the
+    /// kubelet fetches them (GET, and a TokenRequest bound to the pod), so the API server carries
+    /// that load too. Every pod gets a `kube-api-access-*` projected volume by default, so every
+    /// pod start costs a TokenRequest and a ConfigMap read, as with a real kubelet. A missing
+    /// object does not block a hollow pod.
     async fn fetch_volumes(&self, pod: &Pod) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
-        for v in volumes.into_iter().flatten() {
-            if let Some(cm) = v.config_map.as_ref() {
-                self.ctx.limiter.acquire().await;
-                let _ = Api::<ConfigMap>::namespaced(self.ctx.client.clone(), ns)
-                    .get_opt(&cm.name)
-                    .await;
+        let spec = pod.spec.as_ref();
+        let sa = spec
+            .and_then(|s| s.service_account_name.as_deref())
+            .unwrap_or("default");
+        let mut configmaps = Vec::new();
+        let mut secrets = Vec::new();
+        let mut tokens = Vec::new();
+        for v in spec.and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+            if let Some(cm) = &v.config_map {
+                configmaps.push(cm.name.clone());
             }
-            if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
-                self.ctx.limiter.acquire().await;
-                let _ = Api::<Secret>::namespaced(self.ctx.client.clone(), ns)
-                    .get_opt(name)
-                    .await;
+            if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+                secrets.push(name);
+            }
+            for source in v
+                .projected
+                .as_ref()
+                .and_then(|p| p.sources.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(cm) = &source.config_map {
+                    configmaps.push(cm.name.clone());
+                }
+                if let Some(secret) = &source.secret {
+                    secrets.push(secret.name.clone());
+                }
+                if let Some(token) = &source.service_account_token {
+                    tokens.push(token.clone());
+                }
+            }
+        }
+        let client = &self.ctx.client;
+        for name in configmaps {
+            self.ctx.limiter.acquire().await;
+            let _ = Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get_opt(&name)
+                .await;
+        }
+        for name in secrets {
+            self.ctx.limiter.acquire().await;
+            let _ = Api::<Secret>::namespaced(client.clone(), ns)
+                .get_opt(&name)
+                .await;
+        }
+        for token in tokens {
+            let request = TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    audiences: token.audience.map(|a| vec![a]),
+                    expiration_seconds: Some(token.expiration_seconds.unwrap_or(3607)),
+                    bound_object_ref: Some(BoundObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: pod.metadata.name.clone(),
+                        uid: pod.metadata.uid.clone(),
+                    }),
+                }),
+                ..TokenRequest::default()
+            };
+            self.ctx.limiter.acquire().await;
+            let api = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+            if let Err(e) = api
+                .create_token_request(sa, &PostParams::default(), &request)
+                .await
+            {
+                tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");
             }
         }
     }
