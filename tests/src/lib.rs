@@ -73,6 +73,53 @@ pub fn spawn_nodes(
     })
 }
 
+/// A control plane with Ready hollow nodes, for tests.
+pub struct Cluster {
+    /// The control plane.
+    pub cp: LocalControlPlane,
+    /// The hollow nodes (running in the test process).
+    pub nodes: HollowNodes,
+    /// An admin client.
+    pub client: kube::Client,
+    /// The nodes' TLS-bootstrap credentials (to start more, or the same ones again).
+    pub credentials: Credentials,
+    /// Holds the bootstrap kubeconfig and node certificates.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts hollow nodes `<prefix>-0 .. <prefix>-(n-1)` against `cp` and waits until they are Ready.
+pub async fn with_nodes(
+    cp: LocalControlPlane,
+    prefix: &str,
+    n: usize,
+    config: NodeConfig,
+) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = bootstrap_credentials(&cp, dir.path()).await;
+    let nodes = spawn_nodes(&credentials, HollowOptions::names(prefix, n), config);
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, n, Duration::from_secs(60)).await;
+    Cluster {
+        cp,
+        nodes,
+        client,
+        credentials,
+        dir,
+    }
+}
+
+/// A Deployment of `replicas` pods labelled `app=<name>` in `default`.
+pub fn deployment(name: &str, replicas: usize) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": name, "namespace": "default" },
+        "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": name } }, "template": {
+            "metadata": { "labels": { "app": name } },
+            "spec": { "tolerations": [{ "operator": "Exists", "effect": "NoExecute" }],
+                      "containers": [{ "name": "c", "image": "nginx:1.27" }] } } },
+    })
+}
+
 /// Polls `check` every 250 ms until it returns `Some`, or panics naming `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -21,17 +21,21 @@ fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
-    let cp = start_control_plane().await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
     let n = 3;
-    let hollow = spawn_nodes(
-        &creds,
-        HollowOptions::names("hollow", n),
+    let Cluster {
+        cp,
+        nodes: hollow,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(
+        start_control_plane().await,
+        "hollow",
+        n,
         NodeConfig::default(),
-    );
-    let client = cp.client().await.unwrap();
-    let ready = wait_ready_nodes(&client, n, Duration::from_secs(60)).await;
+    )
+    .await;
+    let ready = wait_ready_nodes(&client, n, Duration::from_secs(5)).await;
     for node in &ready {
         let spec = node.spec.clone().unwrap();
         assert_eq!(
@@ -122,7 +126,10 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
         })
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum();
-    assert!(tokens >= (3 * n) as f64, "expected a TokenRequest per pod, saw {tokens}");
+    assert!(
+        tokens >= (3 * n) as f64,
+        "expected a TokenRequest per pod, saw {tokens}"
+    );
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
     let started = events
         .list(&ListParams::default().fields("reason=Started"))
@@ -132,7 +139,10 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
         .into_iter()
         .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet"))
         .count();
-    assert!(started >= 3 * n, "expected a Started event per pod from the kubelet, saw {started}");
+    assert!(
+        started >= 3 * n,
+        "expected a Started event per pod from the kubelet, saw {started}"
+    );
     hollow.stop();
     cp.stop().await.unwrap();
 }
@@ -194,16 +204,19 @@ async fn pods_where(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
-    let cp = start_control_plane().await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
-    let nodes = spawn_nodes(
-        &creds,
-        HollowOptions::names("drain", 2),
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        credentials: _,
+        dir: _dir,
+    } = with_nodes(
+        start_control_plane().await,
+        "drain",
+        2,
         NodeConfig::default(),
-    );
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 
     apply(&cp, serde_json::json!({
@@ -221,13 +234,7 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
             "metadata": { "labels": { "app": "agent" } },
             "spec": { "hostNetwork": true, "containers": [{ "name": "agent", "image": "agent:1" }] } } },
     })).await;
-    apply(&cp, serde_json::json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": { "name": "movable", "namespace": "default" },
-        "spec": { "replicas": 4, "selector": { "matchLabels": { "app": "movable" } }, "template": {
-            "metadata": { "labels": { "app": "movable" } },
-            "spec": { "containers": [{ "name": "m", "image": "nginx" }] } } },
-    })).await;
+    apply(&cp, deployment("movable", 4)).await;
 
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
     eventually("the Job to complete", Duration::from_secs(90), || {
@@ -338,16 +345,19 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_big_pods_stay_pending_or_are_rejected_with_the_kubelets_reason() {
-    let cp = start_control_plane().await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
-    let nodes = spawn_nodes(
-        &creds,
-        HollowOptions::names("small", 1),
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        credentials: _,
+        dir: _dir,
+    } = with_nodes(
+        start_control_plane().await,
+        "small",
+        1,
         NodeConfig::default(),
-    );
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
+    )
+    .await;
     let big = |name: &str, node: Option<&str>| -> Pod {
         serde_json::from_value(serde_json::json!({
             "metadata": { "name": name, "namespace": "default", "labels": { "app": name } },
@@ -423,12 +433,13 @@ async fn too_big_pods_stay_pending_or_are_rejected_with_the_kubelets_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hollow_node_gets_403_when_it_writes_another_node() {
-    let cp = start_control_plane().await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
-    let nodes = spawn_nodes(&creds, HollowOptions::names("id", 2), NodeConfig::default());
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    let Cluster {
+        cp,
+        nodes,
+        client: _,
+        credentials: creds,
+        dir: _dir,
+    } = with_nodes(start_control_plane().await, "id", 2, NodeConfig::default()).await;
     // The certificate hollow node id-0 got through TLS bootstrap.
     let config = kubemark_hollow::identity::node_config(&creds, "id-0")
         .await
@@ -454,29 +465,30 @@ async fn a_hollow_node_gets_403_when_it_writes_another_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods() {
-    let cp = start_control_plane_with(|o| {
-        o.controller_manager_args = vec![
-            "--node-monitor-grace-period=8s".into(),
-            "--node-monitor-period=1s".into(),
-        ];
-    })
-    .await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
     let config = NodeConfig {
         lease_duration: Duration::from_secs(4),
         ..NodeConfig::default()
     };
-    let nodes = spawn_nodes(&creds, HollowOptions::names("flaky", 1), config.clone());
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
-    apply(&cp, serde_json::json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": { "name": "stay", "namespace": "default" },
-        "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "stay" } }, "template": {
-            "metadata": { "labels": { "app": "stay" } },
-            "spec": { "tolerations": [{ "operator": "Exists" }], "containers": [{ "name": "s", "image": "nginx" }] } } },
-    })).await;
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        credentials: creds,
+        dir: _dir,
+    } = with_nodes(
+        start_control_plane_with(|o| {
+            o.controller_manager_args = vec![
+                "--node-monitor-grace-period=8s".into(),
+                "--node-monitor-period=1s".into(),
+            ];
+        })
+        .await,
+        "flaky",
+        1,
+        config.clone(),
+    )
+    .await;
+    apply(&cp, deployment("stay", 3)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let before = pods_where(&pods, "app=stay", "3 Running pods", 3, |p| {
         phase(p) == "Running"
@@ -561,27 +573,18 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
-    let mut cp = start_control_plane().await;
-    let (_dir, path) = tempdir();
-    let creds = bootstrap_credentials(&cp, &path).await;
     let config = NodeConfig {
         lease_duration: Duration::from_secs(8),
         ..NodeConfig::default()
     };
-    let nodes = spawn_nodes(&creds, HollowOptions::names("survivor", 2), config);
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
-    apply(
-        &cp,
-        serde_json::json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": { "name": "keep", "namespace": "default" },
-            "spec": { "replicas": 4, "selector": { "matchLabels": { "app": "keep" } }, "template": {
-                "metadata": { "labels": { "app": "keep" } },
-                "spec": { "containers": [{ "name": "k", "image": "nginx" }] } } },
-        }),
-    )
-    .await;
+    let Cluster {
+        mut cp,
+        nodes,
+        client,
+        credentials: _,
+        dir: _dir,
+    } = with_nodes(start_control_plane().await, "survivor", 2, config).await;
+    apply(&cp, deployment("keep", 4)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let before = pods_where(&pods, "app=keep", "4 Running pods", 4, |p| {
         phase(p) == "Running"

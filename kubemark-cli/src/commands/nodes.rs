@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kubemark_core::master::{
-    BootstrapToken, LocalState, client_from_kubeconfig, ensure_node_bootstrap,
+    BootstrapToken, LocalState, client_from_kubeconfig, ensure_node_bootstrap, log_tail,
+    pid_is_ours, terminate_pid,
 };
 
 use crate::state::HollowProcess;
@@ -98,8 +99,7 @@ pub async fn ready_nodes(
 }
 
 fn alive(pid: u32, marker: &Path) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker.display().to_string()))
+    pid_is_ours(pid, &marker.display().to_string())
 }
 
 /// Waits until every node of `h` is Ready, with a progress bar; on timeout names the ones that
@@ -158,7 +158,7 @@ pub async fn wait_ready(
             bail!(
                 "the hollow-node process exited; last lines of {}: {}",
                 h.log.display(),
-                tail(&h.log)
+                log_tail(&h.log)
             );
         }
         if start.elapsed() > timeout {
@@ -188,26 +188,7 @@ pub async fn wait_ready(
     }
 }
 
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(3)..].join(" | ")
-}
-
 /// Stops the hollow-node process (SIGTERM, then SIGKILL); a no-op when it is gone.
 pub async fn stop(h: &HollowProcess) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    if !alive(h.pid, &h.dir) {
-        return;
-    }
-    let pid = Pid::from_raw(h.pid as i32);
-    let _ = kill(pid, Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(h.pid, &h.dir) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if alive(h.pid, &h.dir) {
-        let _ = kill(pid, Signal::SIGKILL);
-    }
+    terminate_pid(h.pid, &h.dir.display().to_string(), Duration::from_secs(10)).await;
 }

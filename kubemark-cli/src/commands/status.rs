@@ -30,8 +30,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             );
         }
         let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
-        let req = http::Request::get("/readyz").body(Vec::new())?;
-        let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
+        let ready = kubemark_core::master::apiserver_ready(&client).await;
         healthy &= ready;
         println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
         if let Some(h) = &record.hollow {

@@ -226,12 +226,7 @@ impl LocalControlPlane {
         let client = self.client().await?;
         self.wait_for("kube-apiserver /readyz", |_| {
             let client = client.clone();
-            async move {
-                let req = http::Request::get("/readyz")
-                    .body(Vec::new())
-                    .expect("static request");
-                Ok(matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok"))
-            }
+            async move { Ok(apiserver_ready(&client).await) }
         })
         .await?;
 
@@ -316,10 +311,7 @@ impl LocalControlPlane {
         let start = Instant::now();
         loop {
             self.processes[index].check_alive()?;
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("static request");
-            if matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok") {
+            if apiserver_ready(&client).await {
                 break;
             }
             if start.elapsed() > self.options.ready_timeout {
@@ -466,6 +458,14 @@ impl LocalControlPlane {
             remove_dir(&self.root)
         }
     }
+}
+
+/// Whether the API server's `/readyz` answers `ok`.
+pub async fn apiserver_ready(client: &kube::Client) -> bool {
+    let req = http::Request::get("/readyz")
+        .body(Vec::new())
+        .expect("static request");
+    matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok")
 }
 
 fn remove_dir(dir: &Path) -> Result<(), MasterError> {

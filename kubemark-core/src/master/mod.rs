@@ -13,8 +13,11 @@ pub use flags::{
     MasterLayout, MasterNetwork, MasterPorts, apiserver_args, controller_manager_args, etcd_args,
     scheduler_args,
 };
-pub use local::{LocalControlPlane, LocalOptions, LocalState, client_from_kubeconfig};
+pub use local::{
+    LocalControlPlane, LocalOptions, LocalState, apiserver_ready, client_from_kubeconfig,
+};
 pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap};
+pub use process::{log_tail, pid_is_ours, terminate_pid};
 
 use crate::binaries::BinariesError;
 use crate::pki::PkiError;

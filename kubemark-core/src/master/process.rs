@@ -20,7 +20,7 @@ pub(crate) struct ComponentProcess {
 }
 
 /// The last few lines of a log, joined on one line for error messages.
-pub(crate) fn log_tail(log: &Path) -> String {
+pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read(log).unwrap_or_default();
     let start = text.len().saturating_sub(4096);
     let text = String::from_utf8_lossy(&text[start..]);
@@ -132,7 +132,7 @@ impl ComponentProcess {
 
 /// Whether `pid` is alive and its command line mentions `marker` (so a recycled PID is never
 /// mistaken for one of ours).
-pub(crate) fn pid_is_ours(pid: u32, marker: &str) -> bool {
+pub fn pid_is_ours(pid: u32, marker: &str) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains(marker),
         Err(_) => false,
@@ -140,7 +140,7 @@ pub(crate) fn pid_is_ours(pid: u32, marker: &str) -> bool {
 }
 
 /// Stops a process this process did not start (a detached control plane): SIGTERM, wait, SIGKILL.
-pub(crate) async fn terminate_pid(pid: u32, marker: &str, grace: Duration) {
+pub async fn terminate_pid(pid: u32, marker: &str, grace: Duration) {
     if !pid_is_ours(pid, marker) {
         return;
     }
