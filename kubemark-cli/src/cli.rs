@@ -27,6 +27,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Show a kubemark cluster's master health and hollow nodes.
     Status(ClusterArgs),
+    /// Run a scalability test (density) against a kubemark cluster or any kubeconfig.
+    Test(crate::commands::test::TestArgs),
     /// Measure hollow nodes on this machine: time until N nodes are Ready, idle RSS and CPU per
     /// node, and the API requests they make.
     Bench(BenchArgs),

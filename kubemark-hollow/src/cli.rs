@@ -43,11 +43,11 @@ pub struct HollowNodeArgs {
     /// Extra capacity, name=quantity,...; may override cpu and memory.
     #[arg(long, default_value = "")]
     pub extended_resources: String,
-    /// Client QPS per node.
-    #[arg(long, default_value_t = 10.0)]
+    /// Client QPS per node (the kubelet's default; upstream kubemark used 10).
+    #[arg(long, default_value_t = 50.0)]
     pub kube_api_qps: f64,
-    /// Client burst per node.
-    #[arg(long, default_value_t = 20)]
+    /// Client burst per node (the kubelet's default; upstream kubemark used 20).
+    #[arg(long, default_value_t = 100)]
     pub kube_api_burst: u32,
     /// Node lease duration; renewed every quarter of it.
     #[arg(long, default_value_t = 40)]

@@ -49,6 +49,10 @@ pub struct NodeConfig {
     pub qps: f64,
     /// Client burst per node (`--kube-api-burst`).
     pub burst: u32,
+    /// Event QPS per node, a separate budget as the kubelet's event recorder has.
+    pub event_qps: f64,
+    /// Event burst per node.
+    pub event_burst: u32,
     /// Emit pod lifecycle events (Pulled, Created, Started, Killing) as the kubelet does.
     pub events: bool,
 }
@@ -71,8 +75,11 @@ impl Default for NodeConfig {
             lease_duration: Duration::from_secs(40),
             status_update_frequency: Duration::from_secs(10),
             status_report_frequency: Duration::from_secs(300),
-            qps: 10.0,
-            burst: 20,
+            // The kubelet's defaults (KubeletConfiguration v1beta1), not upstream kubemark's 10/20.
+            qps: 50.0,
+            burst: 100,
+            event_qps: 50.0,
+            event_burst: 100,
             events: true,
         }
     }

@@ -91,6 +91,7 @@ async fn join_node(
     let ctx = Arc::new(NodeContext {
         ip: object::node_ip(&name),
         limiter: RateLimiter::new(config.qps, config.burst),
+        event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
         name,
         client,
         config,

@@ -5,6 +5,7 @@ mod nodes;
 mod start;
 mod status;
 mod stop;
+pub mod test;
 
 use crate::cli::{Cli, Command};
 
@@ -15,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop(args) => stop::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Test(args) => test::run(args).await,
         Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }

@@ -31,6 +31,8 @@ pub struct NodeContext {
     pub client: kube::Client,
     /// This node's client-side rate limit (not applied to leases, as in the kubelet).
     pub limiter: RateLimiter,
+    /// This node's event rate limit, separate as the kubelet's event recorder's.
+    pub event_limiter: RateLimiter,
     /// The node's shape.
     pub config: Arc<NodeConfig>,
     /// The node's InternalIP.

@@ -667,7 +667,7 @@ impl PodWorker {
         };
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            ctx.limiter.acquire().await;
+            ctx.event_limiter.acquire().await;
             let api: Api<k8s_openapi::api::core::v1::Event> =
                 Api::namespaced(ctx.client.clone(), &ns);
             let _ = api.create(&PostParams::default(), &event).await;

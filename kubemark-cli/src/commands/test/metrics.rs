@@ -1,0 +1,132 @@
+//! API responsiveness from the API server's own histograms, as ClusterLoader2's
+//! `APIResponsivenessPrometheusSimple` computes it: the p99 of `apiserver_request_duration_seconds`
+//! per (verb, resource, subresource, scope) over the test, from the difference of two scrapes.
+
+use std::collections::BTreeMap;
+
+/// Cumulative bucket counts by upper bound, for one call kind.
+pub type Buckets = BTreeMap<String, f64>;
+
+/// A call kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct CallKind {
+    /// HTTP verb as the API server labels it (GET, LIST, POST, PATCH, ...).
+    pub verb: String,
+    /// Resource.
+    pub resource: String,
+    /// Subresource, often empty.
+    pub subresource: String,
+    /// `resource`, `namespace` or `cluster`.
+    pub scope: String,
+}
+
+fn label<'a>(labels: &'a str, name: &str) -> &'a str {
+    let key = format!("{name}=\"");
+    labels
+        .split(&key)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+}
+
+/// Parses the `apiserver_request_duration_seconds_bucket` series of a scrape.
+pub fn parse(text: &str) -> BTreeMap<CallKind, Buckets> {
+    let mut out: BTreeMap<CallKind, Buckets> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_duration_seconds_bucket{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let kind = CallKind {
+            verb: label(labels, "verb").into(),
+            resource: label(labels, "resource").into(),
+            subresource: label(labels, "subresource").into(),
+            scope: label(labels, "scope").into(),
+        };
+        if matches!(kind.verb.as_str(), "WATCH" | "CONNECT") || kind.resource.is_empty() {
+            continue;
+        }
+        let le = label(labels, "le").to_string();
+        *out.entry(kind).or_default().entry(le).or_insert(0.0) +=
+            value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+fn bound(le: &str) -> f64 {
+    if le == "+Inf" {
+        f64::INFINITY
+    } else {
+        le.parse().unwrap_or(f64::INFINITY)
+    }
+}
+
+/// The `q` quantile (0..1) of the calls between two scrapes, by linear interpolation inside the
+/// bucket as Prometheus' `histogram_quantile` does; `None` without calls.
+pub fn quantile(before: Option<&Buckets>, after: &Buckets, q: f64) -> Option<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, v)| {
+            (
+                bound(le),
+                v - before.and_then(|b| b.get(le)).copied().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut prev_bound = 0.0;
+    let mut prev_count = 0.0;
+    for (upper, count) in &buckets {
+        if *count >= rank {
+            if upper.is_infinite() {
+                return Some((prev_bound, total));
+            }
+            let in_bucket = count - prev_count;
+            let frac = if in_bucket > 0.0 {
+                (rank - prev_count) / in_bucket
+            } else {
+                1.0
+            };
+            return Some((prev_bound + (upper - prev_bound) * frac, total));
+        }
+        prev_bound = *upper;
+        prev_count = *count;
+    }
+    Some((prev_bound, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRAPE: &str = r#"apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="0.05"} 90
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="0.1"} 99
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="+Inf"} 100
+apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1",le="+Inf"} 7
+"#;
+
+    #[test]
+    fn p99_interpolates_inside_the_bucket_and_skips_watches() {
+        let after = parse(SCRAPE);
+        assert_eq!(after.len(), 1, "WATCH is not a call with a latency SLO");
+        let (kind, buckets) = after.iter().next().unwrap();
+        assert_eq!(
+            (kind.verb.as_str(), kind.scope.as_str()),
+            ("POST", "namespace")
+        );
+        let (p99, n) = quantile(None, buckets, 0.99).unwrap();
+        assert_eq!(n, 100.0);
+        assert!((p99 - 0.1).abs() < 1e-9, "{p99}");
+        let (p50, _) = quantile(None, buckets, 0.5).unwrap();
+        assert!(p50 > 0.0 && p50 < 0.05, "{p50}");
+        let same = quantile(Some(buckets), buckets, 0.99);
+        assert_eq!(same, None, "no calls between identical scrapes");
+    }
+}

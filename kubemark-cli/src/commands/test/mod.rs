@@ -1,0 +1,221 @@
+//! `kubemark test`: scalability tests against any kubemark cluster or kubeconfig, with
+//! CL2-style measurements, SLO verdicts and a JSON artifact per run.
+
+mod density;
+mod metrics;
+mod report;
+mod usage;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{ArgAction, Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::ClusterArgs;
+
+/// Flags of `kubemark test`.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Which test.
+    #[command(subcommand)]
+    pub test: TestKind,
+}
+
+/// The tests.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TestKind {
+    /// Saturate every node with pods at a fixed create rate and measure start-up latency.
+    Density(DensityArgs),
+    /// Deployments, Services, Jobs, StatefulSets, DaemonSets scaled up and down (not implemented yet).
+    Load(DensityArgs),
+}
+
+/// Flags of `kubemark test density`.
+#[derive(Debug, Clone, Args)]
+pub struct DensityArgs {
+    /// The kubemark cluster to test (ignored with --kubeconfig).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Test any cluster by kubeconfig instead of a kubemark cluster.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Pods per Ready node.
+    #[arg(long, default_value_t = 30)]
+    pub pods_per_node: usize,
+    /// Pod create rate, pods/s.
+    #[arg(long, default_value_t = 20.0)]
+    pub qps: f64,
+    /// Seconds to wait for all pods to run (and for the namespace to go).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Delete the test namespace afterwards (`--delete-namespace=false` keeps it).
+    #[arg(long, action = ArgAction::Set, default_value_t = true)]
+    pub delete_namespace: bool,
+    /// Pod start-up SLO (p50, p90 and p99), seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub pod_startup_threshold: f64,
+    /// API call SLO for single-object calls (p99), seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub single_object_threshold: f64,
+    /// API call SLO for LIST calls (p99), seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub list_threshold: f64,
+    /// Where to write the JSON artifact (default: kubemark-<test>-<unix time>.json).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// What a test runs against.
+pub struct Target {
+    client: kube::Client,
+    /// Local processes to sample (name, pid), when the cluster runs on this machine.
+    processes: Option<Vec<(String, u32)>>,
+}
+
+async fn target(args: &DensityArgs) -> anyhow::Result<Target> {
+    if let Some(path) = &args.kubeconfig {
+        let client = kubemark_core::master::client_from_kubeconfig(path).await?;
+        return Ok(Target {
+            client,
+            processes: None,
+        });
+    }
+    let dir = crate::state::cluster_dir(&args.cluster)?;
+    let Some(record) = crate::state::read(&dir)? else {
+        bail!(
+            "no kubemark cluster {} (state dir {}); start one with `kubemark start` or pass --kubeconfig",
+            args.cluster.cluster,
+            dir.display()
+        );
+    };
+    let client = kubemark_core::master::client_from_kubeconfig(&record.kubeconfig).await?;
+    let mut processes: Vec<(String, u32)> = record
+        .local
+        .iter()
+        .flat_map(|l| l.processes.clone())
+        .collect();
+    processes.extend(
+        record
+            .hollow
+            .iter()
+            .map(|h| ("hollow-nodes".to_string(), h.pid)),
+    );
+    Ok(Target {
+        client,
+        processes: (!processes.is_empty()).then_some(processes),
+    })
+}
+
+/// Progress on a terminal, a line every 10 s otherwise.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+    last: std::sync::Mutex<std::time::Instant>,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn new(title: &str, total: usize) -> Self {
+        eprintln!("{title}");
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} created {pos}/{len} running {msg} [{bar:30.cyan/blue}] [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let now = std::time::Instant::now();
+        Self {
+            bar,
+            total,
+            last: std::sync::Mutex::new(now),
+            start: now,
+        }
+    }
+
+    fn set(&self, created: usize, running: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(created as u64);
+            bar.set_message(running.to_string());
+            return;
+        }
+        let mut last = self.last.lock().expect("not poisoned");
+        if last.elapsed().as_secs() >= 10 {
+            eprintln!(
+                "created {created}/{} running {running} after {}s",
+                self.total,
+                self.start.elapsed().as_secs()
+            );
+            *last = std::time::Instant::now();
+        }
+    }
+
+    fn finish(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        eprintln!("{message}");
+    }
+
+    fn abandon(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+    }
+}
+
+/// Runs `kubemark test ...`: prints the summary, writes the artifact, fails when an SLO fails.
+pub async fn run(args: TestArgs) -> anyhow::Result<()> {
+    let args = match args.test {
+        TestKind::Density(a) => a,
+        TestKind::Load(_) => {
+            bail!("kubemark test load is not implemented yet; use kubemark test density")
+        }
+    };
+    let target = target(&args).await?;
+    let report_path = args.report.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        PathBuf::from(format!("kubemark-density-{now}.json"))
+    });
+    let run = density::run(args, target).await?;
+    std::fs::write(&report_path, serde_json::to_string_pretty(&run)?)?;
+    println!(
+        "density: {} pods on {} nodes in {:.1}s; pod start-up p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; scheduling {:.0} pods/s max",
+        run.pods_measured,
+        run.nodes,
+        run.duration_seconds,
+        run.pod_startup_ms.p50,
+        run.pod_startup_ms.p90,
+        run.pod_startup_ms.p99,
+        run.scheduling_throughput.max
+    );
+    for c in &run.components {
+        println!(
+            "  {:<24} CPU p50 {:>7.1} mcore p99 {:>7.1}   RSS max {:>7.1} MiB",
+            c.name, c.cpu_millicores.p50, c.cpu_millicores.p99, c.rss_mib.max
+        );
+    }
+    println!("report: {}", report_path.display());
+    let failed: Vec<String> = run
+        .verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| {
+            format!(
+                "{} = {:.3} {} > {} {}",
+                v.measurement, v.value, v.unit, v.threshold, v.unit
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!("SLO failed: {}", failed.join("; "));
+    }
+    println!("all {} SLO checks passed", run.verdicts.len());
+    Ok(())
+}
