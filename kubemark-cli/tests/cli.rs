@@ -173,3 +173,115 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     }
 }
+
+#[test]
+fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let c = ["--cluster", "density-test"];
+    let out = kubemark(&state, &cwd, &["start", c[0], c[1], "--nodes", "3"]);
+    assert!(out.status.success(), "start failed: {}", text(&out));
+
+    let report = cwd.join("run.json");
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "test",
+            "density",
+            c[0],
+            c[1],
+            "--pods-per-node",
+            "4",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "density failed: {}", text(&out));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(run["apiVersion"], "kubemark.io/v1alpha1");
+    assert_eq!(run["kind"], "TestRun");
+    assert_eq!(run["nodes"], 3);
+    assert_eq!(run["podsCreated"], 12);
+    assert_eq!(
+        run["podsMeasured"], run["podsCreated"],
+        "every created pod is measured"
+    );
+    assert_eq!(run["podStartupMs"]["count"], 12);
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(
+            run["podStartupMs"][key].as_f64().unwrap() > 0.0,
+            "podStartupMs.{key}"
+        );
+    }
+    assert!(
+        run["apiCalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["verb"] == "POST" && c["resource"] == "pods")
+    );
+    let components: Vec<&str> = run["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "hollow-nodes",
+    ] {
+        assert!(
+            components.contains(&name),
+            "{name} missing from {components:?}"
+        );
+    }
+    assert_eq!(run["pass"], true);
+
+    // A threshold nobody can meet: non-zero exit, the failing measurement named; the namespace
+    // is kept because of --delete-namespace=false.
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "test",
+            "density",
+            c[0],
+            c[1],
+            "--pods-per-node",
+            "1",
+            "--pod-startup-threshold",
+            "0.001",
+            "--delete-namespace=false",
+            "--report",
+            cwd.join("tight.json").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "a failed SLO must fail the command");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLO failed: PodStartupLatency p50"),
+        "{stderr}"
+    );
+    let kept = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            cwd.join("kubeconfig.kubemark").to_str().unwrap(),
+        ])
+        .args(["get", "ns", "-l", "kubemark.io/test=density", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout).lines().count(),
+        1,
+        "only the kept namespace remains"
+    );
+
+    let stop = kubemark(&state, &cwd, &["stop", c[0], c[1]]);
+    assert!(stop.status.success(), "{}", text(&stop));
+}
