@@ -13,7 +13,8 @@ use crate::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 /// `kubemark` binary where they make sense.
 #[derive(Debug, Clone, Args)]
 pub struct HollowNodeArgs {
-    /// What to simulate. Only `kubelet` exists so far.
+    /// What to simulate: `kubelet` (with a hollow proxy too when --proxy-kubeconfig is given),
+    /// or `proxy` alone (with --kubeconfig as kube-proxy's).
     #[arg(long)]
     pub morph: String,
     /// Node name; with --count N > 1, nodes are named <name>-0 .. <name>-(N-1).
@@ -52,6 +53,13 @@ pub struct HollowNodeArgs {
     /// Node lease duration; renewed every quarter of it.
     #[arg(long, default_value_t = 40)]
     pub node_lease_duration_seconds: u64,
+    /// The hollow kube-proxy's kubeconfig (a kube-proxy identity, shared by the nodes of the
+    /// process as real clusters share one); with it every hollow node also runs a hollow proxy.
+    #[arg(long)]
+    pub proxy_kubeconfig: Option<PathBuf>,
+    /// Do not run the hollow proxy even when --proxy-kubeconfig is given.
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Do not emit pod lifecycle events.
     #[arg(long)]
     pub no_events: bool,
@@ -94,11 +102,11 @@ impl HollowNodeArgs {
 }
 
 fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
-    match flags.morph.as_str() {
-        "kubelet" => {}
-        "proxy" => anyhow::bail!("--morph proxy is not implemented yet; use --morph kubelet"),
+    let kubelet = match flags.morph.as_str() {
+        "kubelet" => true,
+        "proxy" => false,
         other => anyhow::bail!("unknown --morph {other:?}: known morphs are kubelet and proxy"),
-    }
+    };
     anyhow::ensure!(flags.count >= 1, "--count must be at least 1");
     let deprecated = [
         ("--use-real-proxier", &flags.use_real_proxier),
@@ -114,6 +122,28 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         if value.is_some() {
             tracing::warn!("{flag} is deprecated and has no effect");
         }
+    }
+    if !kubelet {
+        anyhow::ensure!(
+            flags.kubeconfig.is_file(),
+            "--kubeconfig {} does not exist",
+            flags.kubeconfig.display()
+        );
+        return Ok(HollowOptions {
+            names: HollowOptions::names(&flags.name, flags.count),
+            credentials: Credentials::Kubeconfig(flags.kubeconfig.clone()),
+            config: NodeConfig::default(),
+            join_concurrency: flags.join_concurrency,
+            kubelet: false,
+            proxy: Some(flags.kubeconfig.clone()),
+        });
+    }
+    if let Some(p) = &flags.proxy_kubeconfig {
+        anyhow::ensure!(
+            p.is_file(),
+            "--proxy-kubeconfig {} does not exist",
+            p.display()
+        );
     }
     let credentials = match &flags.bootstrap_kubeconfig {
         Some(b) => Credentials::Bootstrap {
@@ -158,6 +188,12 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         credentials,
         config,
         join_concurrency: flags.join_concurrency,
+        kubelet: true,
+        proxy: if flags.no_proxy {
+            None
+        } else {
+            flags.proxy_kubeconfig.clone()
+        },
     })
 }
 

@@ -5,7 +5,9 @@ pub mod client;
 pub mod config;
 pub mod identity;
 pub mod node;
+pub mod npd;
 pub mod pods;
+pub mod proxy;
 pub mod quantity;
 pub mod runtime;
 

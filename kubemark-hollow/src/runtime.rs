@@ -25,6 +25,10 @@ pub struct HollowOptions {
     /// At most this many nodes bootstrap (CSR) or register at the same time, so a big start
     /// does not flood the API server at once.
     pub join_concurrency: usize,
+    /// Run the kubelet of each node (false for `--morph proxy`).
+    pub kubelet: bool,
+    /// Run a hollow kube-proxy for each node with this kubeconfig (a kube-proxy identity).
+    pub proxy: Option<std::path::PathBuf>,
 }
 
 impl HollowOptions {
@@ -70,8 +74,36 @@ async fn join_node(
     config: Arc<NodeConfig>,
     gate: Arc<Semaphore>,
     version: Arc<tokio::sync::OnceCell<String>>,
+    kubelet: bool,
+    proxy: Option<std::path::PathBuf>,
 ) -> Result<(), HollowError> {
     let permit = gate.acquire_owned().await.expect("never closed");
+    // The proxy is its own client with its own connection, as kube-proxy is its own process.
+    let proxy_task = match proxy {
+        Some(path) => {
+            let identity = |source| HollowError::Identity {
+                node: name.clone(),
+                source,
+            };
+            let config = crate::identity::load_config(&path)
+                .await
+                .map_err(identity)?;
+            let client = http2_client(&config).map_err(|e| identity(IdentityError::Kube(e)))?;
+            Some(AbortOnDrop(tokio::spawn(crate::proxy::run(
+                name.clone(),
+                client,
+            ))))
+        }
+        None => None,
+    };
+    if !kubelet {
+        drop(permit);
+        if let Some(mut task) = proxy_task {
+            let _ = (&mut task.0).await;
+        }
+        return Ok(());
+    }
+    let _proxy = proxy_task;
     let kube_config =
         node_config(&credentials, &name)
             .await
@@ -92,6 +124,8 @@ async fn join_node(
         ip: object::node_ip(&name),
         limiter: RateLimiter::new(config.qps, config.burst),
         event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
+        fault: std::sync::RwLock::default(),
+        observed_ready: std::sync::RwLock::default(),
         name,
         client,
         config,
@@ -121,6 +155,8 @@ impl HollowNodes {
                 config.clone(),
                 gate.clone(),
                 version.clone(),
+                options.kubelet,
+                options.proxy.clone(),
             );
             tasks.spawn(async move {
                 let result = join.await;
@@ -149,5 +185,14 @@ impl HollowNodes {
     /// Stops every node at once (as a crash would: no goodbye to the API server).
     pub fn stop(mut self) {
         self.tasks.abort_all();
+    }
+}
+
+/// Aborts a task when dropped (the node stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

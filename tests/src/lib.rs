@@ -70,6 +70,8 @@ pub fn spawn_nodes(
         credentials: credentials.clone(),
         config,
         join_concurrency: 16,
+        kubelet: true,
+        proxy: None,
     })
 }
 

@@ -38,6 +38,20 @@ pub async fn spawn(
     let ca = std::fs::read_to_string(local.work_dir.join("pki").join("ca.crt"))?;
     let bootstrap = dir.join("bootstrap.kubeconfig");
     token.kubeconfig(&local.server, &ca).write(&bootstrap)?;
+    // kube-proxy's identity (system:kube-proxy), shared by every hollow proxy as in real clusters.
+    let proxy = dir.join("kube-proxy.kubeconfig");
+    let pki = local.work_dir.join("pki");
+    let proxy_cert = kubemark_core::pki::CertAndKey {
+        cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
+        key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
+    };
+    kubemark_core::pki::Kubeconfig {
+        name: "kube-proxy".into(),
+        server: local.server.clone(),
+        ca_pem: ca.clone(),
+        credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(proxy_cert),
+    }
+    .write(&proxy)?;
     let log = dir.join("hollow-node.log");
     let out = std::fs::File::create(&log)?;
     let exe = std::env::current_exe().context("locating the kubemark binary")?;
@@ -46,6 +60,7 @@ pub async fn spawn(
         .arg(format!("--count={count}"))
         .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
         .arg(format!("--cert-dir={}", dir.join("certs").display()))
+        .arg(format!("--proxy-kubeconfig={}", proxy.display()))
         .args(extra_flags.split_whitespace())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)

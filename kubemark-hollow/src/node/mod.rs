@@ -1,6 +1,7 @@
 //! The kubelet's node loop for one hollow node: register the Node, renew its Lease, report its
 //! status, follow its Node object (for `spec.podCIDR`), and run its pod worker.
 
+pub mod fault;
 pub mod object;
 
 use std::net::Ipv4Addr;
@@ -37,6 +38,23 @@ pub struct NodeContext {
     pub config: Arc<NodeConfig>,
     /// The node's InternalIP.
     pub ip: Ipv4Addr,
+    /// The injected fault, from the Node's `kubemark.io/fault` annotation.
+    pub fault: std::sync::RwLock<fault::Fault>,
+    /// The Ready status the API server last showed for this node (from the node watch): the
+    /// node lifecycle controller may have changed it (Unknown), which the kubelet corrects.
+    pub observed_ready: std::sync::RwLock<Option<String>>,
+}
+
+impl NodeContext {
+    /// The fault as it stands.
+    pub fn fault(&self) -> fault::Fault {
+        self.fault.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Whether the node is cut off from the API server right now (no writes at all).
+    pub fn partitioned(&self) -> bool {
+        self.fault().partitioned(tokio::time::Instant::now())
+    }
 }
 
 /// Errors that stop a node from joining.
@@ -85,6 +103,7 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
         tokio::spawn(drain_watch::<CSIDriver>(ctx.clone())),
         tokio::spawn(drain_watch::<RuntimeClass>(ctx.clone())),
         tokio::spawn(PodWorker::run(ctx.clone(), cidr_rx)),
+        tokio::spawn(crate::npd::run(ctx.clone())),
     ];
     // Abort the loops when this future is dropped (the node is stopped).
     let _guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
@@ -152,6 +171,10 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
     let interval = duration / 4;
     let mut cached: Option<Lease> = None;
     loop {
+        if ctx.partitioned() {
+            tokio::time::sleep(jittered(interval, 0.04)).await;
+            continue;
+        }
         let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
             k8s_openapi::jiff::Timestamp::now(),
         );
@@ -216,28 +239,43 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
 /// `status_report_frequency` passed since the last write.
 async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let transition = now_rfc3339();
+    let mut transition = now_rfc3339();
+    let mut ready = true;
     let mut last_written: Option<(serde_json::Value, tokio::time::Instant)> = None;
     loop {
-        let now = now_rfc3339();
-        let status = object::status(&facts, &ctx.config, &now, &transition);
-        let comparable = object::status(&facts, &ctx.config, "", &transition);
-        let due = match &last_written {
-            None => true,
-            Some((prev, at)) => {
-                *prev != comparable || at.elapsed() >= ctx.config.status_report_frequency
+        let fault = ctx.fault();
+        let at = tokio::time::Instant::now();
+        if !fault.partitioned(at) {
+            let now = now_rfc3339();
+            if fault.ready(at) != ready {
+                ready = !ready;
+                transition = now.clone();
             }
-        };
-        if due {
-            ctx.limiter.acquire().await;
-            let body = json!({ "status": status });
-            match nodes
-                .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
-                .await
-            {
-                Ok(_) => last_written = Some((comparable, tokio::time::Instant::now())),
-                Err(e) => {
-                    tracing::debug!(node = %ctx.name, error = %e, "node status update failed")
+            let status = object::status(&facts, &ctx.config, &now, &transition, ready);
+            let comparable = object::status(&facts, &ctx.config, "", &transition, ready);
+            let want = if ready { "True" } else { "False" };
+            let observed = ctx.observed_ready.read().ok().and_then(|o| o.clone());
+            // Like the kubelet, compare with what the API server shows, not only with what we
+            // wrote: after a partition the node lifecycle controller has set Ready to Unknown.
+            let drifted = observed.is_some_and(|o| o != want);
+            let due = drifted
+                || match &last_written {
+                    None => true,
+                    Some((prev, at)) => {
+                        *prev != comparable || at.elapsed() >= ctx.config.status_report_frequency
+                    }
+                };
+            if due {
+                ctx.limiter.acquire().await;
+                let body = json!({ "status": status });
+                match nodes
+                    .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
+                    .await
+                {
+                    Ok(_) => last_written = Some((comparable, tokio::time::Instant::now())),
+                    Err(e) => {
+                        tracing::debug!(node = %ctx.name, error = %e, "node status update failed")
+                    }
                 }
             }
         }
@@ -255,6 +293,7 @@ async fn node_watch(
     let api: Api<Node> = Api::all(ctx.client.clone());
     let config = watcher::Config::default().fields(&format!("metadata.name={}", ctx.name));
     let mut stream = std::pin::pin!(watcher::watcher(api, config));
+    let mut last_fault: Option<String> = None;
     while let Some(event) = stream.next().await {
         let node = match event {
             Ok(Event::Apply(n) | Event::InitApply(n)) => n,
@@ -267,6 +306,39 @@ async fn node_watch(
         };
         if let Ok(mut uid) = node_uid.lock() {
             *uid = node.metadata.uid.clone();
+        }
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone());
+        if let Ok(mut observed) = ctx.observed_ready.write() {
+            *observed = ready;
+        }
+        let annotation = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(fault::FAULT_ANNOTATION))
+            .cloned();
+        if annotation != last_fault {
+            let parsed = match &annotation {
+                None => Ok(fault::Fault::default()),
+                Some(v) => fault::parse(v, tokio::time::Instant::now()),
+            };
+            match parsed {
+                Ok(f) => {
+                    tracing::info!(node = %ctx.name, fault = ?annotation, "fault injection changed");
+                    if let Ok(mut current) = ctx.fault.write() {
+                        *current = f;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(node = %ctx.name, error = %e, "ignoring invalid {}", fault::FAULT_ANNOTATION)
+                }
+            }
+            last_fault = annotation;
         }
         let value = node.spec.and_then(|s| s.pod_cidr);
         if value.is_some() && *cidr.borrow() != value {

@@ -50,8 +50,8 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// The node conditions a healthy kubelet reports.
-pub fn conditions(heartbeat: &str, transition: &str) -> Value {
+/// The node conditions the kubelet reports (`ready` false: a kubelet whose runtime is down).
+pub fn conditions(heartbeat: &str, transition: &str, ready: bool) -> Value {
     let c = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({
             "type": type_, "status": status, "reason": reason, "message": message,
@@ -77,17 +77,32 @@ pub fn conditions(heartbeat: &str, transition: &str) -> Value {
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available"
         ),
-        c(
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status"
-        ),
+        if ready {
+            c(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+            )
+        } else {
+            c(
+                "Ready",
+                "False",
+                "KubeletNotReady",
+                "container runtime is down (kubemark injected fault)",
+            )
+        },
     ])
 }
 
 /// The node's status (everything but conditions is constant).
-pub fn status(facts: &NodeFacts, config: &NodeConfig, heartbeat: &str, transition: &str) -> Value {
+pub fn status(
+    facts: &NodeFacts,
+    config: &NodeConfig,
+    heartbeat: &str,
+    transition: &str,
+    ready: bool,
+) -> Value {
     let capacity: serde_json::Map<String, Value> = config
         .capacity
         .iter()
@@ -96,7 +111,7 @@ pub fn status(facts: &NodeFacts, config: &NodeConfig, heartbeat: &str, transitio
     json!({
         "capacity": capacity,
         "allocatable": capacity,
-        "conditions": conditions(heartbeat, transition),
+        "conditions": conditions(heartbeat, transition, ready),
         "addresses": [
             { "type": "InternalIP", "address": facts.ip.to_string() },
             { "type": "Hostname", "address": facts.name },
@@ -150,7 +165,7 @@ pub fn node(facts: &NodeFacts, config: &NodeConfig) -> Value {
             },
         },
         "spec": { "providerID": format!("kubemark://{}", facts.name), "taints": taints },
-        "status": status(facts, config, &now, &now),
+        "status": status(facts, config, &now, &now, true),
     })
 }
 

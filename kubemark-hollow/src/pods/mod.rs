@@ -71,7 +71,8 @@ enum Timer {
     Restart(String),
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(
         s.find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -561,6 +562,11 @@ impl PodWorker {
                 self.write_status(uid, ContainerState::Terminated(0)).await;
             }
         }
+        if self.ctx.partitioned() {
+            // Cut off: the pod stays Terminating; after healing the relist brings it back here.
+            self.forget(uid);
+            return;
+        }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let params = DeleteParams {
@@ -586,6 +592,9 @@ impl PodWorker {
     }
 
     async fn write_status(&self, uid: &str, app: ContainerState) {
+        if self.ctx.partitioned() {
+            return;
+        }
         let Some(p) = self.pods.get(uid) else { return };
         let now = now_rfc3339();
         let host_ip = self.ctx.ip.to_string();
@@ -616,6 +625,9 @@ impl PodWorker {
     }
 
     async fn patch_status(&self, pod: &Pod, status: serde_json::Value) {
+        if self.ctx.partitioned() {
+            return;
+        }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         self.ctx.limiter.acquire().await;

@@ -312,8 +312,8 @@ pub async fn run(args: DensityArgs, target: Target) -> anyhow::Result<TestRun> {
 
 async fn scrape(client: &kube::Client) -> anyhow::Result<String> {
     let req = http::Request::get("/metrics").body(Vec::new())?;
-    Ok(client
+    client
         .request_text(req)
         .await
-        .context("scraping the API server's /metrics")?)
+        .context("scraping the API server's /metrics")
 }

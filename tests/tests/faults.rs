@@ -1,0 +1,235 @@
+//! The hollow proxy and node-problem-detector, and fault injection, against the real control
+//! plane: what the proxy watches shows in the API server's metrics, an injected problem shows as
+//! NPD's condition and event, and the node lifecycle controller treats an injected partition as a
+//! real one.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Node};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kubemark_core::pki::{Kubeconfig, KubeconfigCredentials};
+use kubemark_hollow::NodeConfig;
+use kubemark_hollow::runtime::{HollowNodes, HollowOptions};
+use kubemark_tests::*;
+
+fn condition(node: &Node, type_: &str) -> Option<String> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+async fn annotate(client: &kube::Client, node: &str, fault: Option<&str>) {
+    let api: Api<Node> = Api::all(client.clone());
+    let patch =
+        serde_json::json!({ "metadata": { "annotations": { "kubemark.io/fault": fault } } });
+    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+async fn wait_node(client: &kube::Client, name: &str, what: &str, pred: impl Fn(&Node) -> bool) {
+    let api: Api<Node> = Api::all(client.clone());
+    let pred = &pred;
+    eventually(what, Duration::from_secs(60), || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(|n| pred(n)).map(|_| ()) }
+    })
+    .await;
+}
+
+async fn open_watches(client: &kube::Client, resource: &str) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_longrunning_requests{")
+                && l.contains("verb=\"WATCH\"")
+                && l.contains(&format!("resource=\"{resource}\""))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hollow_proxies_watch_what_kube_proxy_watches() {
+    let cp = start_control_plane().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = bootstrap_credentials(&cp, dir.path()).await;
+    let proxy = dir.path().join("kube-proxy.kubeconfig");
+    Kubeconfig {
+        name: "kube-proxy".into(),
+        server: cp.server_url(),
+        ca_pem: cp.pki().ca.cert_pem().to_string(),
+        credentials: KubeconfigCredentials::ClientCert(cp.pki().kube_proxy.clone()),
+    }
+    .write(&proxy)
+    .unwrap();
+    let client = cp.client().await.unwrap();
+    let before = open_watches(&client, "endpointslices").await;
+    let with_kubelets = HollowNodes::spawn(HollowOptions {
+        names: HollowOptions::names("full", 2),
+        credentials: credentials.clone(),
+        config: NodeConfig::default(),
+        join_concurrency: 4,
+        kubelet: true,
+        proxy: Some(proxy.clone()),
+    });
+    // The proxy morph alone, as `hollow-node --morph proxy` runs it.
+    let proxies_only = HollowNodes::spawn(HollowOptions {
+        names: HollowOptions::names("proxy-only", 2),
+        credentials: kubemark_hollow::Credentials::Kubeconfig(proxy.clone()),
+        config: NodeConfig::default(),
+        join_concurrency: 4,
+        kubelet: false,
+        proxy: Some(proxy),
+    });
+    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    eventually("4 hollow proxies watching", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let slices = open_watches(&client, "endpointslices").await - before;
+            let cidrs = open_watches(&client, "servicecidrs").await;
+            (slices >= 4.0 && cidrs >= 4.0).then_some(())
+        }
+    })
+    .await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let names: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("proxy-only")),
+        "the proxy morph registers no Node: {names:?}"
+    );
+    with_kubelets.stop();
+    proxies_only.stop();
+    cp.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_problem_is_npds_condition_and_event() {
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(
+        start_control_plane().await,
+        "sick",
+        1,
+        NodeConfig::default(),
+    )
+    .await;
+    wait_node(&client, "sick", "NPD's conditions False", |n| {
+        condition(n, "KernelDeadlock").as_deref() == Some("False")
+            && condition(n, "ReadonlyFilesystem").as_deref() == Some("False")
+    })
+    .await;
+    annotate(&client, "sick", Some("problem=KernelDeadlock")).await;
+    wait_node(&client, "sick", "KernelDeadlock True", |n| {
+        condition(n, "KernelDeadlock").as_deref() == Some("True")
+    })
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let found = events
+        .list(&ListParams::default().fields("reason=KernelDeadlock"))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        found
+            .iter()
+            .any(|e| e.involved_object.name.as_deref() == Some("sick")
+                && e.type_.as_deref() == Some("Warning")
+                && e.source.as_ref().and_then(|s| s.component.as_deref())
+                    == Some("kernel-monitor")),
+        "no KernelDeadlock event for the node: {found:?}"
+    );
+    annotate(&client, "sick", None).await;
+    wait_node(&client, "sick", "KernelDeadlock False again", |n| {
+        condition(n, "KernelDeadlock").as_deref() == Some("False")
+    })
+    .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+fn tainted(node: &Node, key: &str) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == key))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_lifecycle_reacts_to_injected_partition_and_not_ready() {
+    let cp = start_control_plane_with(|o| {
+        o.controller_manager_args = vec![
+            "--node-monitor-grace-period=8s".into(),
+            "--node-monitor-period=1s".into(),
+        ];
+    })
+    .await;
+    let config = NodeConfig {
+        lease_duration: Duration::from_secs(4),
+        status_update_frequency: Duration::from_secs(1),
+        ..NodeConfig::default()
+    };
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(cp, "cut", 2, config).await;
+
+    annotate(&client, "cut-0", Some("partition")).await;
+    wait_node(
+        &client,
+        "cut-0",
+        "Ready Unknown and the unreachable taint",
+        |n| {
+            condition(n, "Ready").as_deref() == Some("Unknown")
+                && tainted(n, "node.kubernetes.io/unreachable")
+        },
+    )
+    .await;
+    let other: Api<Node> = Api::all(client.clone());
+    assert!(
+        is_ready(&other.get("cut-1").await.unwrap()),
+        "the other node is unaffected"
+    );
+    annotate(&client, "cut-0", None).await;
+    wait_node(&client, "cut-0", "Ready again, untainted", |n| {
+        is_ready(n) && !tainted(n, "node.kubernetes.io/unreachable")
+    })
+    .await;
+
+    annotate(&client, "cut-1", Some("not-ready;for=20s")).await;
+    wait_node(
+        &client,
+        "cut-1",
+        "Ready False and the not-ready taint",
+        |n| {
+            condition(n, "Ready").as_deref() == Some("False")
+                && tainted(n, "node.kubernetes.io/not-ready")
+        },
+    )
+    .await;
+    wait_node(&client, "cut-1", "Ready after the window", |n| {
+        is_ready(n) && !tainted(n, "node.kubernetes.io/not-ready")
+    })
+    .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
