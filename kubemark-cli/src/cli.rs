@@ -133,4 +133,14 @@ pub struct BenchArgs {
     /// Write the results as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+
+    /// Also measure upstream's hollow node (cmd/kubemark, one process per node, as it is
+    /// deployed) at these node counts, against a fresh control plane of the same binaries.
+    #[arg(long, value_delimiter = ',')]
+    pub upstream: Vec<usize>,
+
+    /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
+    /// `scripts/build-control-plane.sh --with-peers`).
+    #[arg(long)]
+    pub upstream_bin: Option<PathBuf>,
 }

@@ -13,7 +13,12 @@ use crate::state::HollowProcess;
 
 /// One measured point.
 #[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Sample {
+    /// `kubemark-rs` (ours) or `upstream` (cmd/kubemark).
+    implementation: &'static str,
+    /// Processes hosting the nodes.
+    processes: usize,
     nodes: usize,
     seconds_to_ready: f64,
     idle_seconds: u64,
@@ -128,6 +133,154 @@ fn request_counts(text: &str) -> BTreeMap<String, f64> {
     counts
 }
 
+/// CPU ticks and RSS bytes summed over `pids`.
+fn totals(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
+    let mut ticks = 0;
+    let mut rss = 0;
+    for pid in pids {
+        ticks += proc_cpu_ticks(*pid).with_context(|| format!("process {pid} is gone"))?;
+        rss += proc_rss_bytes(*pid)?;
+    }
+    Ok((ticks, rss))
+}
+
+/// The idle phase: settle, then CPU, RSS, request mix and watches over `args.idle` seconds.
+async fn idle_phase(
+    implementation: &'static str,
+    n: usize,
+    pids: &[u32],
+    seconds_to_ready: f64,
+    cp: &LocalControlPlane,
+    args: &BenchArgs,
+) -> anyhow::Result<Sample> {
+    // Let registration traffic (first status writes, CIDR allocation) settle.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let client = cp.client().await?;
+    let before = request_counts(&metrics(&client).await?);
+    let (ticks0, _) = totals(pids)?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle)).await;
+    let (ticks1, rss) = totals(pids)?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let text = metrics(&client).await?;
+    let after = request_counts(&text);
+    let cpu_total = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
+    let node_minutes = n as f64 * elapsed / 60.0;
+    let requests_per_node_minute = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let delta = v - before.get(k).copied().unwrap_or(0.0);
+            (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
+        })
+        .collect();
+    Ok(Sample {
+        implementation,
+        processes: pids.len(),
+        nodes: n,
+        seconds_to_ready,
+        idle_seconds: args.idle,
+        rss_bytes: rss,
+        rss_bytes_per_node: rss / n as u64,
+        cpu_millicores_total: cpu_total,
+        cpu_millicores_per_node: cpu_total / n as f64,
+        requests_per_node_minute,
+        watches: watches(&text),
+        sockets: pids.iter().map(|p| sockets(*p)).sum(),
+    })
+}
+
+async fn ready_count(client: &kube::Client, prefix: &str) -> usize {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let Ok(list) = nodes.list(&Default::default()).await else {
+        return 0;
+    };
+    list.items
+        .iter()
+        .filter(|n| {
+            n.metadata
+                .name
+                .as_deref()
+                .is_some_and(|name| name.starts_with(prefix))
+        })
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count()
+}
+
+/// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
+/// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
+/// keeps the Node authorizer on for both).
+async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
+    let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
+    let bin = args
+        .upstream_bin
+        .clone()
+        .unwrap_or_else(|| locator.cache_dir().join("kubemark"));
+    anyhow::ensure!(
+        bin.is_file(),
+        "upstream hollow node {} not found; build it with scripts/build-control-plane.sh --with-peers",
+        bin.display()
+    );
+    let cp = LocalControlPlane::start(LocalOptions::new(locator.locate()?))
+        .await
+        .context("starting the control plane")?;
+    let work = tempfile::tempdir()?;
+    let start = Instant::now();
+    let mut children = Vec::new();
+    let result = async {
+        for i in 0..n {
+            let name = format!("upstream-{i}");
+            let kubeconfig = work.path().join(format!("{name}.kubeconfig"));
+            cp.kubeconfig_for(&name, cp.pki().issue_kubelet_client(&name)?)
+                .write(&kubeconfig)?;
+            let log = std::fs::File::create(work.path().join(format!("{name}.log")))?;
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.arg("--morph=kubelet")
+                .arg(format!("--name={name}"))
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .arg("--use-host-image-service=false")
+                .arg(format!("--kubelet-port={}", 20000 + 2 * i))
+                .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            children.push(
+                cmd.spawn()
+                    .with_context(|| format!("starting {}", bin.display()))?,
+            );
+        }
+        let client = cp.client().await?;
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        loop {
+            let ready = ready_count(&client, "upstream-").await;
+            if ready == n {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {ready}/{n} upstream hollow nodes Ready"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let seconds_to_ready = start.elapsed().as_secs_f64();
+        eprintln!("{n} upstream hollow nodes Ready in {seconds_to_ready:.1}s");
+        let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+        idle_phase("upstream", n, &pids, seconds_to_ready, &cp, args).await
+    }
+    .await;
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    cp.stop().await?;
+    result
+}
+
 async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
@@ -150,39 +303,7 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let result = async {
         super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
-        // Let registration traffic (first status writes, CIDR allocation) settle.
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        let client = cp.client().await?;
-        let before = request_counts(&metrics(&client).await?);
-        let ticks0 = proc_cpu_ticks(hollow.pid)?;
-        let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_secs(args.idle)).await;
-        let ticks1 = proc_cpu_ticks(hollow.pid)?;
-        let elapsed = t0.elapsed().as_secs_f64();
-        let text = metrics(&client).await?;
-        let after = request_counts(&text);
-        let rss = proc_rss_bytes(hollow.pid)?;
-        let cpu_total = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
-        let node_minutes = n as f64 * elapsed / 60.0;
-        let requests_per_node_minute = after
-            .iter()
-            .filter_map(|(k, v)| {
-                let delta = v - before.get(k).copied().unwrap_or(0.0);
-                (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
-            })
-            .collect();
-        anyhow::Ok(Sample {
-            nodes: n,
-            seconds_to_ready,
-            idle_seconds: args.idle,
-            rss_bytes: rss,
-            rss_bytes_per_node: rss / n as u64,
-            cpu_millicores_total: cpu_total,
-            cpu_millicores_per_node: cpu_total / n as f64,
-            requests_per_node_minute,
-            watches: watches(&text),
-            sockets: sockets(hollow.pid),
-        })
+        idle_phase("kubemark-rs", n, &[hollow.pid], seconds_to_ready, &cp, args).await
     }
     .await;
     super::nodes::stop(&hollow).await;
@@ -205,13 +326,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("benchmark with {n} nodes"))?,
         );
     }
+    for &n in &args.upstream {
+        eprintln!("measuring {n} upstream hollow nodes (one process each) ...");
+        let sample = measure_upstream(n, &args).await;
+        samples.push(sample.with_context(|| format!("upstream benchmark with {n} nodes"))?);
+    }
     println!(
-        "{:>7} {:>14} {:>14} {:>16} {:>15} {:>8}",
-        "nodes", "ready after s", "RSS/node KiB", "CPU/node mcore", "CPU total mcore", "sockets"
+        "{:<12} {:>7} {:>14} {:>14} {:>16} {:>15} {:>8}",
+        "",
+        "nodes",
+        "ready after s",
+        "RSS/node KiB",
+        "CPU/node mcore",
+        "CPU total mcore",
+        "sockets"
     );
     for s in &samples {
         println!(
-            "{:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8}",
+            "{:<12} {:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8}",
+            s.implementation,
             s.nodes,
             s.seconds_to_ready,
             s.rss_bytes_per_node / 1024,
@@ -220,10 +353,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             s.sockets
         );
     }
+    for up in samples.iter().filter(|s| s.implementation == "upstream") {
+        if let Some(ours) = samples
+            .iter()
+            .find(|s| s.implementation != "upstream" && s.nodes == up.nodes)
+        {
+            println!(
+                "{} nodes: upstream / ours = {:.0}x memory per node, {:.0}x CPU per node",
+                up.nodes,
+                up.rss_bytes_per_node as f64 / ours.rss_bytes_per_node.max(1) as f64,
+                up.cpu_millicores_per_node / ours.cpu_millicores_per_node.max(1e-9)
+            );
+        }
+    }
     for s in &samples {
         println!(
-            "\nAPI requests per node-minute while idle ({} nodes), all clients of the API server:",
-            s.nodes
+            "\nAPI requests per node-minute while idle ({} {} nodes), all clients of the API server:",
+            s.nodes, s.implementation
         );
         let mut top: Vec<(&String, &f64)> = s.requests_per_node_minute.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1));

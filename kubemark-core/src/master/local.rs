@@ -64,6 +64,7 @@ impl LocalOptions {
 
 /// What a detached control plane leaves behind so another process can find and stop it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LocalState {
     /// The cluster's name.
     pub cluster: ClusterName,
