@@ -284,4 +284,96 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
 
     let stop = kubemark(&state, &cwd, &["stop", c[0], c[1]]);
     assert!(stop.status.success(), "{}", text(&stop));
+
+    // Both runs side by side in the dashboard, rendered by a real browser.
+    let html = cwd.join("dashboard.html");
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "test",
+            "report",
+            report.to_str().unwrap(),
+            cwd.join("tight.json").to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "report failed: {}", text(&out));
+    let (dom, console) = chromium(&html, &tmp.path().join("dashboard.png"));
+    assert!(dom.contains("<svg"), "no plots rendered");
+    assert_eq!(
+        dom.matches("data-run=").count(),
+        2,
+        "one summary row per run"
+    );
+    let p99 = run["podStartupMs"]["p99"].as_f64().unwrap();
+    assert!(
+        dom.contains(&format!("{p99:.0}")),
+        "the p99 {p99:.0} from the JSON is not on the page"
+    );
+    assert!(
+        dom.contains(">FAIL<") && dom.contains(">PASS<"),
+        "verdicts of both runs are shown"
+    );
+    assert!(
+        dom.contains("PodStartupLatency p99"),
+        "the verdict table names the measurements"
+    );
+    let errors: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("Uncaught") || (l.contains("CONSOLE") && l.contains("ERROR")))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// Renders `page` in headless Chromium (Debian's `chromium`); returns the DOM after scripts ran
+/// and the browser's log. Also writes a screenshot (kept out of the repository).
+fn chromium(page: &Path, screenshot: &Path) -> (String, String) {
+    let bin = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is needed for the dashboard test (.ci/run installs Debian's chromium)");
+    let profile = tempfile::tempdir().unwrap();
+    let common = |cmd: &mut Command| {
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()));
+    };
+    let url = format!("file://{}", page.display());
+    let mut dump = Command::new(bin);
+    common(&mut dump);
+    let out = dump.arg("--dump-dom").arg(&url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shot = Command::new(bin);
+    common(&mut shot);
+    let _ = shot
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg("--window-size=1280,1800")
+        .arg(&url)
+        .output();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -51,8 +51,11 @@ fn pod(namespace: &str, name: &str) -> Pod {
 
 pub async fn run(args: DensityArgs, target: Target) -> anyhow::Result<TestRun> {
     let client = target.client.clone();
-    let started_at =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let now = time::OffsetDateTime::now_utc();
+    let started_at = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)?;
     let version = client
         .apiserver_version()
         .await

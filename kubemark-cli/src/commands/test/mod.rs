@@ -1,6 +1,7 @@
 //! `kubemark test`: scalability tests against any kubemark cluster or kubeconfig, with
 //! CL2-style measurements, SLO verdicts and a JSON artifact per run.
 
+pub mod dashboard;
 mod density;
 mod metrics;
 mod report;
@@ -30,6 +31,19 @@ pub enum TestKind {
     Density(DensityArgs),
     /// Deployments, Services, Jobs, StatefulSets, DaemonSets scaled up and down (not implemented yet).
     Load(DensityArgs),
+    /// Render run reports (JSON) into one static HTML dashboard that compares them side by side.
+    Report(ReportArgs),
+}
+
+/// Flags of `kubemark test report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Run reports written by `kubemark test density`.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, default_value = "kubemark-dashboard.html")]
+    pub html: PathBuf,
 }
 
 /// Flags of `kubemark test density`.
@@ -174,6 +188,11 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         TestKind::Load(_) => {
             bail!("kubemark test load is not implemented yet; use kubemark test density")
         }
+        TestKind::Report(r) => {
+            dashboard::write(&r.reports, &r.html)?;
+            println!("dashboard: {}", r.html.display());
+            return Ok(());
+        }
     };
     let target = target(&args).await?;
     let report_path = args.report.clone().unwrap_or_else(|| {
@@ -185,6 +204,8 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     });
     let run = density::run(args, target).await?;
     std::fs::write(&report_path, serde_json::to_string_pretty(&run)?)?;
+    let html = report_path.with_extension("html");
+    std::fs::write(&html, dashboard::render(std::slice::from_ref(&run))?)?;
     println!(
         "density: {} pods on {} nodes in {:.1}s; pod start-up p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; scheduling {:.0} pods/s max",
         run.pods_measured,
@@ -201,7 +222,11 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             c.name, c.cpu_millicores.p50, c.cpu_millicores.p99, c.rss_mib.max
         );
     }
-    println!("report: {}", report_path.display());
+    println!(
+        "report: {} (dashboard: {})",
+        report_path.display(),
+        html.display()
+    );
     let failed: Vec<String> = run
         .verdicts
         .iter()
