@@ -639,3 +639,106 @@ async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
     nodes.stop();
     cp.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
+    // A /29 per node: addresses .2 to .6, five pods.
+    let cp = start_control_plane_with(|o| {
+        o.controller_manager_args = vec![
+            "--cluster-cidr=10.64.0.0/24".into(),
+            "--node-cidr-mask-size=29".into(),
+        ];
+    })
+    .await;
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(cp, "tiny", 1, NodeConfig::default()).await;
+    apply(&cp, deployment("crowd", 6)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods_where(&pods, "app=crowd", "5 Running pods", 5, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let stuck = pods_where(
+        &pods,
+        "app=crowd",
+        "the sixth pod stuck for want of an IP",
+        1,
+        |p| {
+            phase(p) == "Pending"
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c.type_ == "PodReadyToStartContainers"
+                                && c.reason.as_deref() == Some("PodCIDRExhausted")
+                        })
+                    })
+        },
+    )
+    .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let name = stuck[0].metadata.name.clone().unwrap();
+    let sandbox = events
+        .list(&ListParams::default().fields("reason=FailedCreatePodSandBox"))
+        .await
+        .unwrap()
+        .items;
+    let event = sandbox
+        .iter()
+        .find(|e| e.involved_object.name.as_deref() == Some(&name))
+        .expect("an event for the pod");
+    assert!(
+        event.message.as_deref().unwrap().contains("exhausted"),
+        "{event:?}"
+    );
+    assert_eq!(event.count, Some(1), "reported once, not on every retry");
+
+    // An address freed by a deleted pod goes to the waiting one.
+    let running = pods_where(&pods, "app=crowd", "5 Running pods", 5, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let victim = running[0].metadata.name.clone().unwrap();
+    let out = kubectl(
+        &cp,
+        &["delete", "pod", &victim, "--wait=true", "--timeout=60s"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stuck_name = name.clone();
+    eventually(
+        "the waiting pod to get the freed address",
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            let stuck_name = stuck_name.clone();
+            async move {
+                let p = pods.get(&stuck_name).await.ok()?;
+                (phase(&p) == "Running").then_some(())
+            }
+        },
+    )
+    .await;
+    let sandbox = events
+        .list(&ListParams::default().fields("reason=FailedCreatePodSandBox"))
+        .await
+        .unwrap()
+        .items;
+    let for_stuck = sandbox
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(&name))
+        .count();
+    assert_eq!(for_stuck, 1, "no event spam while waiting");
+    nodes.stop();
+    cp.stop().await.unwrap();
+}

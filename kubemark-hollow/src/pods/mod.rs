@@ -129,6 +129,11 @@ pub(crate) struct PodWorker {
     allocatable: Requests,
     used: Requests,
     waiting_for_cidr: Vec<Pod>,
+    /// Pods whose sandbox failed for want of an address; retried when one is freed.
+    waiting_for_ip: Vec<Pod>,
+    /// Pods already told (condition and event) that the range is exhausted, so retries stay quiet.
+    reported_no_ip: std::collections::HashSet<String>,
+    ip_freed: bool,
     timers: mpsc::UnboundedSender<Timer>,
 }
 
@@ -149,6 +154,9 @@ impl PodWorker {
             allocatable,
             used: Requests::new(),
             waiting_for_cidr: Vec::new(),
+            waiting_for_ip: Vec::new(),
+            reported_no_ip: std::collections::HashSet::new(),
+            ip_freed: false,
             timers,
         };
         let api: Api<Pod> = Api::all(ctx.client.clone());
@@ -177,7 +185,12 @@ impl PodWorker {
                     let value = cidr.borrow_and_update().clone();
                     if let Some(value) = value { worker.set_cidr(&value).await; }
                 }
-                Some(timer) = timer_rx.recv() => worker.on_timer(timer).await,
+                                Some(timer) = timer_rx.recv() => worker.on_timer(timer).await,
+            }
+            if std::mem::take(&mut worker.ip_freed) {
+                for pod in std::mem::take(&mut worker.waiting_for_ip) {
+                    worker.apply(pod).await;
+                }
             }
         }
     }
@@ -208,11 +221,15 @@ impl PodWorker {
         }
         self.waiting_for_cidr
             .retain(|p| p.metadata.uid.as_deref() != Some(uid));
+        self.waiting_for_ip
+            .retain(|p| p.metadata.uid.as_deref() != Some(uid));
+        self.reported_no_ip.remove(uid);
     }
 
     fn release(&mut self, p: &PodState) {
         if let (Some(ip), Some(ipam)) = (p.ip, self.ipam.as_mut()) {
             ipam.release(ip);
+            self.ip_freed = true;
         }
         if p.phase != Local::Terminal {
             for (k, v) in &p.requests {
@@ -252,6 +269,18 @@ impl PodWorker {
             node = %self.ctx.name, pod = ?pod.metadata.name, phase, deleting = pod.metadata.deletion_timestamp.is_some(),
             "pod event"
         );
+        if self
+            .waiting_for_ip
+            .iter()
+            .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+        {
+            // Still waiting for an address; deletion is handled below like any other pod.
+            if pod.metadata.deletion_timestamp.is_none() {
+                return;
+            }
+            self.waiting_for_ip
+                .retain(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
+        }
         if pod.metadata.deletion_timestamp.is_some() {
             self.delete(&uid, &pod).await;
             return;
@@ -307,7 +336,12 @@ impl PodWorker {
             match self.ipam.as_mut().map(Ipam::allocate) {
                 Some(Ok(ip)) => Some(ip),
                 Some(Err(e)) => {
-                    // As a CNI out of addresses: the sandbox fails, the pod stays Pending and says why.
+                    // As a CNI out of addresses: the sandbox fails, the pod stays Pending and says
+                    // why (once), and is retried when an address is freed.
+                    self.waiting_for_ip.push(pod.clone());
+                    if !self.reported_no_ip.insert(uid) {
+                        return;
+                    }
                     let message =
                         format!("Failed to create pod sandbox: failed to allocate IP: {e}");
                     self.event(&pod, None, "Warning", "FailedCreatePodSandBox", &message);
@@ -367,6 +401,7 @@ impl PodWorker {
             *self.used.entry(k.clone()).or_default() += v;
         }
         let run_for = state.run_for;
+        self.reported_no_ip.remove(&uid);
         self.pods.insert(uid.clone(), state);
         if !already_running {
             self.fetch_volumes(&pod).await;
@@ -520,6 +555,7 @@ impl PodWorker {
                         && let Some(ipam) = self.ipam.as_mut()
                     {
                         ipam.release(ip);
+                        self.ip_freed = true;
                     }
                 }
             }
