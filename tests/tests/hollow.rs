@@ -742,3 +742,89 @@ async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
     nodes.stop();
     cp.stop().await.unwrap();
 }
+
+async fn configmap_watches(client: &kube::Client) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_longrunning_requests{")
+                && l.contains("verb=\"WATCH\"")
+                && l.contains("resource=\"configmaps\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(
+        start_control_plane().await,
+        "mounts",
+        1,
+        NodeConfig::default(),
+    )
+    .await;
+    let base = configmap_watches(&client).await;
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "app-config", "namespace": "default" }, "data": { "k": "v" },
+        }),
+    )
+    .await;
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "reader", "namespace": "default", "labels": { "app": "reader" } },
+            "spec": { "containers": [{ "name": "c", "image": "x",
+                        "volumeMounts": [{ "name": "cfg", "mountPath": "/cfg" }] }],
+                      "volumes": [{ "name": "cfg", "configMap": { "name": "app-config" } }] },
+        }),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods_where(&pods, "app=reader", "the reader Running", 1, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    // app-config, and kube-root-ca.crt of the default kube-api-access projected volume.
+    eventually(
+        "two single-object ConfigMap watches",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move { (configmap_watches(&client).await >= base + 2.0).then_some(()) }
+        },
+    )
+    .await;
+    let out = kubectl(
+        &cp,
+        &["delete", "pod", "reader", "--wait=true", "--timeout=60s"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        "the watches closed with the pod",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move { (configmap_watches(&client).await <= base).then_some(()) }
+        },
+    )
+    .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}

@@ -48,7 +48,17 @@ struct PodState {
     restarts: u32,
     unmet_gates: Vec<String>,
     phase: Local,
+    /// ConfigMaps and Secrets this pod keeps watched.
+    objects: Box<[ObjectRef]>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ObjectKind {
+    ConfigMap,
+    Secret,
+}
+
+type ObjectRef = (ObjectKind, Box<str>, Box<str>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Local {
@@ -133,6 +143,8 @@ pub(crate) struct PodWorker {
     waiting_for_ip: Vec<Pod>,
     /// Pods already told (condition and event) that the range is exhausted, so retries stay quiet.
     reported_no_ip: std::collections::HashSet<String>,
+    /// Open single-object watches with the number of pods using each.
+    object_watches: HashMap<ObjectRef, (usize, tokio::task::AbortHandle)>,
     ip_freed: bool,
     timers: mpsc::UnboundedSender<Timer>,
 }
@@ -156,6 +168,7 @@ impl PodWorker {
             waiting_for_cidr: Vec::new(),
             waiting_for_ip: Vec::new(),
             reported_no_ip: std::collections::HashSet::new(),
+            object_watches: HashMap::new(),
             ip_freed: false,
             timers,
         };
@@ -227,6 +240,7 @@ impl PodWorker {
     }
 
     fn release(&mut self, p: &PodState) {
+        self.unwatch_objects(&p.objects);
         if let (Some(ip), Some(ipam)) = (p.ip, self.ipam.as_mut()) {
             ipam.release(ip);
             self.ip_freed = true;
@@ -396,6 +410,7 @@ impl PodWorker {
                 .unwrap_or(0),
             unmet_gates: unmet_gates(&pod),
             phase: Local::Running,
+            objects: Box::new([]),
         };
         for (k, v) in &state.requests {
             *self.used.entry(k.clone()).or_default() += v;
@@ -440,7 +455,7 @@ impl PodWorker {
     /// that load too. Every pod gets a `kube-api-access-*` projected volume by default, so every
     /// pod start costs a TokenRequest and a ConfigMap read, as with a real kubelet. A missing
     /// object does not block a hollow pod.
-    async fn fetch_volumes(&self, pod: &Pod) {
+    async fn fetch_volumes(&mut self, pod: &Pod) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let spec = pod.spec.as_ref();
         let sa = spec
@@ -474,18 +489,25 @@ impl PodWorker {
                 }
             }
         }
-        let client = &self.ctx.client;
+        let client = self.ctx.client.clone();
+        // The kubelet's default (watch-based) manager keeps one single-object watch per
+        // referenced ConfigMap and Secret while a pod on the node uses it.
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut refs = Vec::new();
         for name in configmaps {
-            self.ctx.limiter.acquire().await;
-            let _ = Api::<ConfigMap>::namespaced(client.clone(), ns)
-                .get_opt(&name)
-                .await;
+            refs.push(
+                self.watch_object::<ConfigMap>(ObjectKind::ConfigMap, ns, &name)
+                    .await,
+            );
         }
         for name in secrets {
-            self.ctx.limiter.acquire().await;
-            let _ = Api::<Secret>::namespaced(client.clone(), ns)
-                .get_opt(&name)
-                .await;
+            refs.push(
+                self.watch_object::<Secret>(ObjectKind::Secret, ns, &name)
+                    .await,
+            );
+        }
+        if let Some(p) = self.pods.get_mut(&uid) {
+            p.objects = refs.into_boxed_slice();
         }
         for token in tokens {
             let request = TokenRequest {
@@ -508,6 +530,51 @@ impl PodWorker {
                 .await
             {
                 tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");
+            }
+        }
+    }
+
+    async fn watch_object<K>(&mut self, kind: ObjectKind, ns: &str, name: &str) -> ObjectRef
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let key: ObjectRef = (kind, ns.into(), name.into());
+        if let Some((count, _)) = self.object_watches.get_mut(&key) {
+            *count += 1;
+            return key;
+        }
+        self.ctx.limiter.acquire().await;
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), ns);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let node = self.ctx.name.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(watcher::watcher(api, config));
+            while let Some(event) = stream.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(node = %node, error = %e, "object watch failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+        self.object_watches
+            .insert(key.clone(), (1, task.abort_handle()));
+        key
+    }
+
+    fn unwatch_objects(&mut self, objects: &[ObjectRef]) {
+        for key in objects {
+            if let Some((count, handle)) = self.object_watches.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    handle.abort();
+                    self.object_watches.remove(key);
+                }
             }
         }
     }
@@ -544,6 +611,11 @@ impl PodWorker {
                 } else {
                     self.write_status(&uid, ContainerState::Terminated(code))
                         .await;
+                    let objects = self
+                        .pods
+                        .get_mut(&uid)
+                        .map(|p| std::mem::take(&mut p.objects));
+                    self.unwatch_objects(&objects.unwrap_or_default());
                     if let Some(p) = self.pods.get_mut(&uid) {
                         p.phase = Local::Terminal;
                         let p = std::mem::take(&mut p.requests);
