@@ -2,28 +2,13 @@
 //! proxies, non-headless EndpointSlices, ServiceCIDRs, its own Node), with no dataplane. What it
 //! contributes is exactly what upstream's hollow proxy contributes: watch load on the API server.
 
-use std::time::Duration;
-
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 
-async fn drain<K: Clone + std::fmt::Debug + Send + 'static>(
-    node: &str,
-    what: &str,
-    stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
-) {
-    let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(e) = event {
-            tracing::debug!(node, what, error = %e, "proxy watch failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-}
+use crate::node::drain;
 
 /// Runs the proxy of node `node` with `client` (a kube-proxy identity) until dropped.
 pub async fn run(node: String, client: kube::Client) {

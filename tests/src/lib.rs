@@ -141,6 +141,20 @@ where
     }
 }
 
+/// Open WATCH requests on `resource`, from the API server's `apiserver_longrunning_requests`.
+pub async fn open_watches(client: &kube::Client, resource: &str) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_longrunning_requests{")
+                && l.contains("verb=\"WATCH\"")
+                && l.contains(&format!("resource=\"{resource}\""))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 /// Whether a node's Ready condition is True.
 pub fn is_ready(node: &Node) -> bool {
     node.status

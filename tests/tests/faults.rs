@@ -41,19 +41,6 @@ async fn wait_node(client: &kube::Client, name: &str, what: &str, pred: impl Fn(
     .await;
 }
 
-async fn open_watches(client: &kube::Client, resource: &str) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("apiserver_longrunning_requests{")
-                && l.contains("verb=\"WATCH\"")
-                && l.contains(&format!("resource=\"{resource}\""))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hollow_proxies_watch_what_kube_proxy_watches() {
     let cp = start_control_plane().await;

@@ -743,19 +743,6 @@ async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
     cp.stop().await.unwrap();
 }
 
-async fn configmap_watches(client: &kube::Client) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("apiserver_longrunning_requests{")
-                && l.contains("verb=\"WATCH\"")
-                && l.contains("resource=\"configmaps\"")
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
     let Cluster {
@@ -771,7 +758,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
         NodeConfig::default(),
     )
     .await;
-    let base = configmap_watches(&client).await;
+    let base = open_watches(&client, "configmaps").await;
     apply(
         &cp,
         serde_json::json!({
@@ -802,7 +789,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
         Duration::from_secs(30),
         || {
             let client = client.clone();
-            async move { (configmap_watches(&client).await >= base + 2.0).then_some(()) }
+            async move { (open_watches(&client, "configmaps").await >= base + 2.0).then_some(()) }
         },
     )
     .await;
@@ -821,7 +808,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
         Duration::from_secs(30),
         || {
             let client = client.clone();
-            async move { (configmap_watches(&client).await <= base).then_some(()) }
+            async move { (open_watches(&client, "configmaps").await <= base).then_some(()) }
         },
     )
     .await;

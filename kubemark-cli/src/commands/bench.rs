@@ -93,11 +93,7 @@ fn watches(text: &str) -> BTreeMap<String, f64> {
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let resource = labels
-            .split("resource=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default();
+        let resource = super::test::metrics::label(labels, "resource");
         *out.entry(resource.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
     }
     out
@@ -113,15 +109,7 @@ fn request_counts(text: &str) -> BTreeMap<String, f64> {
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let label = |name: &str| -> String {
-            let key = format!("{name}=\"");
-            labels
-                .split(&key)
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
+        let label = |name: &str| super::test::metrics::label(labels, name);
         let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
         let key = if sub.is_empty() {
             format!("{verb} {resource}")

@@ -379,10 +379,20 @@ async fn drain_stream<K>(
     ctx: &NodeContext,
     stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
 ) {
+    drain(&ctx.name, "informer", stream).await
+}
+
+/// Keeps a watch open and drops its events: the load on the API server is the point. A failed
+/// watch is retried after a second (the watcher relists after 410 Gone by itself).
+pub(crate) async fn drain<K>(
+    node: &str,
+    what: &str,
+    stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
+) {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         if let Err(e) = event {
-            tracing::debug!(node = %ctx.name, error = %e, "watch failed; retrying");
+            tracing::debug!(node, what, error = %e, "watch failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }

@@ -553,14 +553,9 @@ impl PodWorker {
         let api: Api<K> = Api::namespaced(self.ctx.client.clone(), ns);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let node = self.ctx.name.clone();
+        let what = format!("{kind:?} {ns}/{name}");
         let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(watcher::watcher(api, config));
-            while let Some(event) = stream.next().await {
-                if let Err(e) = event {
-                    tracing::debug!(node = %node, error = %e, "object watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+            crate::node::drain(&node, &what, watcher::watcher(api, config)).await
         });
         self.object_watches
             .insert(key.clone(), (1, task.abort_handle()));

@@ -20,7 +20,8 @@ pub struct CallKind {
     pub scope: String,
 }
 
-fn label<'a>(labels: &'a str, name: &str) -> &'a str {
+/// The value of label `name` in a Prometheus series' `{...}` part.
+pub fn label<'a>(labels: &'a str, name: &str) -> &'a str {
     let key = format!("{name}=\"");
     labels
         .split(&key)

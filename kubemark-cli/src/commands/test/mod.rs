@@ -3,7 +3,7 @@
 
 pub mod dashboard;
 mod density;
-mod metrics;
+pub mod metrics;
 mod report;
 mod usage;
 
