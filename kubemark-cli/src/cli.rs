@@ -101,6 +101,10 @@ pub struct StartArgs {
     /// Extra flags for the hollow nodes, e.g. "--max-pods=50 --node-labels=pool=a".
     #[arg(long, default_value = "")]
     pub hollow_node_flags: String,
+
+    /// How the hollow nodes get their identities.
+    #[arg(long, value_enum, default_value = "preissued")]
+    pub node_certs: crate::commands::NodeCerts,
 }
 
 /// Flags of `kubemark stop`.
@@ -138,6 +142,10 @@ pub struct BenchArgs {
     /// deployed) at these node counts, against a fresh control plane of the same binaries.
     #[arg(long, value_delimiter = ',')]
     pub upstream: Vec<usize>,
+
+    /// How our hollow nodes get their identities.
+    #[arg(long, value_enum, default_value = "preissued")]
+    pub node_certs: crate::commands::NodeCerts,
 
     /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
     /// `scripts/build-control-plane.sh --with-peers`).

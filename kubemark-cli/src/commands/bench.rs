@@ -287,7 +287,8 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         keep_data: false,
     };
     let start = Instant::now();
-    let hollow: HollowProcess = super::nodes::spawn(&local, work.path(), n, "--no-events").await?;
+    let hollow: HollowProcess =
+        super::nodes::spawn(&local, work.path(), n, "--no-events", args.node_certs).await?;
     let result = async {
         super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod nodes;
+pub use nodes::NodeCerts;
 mod start;
 mod status;
 mod stop;

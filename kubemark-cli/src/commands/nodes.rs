@@ -18,6 +18,49 @@ use kubemark_core::master::{
 
 use crate::state::HollowProcess;
 
+/// How hollow nodes of a local cluster get their client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeCerts {
+    /// Issued by kubemark from the cluster CA before the nodes start (one per node; no CSR
+    /// round trips, so thousands of nodes join in seconds).
+    Preissued,
+    /// TLS bootstrap: each node creates a CSR that the controller-manager approves and signs, as
+    /// real kubelets join.
+    Bootstrap,
+}
+
+/// Writes `kubelet-client-<name>.pem` (certificate and key, 0600) for every node into `dir`, where
+/// the hollow nodes look first; a node without one falls back to TLS bootstrap.
+async fn preissue(local: &LocalState, dir: &Path, count: usize) -> anyhow::Result<()> {
+    let pki = local.work_dir.join("pki");
+    let ca_cert = std::fs::read_to_string(pki.join("ca.crt"))?;
+    let ca_key = std::fs::read_to_string(pki.join("ca.key"))?;
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let ca = kubemark_core::pki::CertificateAuthority::load(
+            &ca_cert,
+            &ca_key,
+            time::Duration::days(365),
+        )?;
+        std::fs::create_dir_all(&dir)?;
+        for name in kubemark_hollow::HollowOptions::names(PREFIX, count) {
+            let spec = kubemark_core::pki::CertSpec::client(
+                kubemark_core::pki::users::node(&name),
+                &[kubemark_core::pki::users::NODES_GROUP],
+            );
+            let pair = ca.issue(&spec)?;
+            let path = dir.join(format!("kubelet-client-{name}.pem"));
+            kubemark_core::pki::write_private(
+                &path,
+                &format!("{}{}", pair.cert_pem, pair.key_pem),
+            )?;
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(())
+}
+
 /// The node name prefix of local clusters (upstream names hollow nodes after their pod,
 /// `hollow-node-*`).
 pub const PREFIX: &str = "hollow-node";
@@ -28,6 +71,7 @@ pub async fn spawn(
     dir: &Path,
     count: usize,
     extra_flags: &str,
+    certs: NodeCerts,
 ) -> anyhow::Result<HollowProcess> {
     let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
     let token = BootstrapToken::generate();
@@ -38,6 +82,9 @@ pub async fn spawn(
     let ca = std::fs::read_to_string(local.work_dir.join("pki").join("ca.crt"))?;
     let bootstrap = dir.join("bootstrap.kubeconfig");
     token.kubeconfig(&local.server, &ca).write(&bootstrap)?;
+    if certs == NodeCerts::Preissued {
+        preissue(local, &dir.join("certs"), count).await?;
+    }
     // kube-proxy's identity (system:kube-proxy), shared by every hollow proxy as in real clusters.
     let proxy = dir.join("kube-proxy.kubeconfig");
     let pki = local.work_dir.join("pki");

@@ -114,6 +114,7 @@ async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<
             &dir.join("hollow"),
             args.nodes,
             &args.hollow_node_flags,
+            args.node_certs,
         )
         .await?;
         record.hollow = Some(hollow.clone());
