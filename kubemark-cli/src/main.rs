@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod procfs;
 mod progress;
 mod state;
 

@@ -1,7 +1,6 @@
 //! Shared helpers of the workspace-level integration tests (in `tests/tests/`), which run against
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -175,11 +174,4 @@ pub async fn wait_ready_nodes(client: &kube::Client, n: usize, timeout: Duration
         }
     })
     .await
-}
-
-/// A temp directory that is kept alive for the test.
-pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    (dir, path)
 }

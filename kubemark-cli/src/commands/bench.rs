@@ -34,38 +34,6 @@ struct Sample {
     sockets: usize,
 }
 
-fn proc_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn proc_rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS value")?
-        .parse()?;
-    Ok(kib * 1024)
-}
-
-fn clock_ticks() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map(|t| t as f64)
-        .unwrap_or(100.0)
-}
-
 fn sockets(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| {
@@ -126,8 +94,10 @@ fn totals(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
     let mut ticks = 0;
     let mut rss = 0;
     for pid in pids {
-        ticks += proc_cpu_ticks(*pid).with_context(|| format!("process {pid} is gone"))?;
-        rss += proc_rss_bytes(*pid)?;
+        let (t, r) = crate::procfs::cpu_ticks_and_rss(*pid)
+            .with_context(|| format!("process {pid} is gone"))?;
+        ticks += t;
+        rss += r;
     }
     Ok((ticks, rss))
 }
@@ -152,7 +122,7 @@ async fn idle_phase(
     let elapsed = t0.elapsed().as_secs_f64();
     let text = metrics(&client).await?;
     let after = request_counts(&text);
-    let cpu_total = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
+    let cpu_total = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
     let node_minutes = n as f64 * elapsed / 60.0;
     let requests_per_node_minute = after
         .iter()
@@ -190,12 +160,7 @@ async fn ready_count(client: &kube::Client, prefix: &str) -> usize {
                 .as_deref()
                 .is_some_and(|name| name.starts_with(prefix))
         })
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|n| super::nodes::is_ready(n))
         .count()
 }
 

@@ -1,7 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
-mod nodes;
+pub(crate) mod nodes;
 pub use nodes::NodeCerts;
 mod start;
 mod status;

@@ -131,7 +131,8 @@ fn names(h: &HollowProcess) -> Vec<String> {
     }
 }
 
-fn ready(node: &Node) -> bool {
+/// Whether the node's Ready condition is True.
+pub fn is_ready(node: &Node) -> bool {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -150,7 +151,7 @@ pub async fn ready_nodes(
         .items
         .into_iter()
         .filter(|n| {
-            ready(n)
+            is_ready(n)
                 && n.metadata
                     .name
                     .as_ref()

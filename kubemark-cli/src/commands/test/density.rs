@@ -24,11 +24,7 @@ struct Timeline {
 }
 
 fn schedulable_ready(node: &Node) -> bool {
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = crate::commands::nodes::is_ready(node);
     let unschedulable = node
         .spec
         .as_ref()

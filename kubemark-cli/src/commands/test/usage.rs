@@ -8,16 +8,6 @@ use tokio::sync::oneshot;
 
 use super::report::{ComponentUsage, Percentiles, Point};
 
-fn ticks_and_rss(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // Field 24 (rss) counts pages.
-    let pages: u64 = f.get(21)?.parse().ok()?;
-    Some((ticks, pages * 4096))
-}
-
 /// A running sampler.
 pub struct Sampler {
     stop: oneshot::Sender<()>,
@@ -28,10 +18,7 @@ impl Sampler {
     /// Samples `processes` (name, pid) every second until stopped.
     pub fn start(processes: Vec<(String, u32)>) -> Self {
         let (stop, mut stopped) = oneshot::channel();
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .unwrap_or(100) as f64;
+        let hz = crate::procfs::clock_ticks();
         let done = tokio::spawn(async move {
             let start = Instant::now();
             let mut last: BTreeMap<String, (u64, Instant)> = BTreeMap::new();
@@ -39,7 +26,7 @@ impl Sampler {
             let mut rss: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             loop {
                 for (name, pid) in &processes {
-                    let Some((ticks, bytes)) = ticks_and_rss(*pid) else {
+                    let Some((ticks, bytes)) = crate::procfs::cpu_ticks_and_rss(*pid) else {
                         continue;
                     };
                     let now = Instant::now();
