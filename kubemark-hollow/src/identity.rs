@@ -111,8 +111,28 @@ pub async fn node_config(
     credentials: &Credentials,
     node: &str,
 ) -> Result<kube::Config, IdentityError> {
+    Ok(resolve(credentials, node).await?.0)
+}
+
+/// A client authenticated as node `node` (HTTP/2, see [`crate::client`]).
+pub async fn node_client(
+    credentials: &Credentials,
+    node: &str,
+) -> Result<kube::Client, IdentityError> {
+    match resolve(credentials, node).await? {
+        (_, Some(client)) => Ok(client),
+        (config, None) => Ok(crate::client::http2_client(&config)?),
+    }
+}
+
+/// The node's configuration, and the client that already proved a stored certificate valid, so
+/// that a joining node opens one TLS connection, not two.
+async fn resolve(
+    credentials: &Credentials,
+    node: &str,
+) -> Result<(kube::Config, Option<kube::Client>), IdentityError> {
     match credentials {
-        Credentials::Kubeconfig(path) => load_config(path).await,
+        Credentials::Kubeconfig(path) => Ok((load_config(path).await?, None)),
         Credentials::Bootstrap {
             bootstrap_kubeconfig,
             cert_dir,
@@ -121,8 +141,8 @@ pub async fn node_config(
             let path = cert_path(cert_dir, node);
             if let Ok(pem) = std::fs::read_to_string(&path) {
                 let config = with_client_cert(bootstrap.clone(), &pem);
-                if still_valid(&config, node).await {
-                    return Ok(config);
+                if let Some(client) = still_valid(&config, node).await {
+                    return Ok((config, Some(client)));
                 }
                 tracing::info!(
                     node,
@@ -137,17 +157,20 @@ pub async fn node_config(
                 }
             })?;
             kubemark_core::pki::write_private(&path, &pem)?;
-            Ok(with_client_cert(bootstrap, &pem))
+            Ok((with_client_cert(bootstrap, &pem), None))
         }
     }
 }
 
-async fn still_valid(config: &kube::Config, node: &str) -> bool {
-    let Ok(client) = crate::client::http2_client(config) else {
-        return false;
-    };
+/// A client with `config` when the API server accepts its certificate.
+async fn still_valid(config: &kube::Config, node: &str) -> Option<kube::Client> {
+    let client = crate::client::http2_client(config).ok()?;
     // 401 means the certificate is not (or no longer) accepted; anything else proves it is.
-    !matches!(Api::<Node>::all(client).get_opt(node).await, Err(kube::Error::Api(s)) if s.code == 401)
+    let rejected = matches!(
+        Api::<Node>::all(client.clone()).get_opt(node).await,
+        Err(kube::Error::Api(s)) if s.code == 401
+    );
+    (!rejected).then_some(client)
 }
 
 /// Creates a CSR for `system:node:<node>` and waits until it is approved and signed. Returns the

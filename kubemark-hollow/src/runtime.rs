@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{RateLimiter, http2_client};
 use crate::config::NodeConfig;
-use crate::identity::{Credentials, IdentityError, node_config};
+use crate::identity::{Credentials, IdentityError, node_client};
 use crate::node::{self, NodeContext, object};
 
 /// How to run a set of hollow nodes.
@@ -104,17 +104,13 @@ async fn join_node(
         return Ok(());
     }
     let _proxy = proxy_task;
-    let kube_config =
-        node_config(&credentials, &name)
+    let client =
+        node_client(&credentials, &name)
             .await
             .map_err(|source| HollowError::Identity {
                 node: name.clone(),
                 source,
             })?;
-    let client = http2_client(&kube_config).map_err(|e| HollowError::Identity {
-        node: name.clone(),
-        source: IdentityError::Kube(e),
-    })?;
     let kubelet_version = version
         .get_or_try_init(|| async { client.apiserver_version().await.map(|v| v.git_version) })
         .await
