@@ -27,7 +27,7 @@ pub enum Command {
     Stop(StopArgs),
     /// Show a kubemark cluster's master health and hollow nodes.
     Status(ClusterArgs),
-    /// Run a scalability test (density) against a kubemark cluster or any kubeconfig.
+    /// Run a scalability test (density, load) against a kubemark cluster or any kubeconfig, or compare runs (report).
     Test(crate::commands::test::TestArgs),
     /// Measure hollow nodes on this machine: time until N nodes are Ready, idle RSS and CPU per
     /// node, and the API requests they make.

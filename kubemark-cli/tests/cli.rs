@@ -174,6 +174,186 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
     }
 }
 
+fn kubectl(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            cwd.join("kubeconfig.kubemark").to_str().unwrap(),
+        ])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn load_run_creates_and_deletes_every_kind_and_keeps_only_when_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let c = ["--cluster", "load-test"];
+    let out = kubemark(&state, &cwd, &["start", c[0], c[1], "--nodes", "3"]);
+    assert!(out.status.success(), "start failed: {}", text(&out));
+    let kinds = "deployments,services,configmaps,secrets,jobs,statefulsets,daemonsets";
+
+    let report = cwd.join("load.json");
+    let args = [
+        "test",
+        "load",
+        c[0],
+        c[1],
+        "--pods-per-node",
+        "6",
+        "--qps",
+        "50",
+    ];
+    let mut full = args.to_vec();
+    full.extend(["--report", report.to_str().unwrap()]);
+    let out = kubemark(&state, &cwd, &full);
+    assert!(out.status.success(), "load failed: {}", text(&out));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        (run["kind"].as_str(), run["test"].as_str()),
+        (Some("TestRun"), Some("load"))
+    );
+    let objects = run["objects"].as_array().unwrap();
+    for kind in [
+        "Deployment",
+        "StatefulSet",
+        "Job",
+        "DaemonSet",
+        "Service",
+        "ConfigMap",
+        "Secret",
+    ] {
+        let o = objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} missing from {objects:?}"));
+        assert!(o["created"].as_u64().unwrap() >= 1, "{o}");
+        assert_eq!(
+            o["created"], o["deleted"],
+            "every {kind} created was deleted"
+        );
+    }
+    let phases: Vec<&str> = run["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["create", "scale", "delete"]);
+    // 3 DaemonSet pods + 5 each for the Deployment, StatefulSet and Job, plus the pods the scale
+    // phase and the DaemonSet roll made: all measured.
+    assert!(
+        run["podsCreated"].as_u64().unwrap() >= 18,
+        "{}",
+        run["podsCreated"]
+    );
+    assert_eq!(run["podsMeasured"], run["podsCreated"]);
+    assert_eq!(
+        kubectl(
+            &cwd,
+            &["get", "ns", "-l", "kubemark.io/test=load", "-o", "name"]
+        ),
+        "",
+        "nothing is left"
+    );
+
+    // Told to keep, with a focus: only the focused kinds exist, and they stay.
+    let mut keep = args.to_vec();
+    keep.extend([
+        "--focus",
+        "deployments,services",
+        "--delete-namespace=false",
+    ]);
+    let kept_report = cwd.join("keep.json");
+    keep.extend(["--report", kept_report.to_str().unwrap()]);
+    let out = kubemark(&state, &cwd, &keep);
+    assert!(out.status.success(), "load --focus failed: {}", text(&out));
+    let left = kubectl(
+        &cwd,
+        &[
+            "get",
+            kinds,
+            "-A",
+            "-l",
+            "kubemark.io/test=load",
+            "-o",
+            "name",
+        ],
+    );
+    let mut left: Vec<&str> = left.lines().map(|l| l.split('/').next().unwrap()).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["deployment.apps", "service"],
+        "kept exactly the focused kinds"
+    );
+    let running = kubectl(
+        &cwd,
+        &[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "kubemark.io/test=load",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        running.lines().count(),
+        5,
+        "the kept Deployment's pods still run"
+    );
+
+    let out = kubemark(
+        &state,
+        &cwd,
+        &["test", "load", c[0], c[1], "--focus", "nodes"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("invalid value 'nodes' for '--focus"),
+        "{}",
+        text(&out)
+    );
+
+    let stop = kubemark(&state, &cwd, &["stop", c[0], c[1]]);
+    assert!(stop.status.success(), "{}", text(&stop));
+
+    // The load section of the dashboard: objects, phases and etcd, for both runs.
+    let html = cwd.join("load.html");
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "test",
+            "report",
+            report.to_str().unwrap(),
+            kept_report.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "report failed: {}", text(&out));
+    let (dom, console) = chromium(&html, &tmp.path().join("load.png"));
+    for needle in ["phase scale", "StatefulSet", "apiserver+etcd"] {
+        assert!(dom.contains(needle), "{needle} is not on the page");
+    }
+    let db = run["etcd"]["dbSizeBytes"].as_f64().unwrap() / 1048576.0;
+    assert!(
+        dom.contains(&format!("{db:.1}")),
+        "db size {db:.1} MiB from the JSON is not on the page"
+    );
+    assert!(!console.contains("Uncaught"), "console errors: {console}");
+}
+
 #[test]
 fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
     let tmp = tempfile::tempdir().unwrap();
@@ -241,6 +421,20 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
             "{name} missing from {components:?}"
         );
     }
+    assert_eq!(
+        run["etcd"]["source"], "apiserver+etcd",
+        "local etcd is scraped"
+    );
+    assert!(run["etcd"]["dbSizeBytes"].as_f64().unwrap() > 0.0);
+    assert!(run["etcd"]["walFsyncP99Seconds"].as_f64().is_some());
+    assert!(
+        run["etcd"]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["operation"] == "create" && r["resource"] == "pods"),
+        "the API server's pod creates reached etcd"
+    );
     assert_eq!(run["pass"], true);
 
     // A threshold nobody can meet: non-zero exit, the failing measurement named; the namespace

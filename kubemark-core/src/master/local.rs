@@ -82,6 +82,33 @@ pub struct LocalState {
     pub keep_data: bool,
 }
 
+impl LocalState {
+    /// etcd's own `/metrics` (Prometheus text), read over its TLS client port with the API
+    /// server's etcd client certificate: etcd serves metrics only to clients of its CA.
+    pub async fn etcd_metrics(&self) -> Result<String, MasterError> {
+        let layout = MasterLayout::under(&self.work_dir);
+        let read = |name: &str| {
+            let path = layout.pki_dir.join(name);
+            std::fs::read(&path).map_err(io_err(&path))
+        };
+        let mut identity = read("apiserver-etcd-client.crt")?;
+        identity.extend(read("apiserver-etcd-client.key")?);
+        let ca = read(crate::pki::file_names::ETCD_CA_CRT)?;
+        let bad = |e: reqwest::Error| MasterError::State(format!("etcd metrics: {e}"));
+        let client = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).map_err(bad)?])
+            .identity(reqwest::Identity::from_pem(&identity).map_err(bad)?)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(bad)?;
+        let url = format!("https://127.0.0.1:{}/metrics", self.ports.etcd_client);
+        let response = client.get(&url).send().await.map_err(bad)?;
+        let response = response.error_for_status().map_err(bad)?;
+        response.text().await.map_err(bad)
+    }
+}
+
 /// A running control plane. Stopped by [`LocalControlPlane::stop`], or on drop (also during a
 /// panic), unless [`LocalControlPlane::detach`]ed.
 ///

@@ -32,28 +32,54 @@ pub fn label<'a>(labels: &'a str, name: &str) -> &'a str {
 
 /// Parses the `apiserver_request_duration_seconds_bucket` series of a scrape.
 pub fn parse(text: &str) -> BTreeMap<CallKind, Buckets> {
-    let mut out: BTreeMap<CallKind, Buckets> = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_duration_seconds_bucket{"))
-    {
+    histograms(
+        text,
+        "apiserver_request_duration_seconds",
+        &["verb", "resource", "subresource", "scope"],
+    )
+    .into_iter()
+    .map(|(l, b)| {
+        let [verb, resource, subresource, scope] = <[String; 4]>::try_from(l).expect("4 labels");
+        (
+            CallKind {
+                verb,
+                resource,
+                subresource,
+                scope,
+            },
+            b,
+        )
+    })
+    .filter(|(k, _)| !matches!(k.verb.as_str(), "WATCH" | "CONNECT") && !k.resource.is_empty())
+    .collect()
+}
+
+/// The buckets of histogram `metric`, summed over every label but `by` and keyed by the values
+/// of `by` (in that order).
+pub fn histograms(text: &str, metric: &str, by: &[&str]) -> BTreeMap<Vec<String>, Buckets> {
+    let prefix = format!("{metric}_bucket{{");
+    let mut out: BTreeMap<Vec<String>, Buckets> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let kind = CallKind {
-            verb: label(labels, "verb").into(),
-            resource: label(labels, "resource").into(),
-            subresource: label(labels, "subresource").into(),
-            scope: label(labels, "scope").into(),
-        };
-        if matches!(kind.verb.as_str(), "WATCH" | "CONNECT") || kind.resource.is_empty() {
-            continue;
-        }
+        let key = by.iter().map(|n| label(labels, n).to_string()).collect();
         let le = label(labels, "le").to_string();
-        *out.entry(kind).or_default().entry(le).or_insert(0.0) +=
+        *out.entry(key).or_default().entry(le).or_insert(0.0) +=
             value.parse::<f64>().unwrap_or(0.0);
     }
     out
+}
+
+/// The largest value of any series of gauge `metric`, if the scrape has one.
+pub fn gauge_max(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .reduce(f64::max)
 }
 
 fn bound(le: &str) -> f64 {
@@ -129,5 +155,27 @@ apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group
         assert!(p50 > 0.0 && p50 < 0.05, "{p50}");
         let same = quantile(Some(buckets), buckets, 0.99);
         assert_eq!(same, None, "no calls between identical scrapes");
+    }
+
+    #[test]
+    fn histograms_group_by_the_named_labels_and_gauges_take_the_largest_series() {
+        let text = r#"etcd_request_duration_seconds_bucket{group="",operation="get",resource="pods",le="0.005"} 3
+etcd_request_duration_seconds_bucket{group="",operation="get",resource="pods",le="+Inf"} 4
+etcd_request_duration_seconds_bucket{group="apps",operation="get",resource="pods",le="+Inf"} 1
+apiserver_storage_size_bytes{storage_cluster_id="a"} 1.5e+06
+apiserver_storage_size_bytes{storage_cluster_id="b"} 2e+06
+apiserver_storage_size_bytes_other 9e+09
+"#;
+        let h = histograms(
+            text,
+            "etcd_request_duration_seconds",
+            &["operation", "resource"],
+        );
+        let key = vec!["get".to_string(), "pods".to_string()];
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[&key]["+Inf"], 5.0, "the two groups are summed");
+        assert_eq!(h[&key]["0.005"], 3.0);
+        assert_eq!(gauge_max(text, "apiserver_storage_size_bytes"), Some(2e6));
+        assert_eq!(gauge_max(text, "etcd_mvcc_db_total_size_in_bytes"), None);
     }
 }

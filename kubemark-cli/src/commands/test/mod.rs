@@ -3,6 +3,9 @@
 
 pub mod dashboard;
 mod density;
+mod etcd;
+mod load;
+mod measure;
 pub mod metrics;
 mod report;
 mod usage;
@@ -29,8 +32,9 @@ pub struct TestArgs {
 pub enum TestKind {
     /// Saturate every node with pods at a fixed create rate and measure start-up latency.
     Density(DensityArgs),
-    /// Deployments, Services, Jobs, StatefulSets, DaemonSets scaled up and down (not implemented yet).
-    Load(DensityArgs),
+    /// Deployments (big/medium/small), Services, ConfigMaps, Secrets, a DaemonSet, Jobs and
+    /// StatefulSets: created, scaled up and down, deleted.
+    Load(LoadArgs),
     /// Render run reports (JSON) into one static HTML dashboard that compares them side by side.
     Report(ReportArgs),
 }
@@ -38,7 +42,7 @@ pub enum TestKind {
 /// Flags of `kubemark test report`.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// Run reports written by `kubemark test density`.
+    /// Run reports written by `kubemark test density` or `kubemark test load`.
     #[arg(required = true)]
     pub reports: Vec<PathBuf>,
     /// The HTML file to write.
@@ -46,9 +50,9 @@ pub struct ReportArgs {
     pub html: PathBuf,
 }
 
-/// Flags of `kubemark test density`.
+/// Flags every test takes.
 #[derive(Debug, Clone, Args)]
-pub struct DensityArgs {
+pub struct CommonArgs {
     /// The kubemark cluster to test (ignored with --kubeconfig).
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -58,13 +62,13 @@ pub struct DensityArgs {
     /// Pods per Ready node.
     #[arg(long, default_value_t = 30)]
     pub pods_per_node: usize,
-    /// Pod create rate, pods/s.
+    /// Pod create rate, pods/s (the load test paces every object by the pods it makes).
     #[arg(long, default_value_t = 20.0)]
     pub qps: f64,
-    /// Seconds to wait for all pods to run (and for the namespace to go).
+    /// Seconds to wait for each phase (pods Running, objects gone, namespaces deleted).
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
-    /// Delete the test namespace afterwards (`--delete-namespace=false` keeps it).
+    /// Delete what the test created afterwards (`--delete-namespace=false` keeps it all).
     #[arg(long, action = ArgAction::Set, default_value_t = true)]
     pub delete_namespace: bool,
     /// Pod start-up SLO (p50, p90 and p99), seconds.
@@ -81,19 +85,42 @@ pub struct DensityArgs {
     pub report: Option<PathBuf>,
 }
 
+/// Flags of `kubemark test density`.
+#[derive(Debug, Clone, Args)]
+pub struct DensityArgs {
+    /// Flags every test takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Flags of `kubemark test load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Flags every test takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only these parts, comma-separated: deployments, services, configmaps, secrets,
+    /// daemonsets, jobs, statefulsets (object kinds) and scale (the scale phase). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub focus: Vec<load::Part>,
+}
+
 /// What a test runs against.
 pub struct Target {
     client: kube::Client,
     /// Local processes to sample (name, pid), when the cluster runs on this machine.
     processes: Option<Vec<(String, u32)>>,
+    /// The local master's state, for scraping etcd directly.
+    local: Option<kubemark_core::master::LocalState>,
 }
 
-async fn target(args: &DensityArgs) -> anyhow::Result<Target> {
+async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
     if let Some(path) = &args.kubeconfig {
         let client = kubemark_core::master::client_from_kubeconfig(path).await?;
         return Ok(Target {
             client,
             processes: None,
+            local: None,
         });
     }
     let dir = crate::state::cluster_dir(&args.cluster)?;
@@ -119,6 +146,7 @@ async fn target(args: &DensityArgs) -> anyhow::Result<Target> {
     Ok(Target {
         client,
         processes: (!processes.is_empty()).then_some(processes),
+        local: record.local,
     })
 }
 
@@ -126,18 +154,22 @@ async fn target(args: &DensityArgs) -> anyhow::Result<Target> {
 pub struct Progress {
     bar: Option<ProgressBar>,
     total: usize,
+    what: &'static str,
     last: std::sync::Mutex<std::time::Instant>,
     start: std::time::Instant,
 }
 
 impl Progress {
-    fn new(title: &str, total: usize) -> Self {
+    /// `what` names the counted thing ("created", "Running").
+    fn new(title: &str, total: usize, what: &'static str) -> Self {
         eprintln!("{title}");
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} created {pos}/{len} running {msg} [{bar:30.cyan/blue}] [{elapsed}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(&format!(
+                    "{{spinner:.cyan}} {what} {{pos}}/{{len}} {{msg}} [{{bar:30.cyan/blue}}] [{{elapsed}}]"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
         });
@@ -145,21 +177,23 @@ impl Progress {
         Self {
             bar,
             total,
+            what,
             last: std::sync::Mutex::new(now),
             start: now,
         }
     }
 
-    fn set(&self, created: usize, running: usize) {
+    fn set(&self, done: usize, message: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_position(created as u64);
-            bar.set_message(running.to_string());
+            bar.set_position(done as u64);
+            bar.set_message(message.to_string());
             return;
         }
         let mut last = self.last.lock().expect("not poisoned");
         if last.elapsed().as_secs() >= 10 {
             eprintln!(
-                "created {created}/{} running {running} after {}s",
+                "{} {done}/{} {message} after {}s",
+                self.what,
                 self.total,
                 self.start.elapsed().as_secs()
             );
@@ -183,31 +217,39 @@ impl Progress {
 
 /// Runs `kubemark test ...`: prints the summary, writes the artifact, fails when an SLO fails.
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
-    let args = match args.test {
-        TestKind::Density(a) => a,
-        TestKind::Load(_) => {
-            bail!("kubemark test load is not implemented yet; use kubemark test density")
-        }
+    let (name, common) = match &args.test {
+        TestKind::Density(a) => ("density", a.common.clone()),
+        TestKind::Load(a) => ("load", a.common.clone()),
         TestKind::Report(r) => {
             dashboard::write(&r.reports, &r.html)?;
             println!("dashboard: {}", r.html.display());
             return Ok(());
         }
     };
-    let target = target(&args).await?;
-    let report_path = args.report.clone().unwrap_or_else(|| {
+    if !(common.qps.is_finite() && common.qps > 0.0) {
+        bail!("--qps must be a positive number of pods per second");
+    }
+    if common.pods_per_node == 0 {
+        bail!("--pods-per-node must be at least 1");
+    }
+    let target = target(&common).await?;
+    let report_path = common.report.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        PathBuf::from(format!("kubemark-density-{now}.json"))
+        PathBuf::from(format!("kubemark-{name}-{now}.json"))
     });
-    let run = density::run(args, target).await?;
+    let run = match args.test {
+        TestKind::Density(a) => density::run(a, target).await?,
+        TestKind::Load(a) => load::run(a, target).await?,
+        TestKind::Report(_) => unreachable!("handled above"),
+    };
     std::fs::write(&report_path, serde_json::to_string_pretty(&run)?)?;
     let html = report_path.with_extension("html");
     std::fs::write(&html, dashboard::render(std::slice::from_ref(&run))?)?;
     println!(
-        "density: {} pods on {} nodes in {:.1}s; pod start-up p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; scheduling {:.0} pods/s max",
+        "{name}: {} pods on {} nodes in {:.1}s; pod start-up p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; scheduling {:.0} pods/s max",
         run.pods_measured,
         run.nodes,
         run.duration_seconds,
@@ -216,6 +258,30 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         run.pod_startup_ms.p99,
         run.scheduling_throughput.max
     );
+    for o in &run.objects {
+        println!(
+            "  {:<24} created {:>6} deleted {:>6}",
+            o.kind, o.created, o.deleted
+        );
+    }
+    for p in &run.phases {
+        println!("  phase {:<18} {:>8.1}s", p.name, p.seconds);
+    }
+    if let Some(e) = &run.etcd {
+        println!(
+            "  etcd db {:.1} MiB; slowest request p99 {}",
+            e.db_size_bytes / (1024.0 * 1024.0),
+            e.requests
+                .first()
+                .map(|r| format!(
+                    "{:.0} ms ({} {})",
+                    r.p99_seconds * 1000.0,
+                    r.operation,
+                    r.resource
+                ))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
     for c in &run.components {
         println!(
             "  {:<24} CPU p50 {:>7.1} mcore p99 {:>7.1}   RSS max {:>7.1} MiB",

@@ -104,7 +104,7 @@ pub struct TestRun {
     pub api_version: String,
     /// `TestRun`.
     pub kind: String,
-    /// `density`.
+    /// `density` or `load`.
     pub test: String,
     /// RFC 3339 start time.
     pub started_at: String,
@@ -136,6 +136,16 @@ pub struct TestRun {
     pub api_calls: Vec<ApiCall>,
     /// Resident memory (bytes) and CPU (millicores) of each master component, sampled.
     pub components: Vec<ComponentUsage>,
+    /// Objects per kind the test created and deleted (load test; empty for density).
+    #[serde(default)]
+    pub objects: Vec<ObjectCount>,
+    /// Phases of the test and how long each took.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    /// etcd as the API server sees it (request latency, db size) and, for a local master, as
+    /// etcd itself reports it.
+    #[serde(default)]
+    pub etcd: Option<EtcdMetrics>,
     /// The SLO checks.
     pub verdicts: Vec<Verdict>,
     /// Whether every verdict passed.
@@ -154,6 +164,65 @@ pub struct ComponentUsage {
     pub rss_mib: Percentiles,
     /// CPU samples over time.
     pub cpu_over_time: Vec<Point>,
+}
+
+/// What a test did with one object kind.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectCount {
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Objects created (re-creations not counted).
+    pub created: usize,
+    /// Objects deleted and confirmed gone.
+    pub deleted: usize,
+}
+
+/// One phase of a test.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phase {
+    /// `create`, `scale`, `delete`, ...
+    pub name: String,
+    /// Wall time, seconds, including the wait for the objects to settle.
+    pub seconds: f64,
+}
+
+/// etcd's request latency and size over a run.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdMetrics {
+    /// The API server's etcd requests (`etcd_request_duration_seconds`) per operation and
+    /// type, slowest p99 first.
+    pub requests: Vec<EtcdRequest>,
+    /// Largest database size seen at the end of the run, bytes: etcd's own
+    /// `etcd_mvcc_db_total_size_in_bytes` when etcd was scraped, else the API server's
+    /// `apiserver_storage_size_bytes`.
+    pub db_size_bytes: f64,
+    /// etcd's WAL fsync p99 over the run, seconds (local masters only).
+    #[serde(default)]
+    pub wal_fsync_p99_seconds: Option<f64>,
+    /// etcd's backend commit p99 over the run, seconds (local masters only).
+    #[serde(default)]
+    pub backend_commit_p99_seconds: Option<f64>,
+    /// `apiserver` or `apiserver+etcd`: where the numbers came from.
+    pub source: String,
+}
+
+/// The API server's requests to etcd of one kind.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdRequest {
+    /// `get`, `list`, `create`, `update`, `delete`, `listWithCount`, ...
+    pub operation: String,
+    /// API group of the stored resource (empty for the core group).
+    pub group: String,
+    /// The stored resource, e.g. `pods`.
+    pub resource: String,
+    /// 99th percentile, seconds.
+    pub p99_seconds: f64,
+    /// Requests during the run.
+    pub count: f64,
 }
 
 /// Seconds as milliseconds, for reports.
