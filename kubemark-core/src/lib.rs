@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod binaries;
+pub mod bootstrap;
 pub mod master;
 pub mod pki;
 pub mod provider;

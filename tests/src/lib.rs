@@ -1,6 +1,8 @@
 //! Shared helpers of the workspace-level integration tests (in `tests/tests/`), which run against
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
+pub mod sshd;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;

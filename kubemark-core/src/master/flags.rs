@@ -91,9 +91,15 @@ impl MasterNetwork {
     }
 }
 
-/// etcd: TLS for clients and peers, client certificates required, trusted only from the etcd CA.
+/// The address of everything only the API server talks to (etcd) or that only needs local
+/// health probes (controller-manager, scheduler): they share the master host, so nothing but the
+/// API server is exposed beyond it.
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// etcd: TLS for clients and peers, client certificates required, trusted only from the etcd CA,
+/// on the master's loopback.
 pub fn etcd_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
-    let ip = n.bind_address;
+    let ip = LOOPBACK;
     let client = format!("https://{ip}:{}", n.ports.etcd_client);
     let peer = format!("https://{ip}:{}", n.ports.etcd_peer);
     vec![
@@ -122,10 +128,7 @@ pub fn etcd_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
 /// kube-apiserver: secure port only, Node+RBAC authorization, NodeRestriction admission.
 pub fn apiserver_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
     vec![
-        format!(
-            "--etcd-servers=https://{}:{}",
-            n.bind_address, n.ports.etcd_client
-        ),
+        format!("--etcd-servers=https://{LOOPBACK}:{}", n.ports.etcd_client),
         format!("--etcd-cafile={}", l.pki(file_names::ETCD_CA_CRT)),
         format!("--etcd-certfile={}", l.pki("apiserver-etcd-client.crt")),
         format!("--etcd-keyfile={}", l.pki("apiserver-etcd-client.key")),
@@ -171,7 +174,7 @@ pub fn controller_manager_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<Strin
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
         format!("--authorization-kubeconfig={kubeconfig}"),
-        format!("--bind-address={}", n.bind_address),
+        format!("--bind-address={LOOPBACK}"),
         format!("--secure-port={}", n.ports.controller_manager),
         format!(
             "--cert-dir={}",
@@ -205,7 +208,7 @@ pub fn scheduler_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
         format!("--authorization-kubeconfig={kubeconfig}"),
-        format!("--bind-address={}", n.bind_address),
+        format!("--bind-address={LOOPBACK}"),
         format!("--secure-port={}", n.ports.scheduler),
         format!("--cert-dir={}", l.run_dir.join("scheduler").display()),
         "--v=1".into(),

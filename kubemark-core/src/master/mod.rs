@@ -1,11 +1,12 @@
 //! The master components (etcd, kube-apiserver, kube-controller-manager, kube-scheduler): their
-//! flags, and running them as local processes (the `local` provider's master and the fixture of
-//! every integration test).
+//! flags, running them as local processes (the `local` provider's master and the fixture of
+//! every integration test), and as supervised services on another host over SSH.
 
 mod flags;
 mod local;
 mod node_bootstrap;
 mod process;
+mod remote;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ pub use local::{
 };
 pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap};
 pub use process::{log_tail, pid_is_ours, terminate_pid};
+pub use remote::{ComponentStatus, RemoteMaster, RemoteMasterSpec, client_from_yaml};
 
 use crate::binaries::BinariesError;
 use crate::pki::PkiError;
@@ -77,6 +79,9 @@ pub enum MasterError {
     /// A kubeconfig could not be loaded.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    /// An SSH operation on a remote master failed.
+    #[error(transparent)]
+    Ssh(#[from] crate::bootstrap::BootstrapError),
     /// The state of a detached control plane is unreadable or stale.
     #[error("{0}")]
     State(String),
