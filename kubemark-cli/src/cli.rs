@@ -63,16 +63,22 @@ pub struct ClusterArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Flags of `kubemark start`.
+/// Flags of `kubemark start`. Settings that a config file can also give are optional here, so
+/// that the precedence flag > env > file > default can be applied (see `config.rs`).
 #[derive(Debug, Clone, Args)]
 pub struct StartArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    /// Where the master runs.
-    #[arg(long, value_enum, env = "CLOUD_PROVIDER", default_value = "local")]
-    pub provider: ProviderKind,
+    /// A YAML config file (apiVersion kubemark.io/v1alpha1, kind ClusterConfig); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "KUBEMARK_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where the master runs [default: local].
+    #[arg(long, value_enum, env = "CLOUD_PROVIDER")]
+    pub provider: Option<ProviderKind>,
 
     /// Directory with etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
     #[arg(long, env = "KUBEMARK_BIN_DIR")]
@@ -86,25 +92,49 @@ pub struct StartArgs {
     #[arg(long, default_value = "kubeconfig.kubemark")]
     pub kubeconfig_out: PathBuf,
 
-    /// Keep the master's data, PKI and logs after stop.
+    /// Keep the master's data, PKI and logs after stop (local master).
     #[arg(long)]
     pub keep_data: bool,
 
-    /// Seconds to wait for each readiness step (control plane, then all nodes Ready).
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// Seconds to wait for each readiness step (control plane, then all nodes Ready) [default: 300].
+    #[arg(long)]
+    pub timeout: Option<u64>,
 
-    /// Number of hollow nodes (upstream: NUM_NODES).
-    #[arg(long, env = "NUM_NODES", default_value_t = 10)]
-    pub nodes: usize,
+    /// Number of hollow nodes (env KUBEMARK_NUM_NODES, then NUM_NODES, as upstream) [default: 10].
+    #[arg(long, env = "KUBEMARK_NUM_NODES")]
+    pub nodes: Option<usize>,
 
     /// Extra flags for the hollow nodes, e.g. "--max-pods=50 --node-labels=pool=a".
-    #[arg(long, default_value = "")]
-    pub hollow_node_flags: String,
+    #[arg(long)]
+    pub hollow_node_flags: Option<String>,
 
-    /// How the hollow nodes get their identities.
-    #[arg(long, value_enum, default_value = "preissued")]
-    pub node_certs: crate::commands::NodeCerts,
+    /// How the hollow nodes get their identities [default: preissued].
+    #[arg(long, value_enum)]
+    pub node_certs: Option<crate::commands::NodeCerts>,
+
+    /// The existing master host, address[:port] (pre-existing provider).
+    #[arg(long, env = "MASTER_IP")]
+    pub master: Option<String>,
+
+    /// SSH login on the master [default: root].
+    #[arg(long, env = "KUBEMARK_SSH_USER")]
+    pub ssh_user: Option<String>,
+
+    /// SSH private key for the master.
+    #[arg(long, env = "KUBEMARK_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// known_hosts file with the master's host key [default: the user's].
+    #[arg(long, env = "KUBEMARK_SSH_KNOWN_HOSTS")]
+    pub ssh_known_hosts: Option<PathBuf>,
+
+    /// Trust the master's host key on first use (a changed key is still refused).
+    #[arg(long)]
+    pub ssh_accept_new_host_key: bool,
+
+    /// Machine type of a cloud master (gce, aws).
+    #[arg(long, env = "KUBEMARK_MASTER_SIZE")]
+    pub master_size: Option<String>,
 }
 
 /// Flags of `kubemark stop`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod procfs;
 mod progress;
 mod state;

@@ -1,31 +1,29 @@
-//! The CLI's record of a cluster it started: enough for `stop` and `status` in another process.
+//! What the CLI keeps about a cluster it started, next to the core's state file
+//! (`kubemark_core::cluster`, `cluster.json`): the user's kubeconfig and the hollow-node process
+//! (`cli.json`). Both live in `<state dir>/<cluster>/`, 0700, files 0600.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use kubemark_core::master::LocalState;
+use kubemark_core::cluster::Cluster;
 
 use crate::cli::{ClusterArgs, ProviderKind};
 
 /// `apiVersion` of the record; bumped when its shape changes incompatibly.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
 
-/// What `start` created.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// What `start` made on this machine besides the master.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterRecord {
+pub struct CliRecord {
     /// Always [`API_VERSION`].
     pub api_version: String,
-    /// Always `ClusterState`.
+    /// Always `CliState`.
     pub kind: String,
-    /// The cluster's name.
-    pub cluster: String,
     /// The provider that hosts the master.
     pub provider: ProviderKind,
     /// The kubeconfig written for the user.
     pub kubeconfig: PathBuf,
-    /// The local master, for the local provider.
-    pub local: Option<LocalState>,
     /// The hollow-node process, when it runs on this machine.
     #[serde(default)]
     pub hollow: Option<HollowProcess>,
@@ -64,18 +62,18 @@ pub fn cluster_dir(args: &ClusterArgs) -> anyhow::Result<PathBuf> {
 }
 
 fn record_path(dir: &Path) -> PathBuf {
-    dir.join("cluster.json")
+    dir.join("cli.json")
 }
 
-/// Reads the record, `None` when there is none.
-pub fn read(dir: &Path) -> anyhow::Result<Option<ClusterRecord>> {
+/// Reads the CLI's record, `None` when there is none.
+pub fn read(dir: &Path) -> anyhow::Result<Option<CliRecord>> {
     let path = record_path(dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let record: ClusterRecord = serde_json::from_str(&text)
+    let record: CliRecord = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a kubemark state file", path.display()))?;
     anyhow::ensure!(
         record.api_version == API_VERSION,
@@ -87,8 +85,28 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<ClusterRecord>> {
 }
 
 /// Writes the record (0600: it points at credentials).
-pub fn write(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
+pub fn write(dir: &Path, record: &CliRecord) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(record)?;
     kubemark_core::pki::write_private(&record_path(dir), &json)?;
     Ok(())
+}
+
+/// A started cluster as the CLI knows it: the core's state and the CLI's record.
+pub struct Known {
+    /// The master and the provider's resources.
+    pub cluster: Cluster,
+    /// The CLI's part; `None` when start crashed before writing it.
+    pub record: Option<CliRecord>,
+}
+
+/// Loads what `start` recorded for a cluster; `None` when nothing is.
+pub fn load(dir: &Path) -> anyhow::Result<Option<Known>> {
+    let Some(cluster) = Cluster::load(dir)? else {
+        // A CLI record without the core's state cannot happen in order; still honour it.
+        return Ok(None);
+    };
+    Ok(Some(Known {
+        cluster,
+        record: read(dir)?,
+    }))
 }

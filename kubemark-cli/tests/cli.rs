@@ -97,7 +97,7 @@ fn start_kubectl_status_stop_leaves_nothing() {
         &std::fs::read_to_string(state.join("cli-test/cluster.json")).unwrap(),
     )
     .unwrap();
-    let pids: Vec<u64> = record["local"]["processes"]
+    let pids: Vec<u64> = record["master"]["state"]["processes"]
         .as_array()
         .unwrap()
         .iter()

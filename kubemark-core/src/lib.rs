@@ -2,6 +2,7 @@
 
 pub mod binaries;
 pub mod bootstrap;
+pub mod cluster;
 pub mod master;
 pub mod pki;
 pub mod provider;

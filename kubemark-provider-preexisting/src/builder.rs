@@ -18,8 +18,8 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidConfig, PROVIDER_NAME, "build", message)
 }
 
-/// Parses `address[:port]` (IPv6 as `[addr]:port`), port 22 by default.
-pub(crate) fn parse_master(value: &str, user: &str) -> Result<SshTarget> {
+/// Parses `address[:port]` (IPv6 in brackets) into an SSH target for `user`; port 22 by default.
+pub fn parse_master(value: &str, user: &str) -> Result<SshTarget> {
     let bad = || {
         invalid("master must be address[:port], e.g. 10.0.0.5 or 10.0.0.5:2222")
             .with_context("master", value)
@@ -66,6 +66,11 @@ impl PreexistingProviderBuilder {
                 registry: env("KUBEMARK_IMAGE_REGISTRY"),
             },
         }
+    }
+
+    /// The configuration so far.
+    pub fn config(&self) -> &PreexistingConfig {
+        &self.config
     }
 
     /// Replaces the whole configuration.

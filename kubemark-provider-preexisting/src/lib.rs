@@ -3,7 +3,7 @@
 mod builder;
 mod config;
 
-pub use builder::PreexistingProviderBuilder;
+pub use builder::{PreexistingProviderBuilder, parse_master};
 pub use config::PreexistingConfig;
 
 use kubemark_core::provider::{

@@ -242,20 +242,16 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
-    let local = kubemark_core::master::LocalState {
-        cluster: kubemark_core::provider::ClusterName::new("bench")?,
-        work_dir: cp.work_dir().to_path_buf(),
+    let master = super::nodes::MasterAccess {
         server: cp.server_url(),
         admin_kubeconfig: cp.kubeconfig_path().to_path_buf(),
-        ports: cp.ports(),
-        processes: cp.pids(),
-        keep_data: false,
+        pki_dir: cp.work_dir().join("pki"),
     };
     let start = Instant::now();
     let hollow: HollowProcess =
-        super::nodes::spawn(&local, work.path(), n, "--no-events", args.node_certs).await?;
+        super::nodes::spawn(&master, work.path(), n, "--no-events", args.node_certs).await?;
     let result = async {
-        super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)).await?;
+        super::nodes::wait_ready(&master, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
         idle_phase("kubemark-rs", n, &[hollow.pid], seconds_to_ready, &cp, args).await
     }

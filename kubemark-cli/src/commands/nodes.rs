@@ -12,14 +12,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kubemark_core::master::{
-    BootstrapToken, LocalState, client_from_kubeconfig, ensure_node_bootstrap, log_tail,
-    pid_is_ours, terminate_pid,
+    BootstrapToken, client_from_kubeconfig, ensure_node_bootstrap, log_tail, pid_is_ours,
+    terminate_pid,
 };
+use std::path::PathBuf;
 
 use crate::state::HollowProcess;
 
 /// How hollow nodes of a local cluster get their client certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NodeCerts {
     /// Issued by kubemark from the cluster CA before the nodes start (one per node; no CSR
     /// round trips, so thousands of nodes join in seconds).
@@ -29,10 +31,35 @@ pub enum NodeCerts {
     Bootstrap,
 }
 
+/// What hollow nodes need of a master, wherever it runs.
+#[derive(Debug, Clone)]
+pub struct MasterAccess {
+    /// `https://host:port`.
+    pub server: String,
+    /// An admin kubeconfig.
+    pub admin_kubeconfig: PathBuf,
+    /// `ca.crt`, `ca.key`, `kube-proxy.crt`, `kube-proxy.key`.
+    pub pki_dir: PathBuf,
+}
+
+impl MasterAccess {
+    /// A started cluster's.
+    pub fn of(c: &kubemark_core::cluster::Cluster) -> anyhow::Result<Self> {
+        Ok(Self {
+            server: c
+                .server()
+                .context("the cluster has no API server address yet")?
+                .to_string(),
+            admin_kubeconfig: c.admin_kubeconfig(),
+            pki_dir: c.pki_dir(),
+        })
+    }
+}
+
 /// Writes `kubelet-client-<name>.pem` (certificate and key, 0600) for every node into `dir`, where
 /// the hollow nodes look first; a node without one falls back to TLS bootstrap.
-async fn preissue(local: &LocalState, dir: &Path, count: usize) -> anyhow::Result<()> {
-    let pki = local.work_dir.join("pki");
+async fn preissue(master: &MasterAccess, dir: &Path, count: usize) -> anyhow::Result<()> {
+    let pki = master.pki_dir.clone();
     let ca_cert = std::fs::read_to_string(pki.join("ca.crt"))?;
     let ca_key = std::fs::read_to_string(pki.join("ca.key"))?;
     let dir = dir.to_path_buf();
@@ -67,34 +94,34 @@ pub const PREFIX: &str = "hollow-node";
 
 /// Starts the hollow-node process for `count` nodes, detached, logging under `dir`.
 pub async fn spawn(
-    local: &LocalState,
+    master: &MasterAccess,
     dir: &Path,
     count: usize,
     extra_flags: &str,
     certs: NodeCerts,
 ) -> anyhow::Result<HollowProcess> {
-    let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
+    let client = client_from_kubeconfig(&master.admin_kubeconfig).await?;
     let token = BootstrapToken::generate();
     ensure_node_bootstrap(&client, &token, Duration::from_secs(24 * 3600))
         .await
         .context("installing the bootstrap token")?;
     std::fs::create_dir_all(dir)?;
-    let ca = std::fs::read_to_string(local.work_dir.join("pki").join("ca.crt"))?;
+    let ca = std::fs::read_to_string(master.pki_dir.join("ca.crt"))?;
     let bootstrap = dir.join("bootstrap.kubeconfig");
-    token.kubeconfig(&local.server, &ca).write(&bootstrap)?;
+    token.kubeconfig(&master.server, &ca).write(&bootstrap)?;
     if certs == NodeCerts::Preissued {
-        preissue(local, &dir.join("certs"), count).await?;
+        preissue(master, &dir.join("certs"), count).await?;
     }
     // kube-proxy's identity (system:kube-proxy), shared by every hollow proxy as in real clusters.
     let proxy = dir.join("kube-proxy.kubeconfig");
-    let pki = local.work_dir.join("pki");
+    let pki = &master.pki_dir;
     let proxy_cert = kubemark_core::pki::CertAndKey {
         cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
         key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
     };
     kubemark_core::pki::Kubeconfig {
         name: "kube-proxy".into(),
-        server: local.server.clone(),
+        server: master.server.clone(),
         ca_pem: ca.clone(),
         credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(proxy_cert),
     }
@@ -168,11 +195,11 @@ fn alive(pid: u32, marker: &Path) -> bool {
 /// Waits until every node of `h` is Ready, with a progress bar; on timeout names the ones that
 /// are not.
 pub async fn wait_ready(
-    local: &LocalState,
+    master: &MasterAccess,
     h: &HollowProcess,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
+    let client = client_from_kubeconfig(&master.admin_kubeconfig).await?;
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         let bar = ProgressBar::new(h.count as u64);

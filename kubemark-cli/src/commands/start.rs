@@ -1,126 +1,102 @@
-//! `kubemark start`.
+//! `kubemark start`: the core's cluster plan (provider, PKI, master) plus hollow nodes as a local
+//! process, the user's kubeconfig and the CLI's record.
 
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kubemark_core::binaries::{BinaryLocator, Downloader};
-use kubemark_core::master::{LocalControlPlane, LocalOptions};
-use kubemark_core::provider::{ClusterName, DynProvider, InfrastructureSpec, ProviderExt};
+use kubemark_core::binaries::{BinaryLocator, BinarySet, Downloader};
+use kubemark_core::bootstrap::SshTarget;
+use kubemark_core::cluster::{Cluster, ClusterSpec, MasterPlacement, crash_point};
+use kubemark_core::master::{LocalOptions, MasterPorts, RemoteMasterSpec};
+use kubemark_core::provider::{ClusterName, DynProvider};
 
 use crate::cli::{ProviderKind, StartArgs};
+use crate::config::{StartConfig, resolve};
 use crate::progress::Spinner;
-use crate::state::{self, ClusterRecord};
+use crate::state::{self, CliRecord};
 
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
+    let config = resolve(&args)?;
     let dir = state::cluster_dir(&args.cluster)?;
-    match args.provider {
-        ProviderKind::Local => start_local(&args, &dir).await,
-        other => start_remote(other, &args).await,
-    }
-}
-
-async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let cluster = ClusterName::new(args.cluster.cluster.clone())?;
-    if let Some(record) = state::read(dir)? {
-        let alive = record.local.as_ref().is_some_and(|l| {
-            l.processes
-                .iter()
-                .all(|(_, pid)| std::path::Path::new(&format!("/proc/{pid}")).exists())
-        });
-        if alive {
+    let provider = provider(config.provider, &config)?;
+    let placement = placement(&args, &config, &cluster, &dir).await?;
+
+    if let Some(known) = state::load(&dir)? {
+        if known.cluster.healthy().await && known.record.is_some() {
             bail!(
-                "cluster {cluster} is already running (state in {}); run `kubemark stop` first",
-                dir.display()
+                "cluster {cluster} is already running (state in {}); run `kubemark stop{}` first",
+                dir.display(),
+                cluster_flag(&cluster)
             );
         }
         // A previous start crashed or the machine rebooted: clean what is left, then start afresh.
-        eprintln!("found a stale cluster {cluster}; cleaning it up first");
-        super::stop::stop_record(&record, dir).await?;
+        eprintln!("found what a previous start of cluster {cluster} left; cleaning it up first");
+        super::stop::stop_known(known, provider.clone(), &dir).await?;
     }
 
-    let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
-    let binaries = match locator.locate() {
-        Ok(b) => b,
-        Err(e) if args.download => {
-            tracing::info!(reason = %e, "downloading release binaries");
-            let spinner =
-                Spinner::start("downloading and verifying Kubernetes and etcd release binaries");
-            if let Err(e) = Downloader::new()
-                .download_missing(&locator.cache_dir())
-                .await
-            {
-                spinner.abandon();
-                return Err(e.into());
-            }
-            spinner.finish("downloaded and verified release binaries");
-            locator.locate()?
+    let spinner = Spinner::start(&match &placement {
+        MasterPlacement::Local(_) => {
+            "starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler".to_string()
         }
-        Err(e) => return Err(e.into()),
-    };
-
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut options = LocalOptions::new(binaries);
-    options.cluster = cluster.clone();
-    options.work_dir = Some(dir.join("master"));
-    options.keep_data = args.keep_data;
-    options.ready_timeout = Duration::from_secs(args.timeout);
-
-    let spinner =
-        Spinner::start("starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler");
+        MasterPlacement::Ssh { target, .. } => format!(
+            "bootstrapping the master on {} over SSH (uploads certificates and binaries)",
+            target.display()
+        ),
+    });
+    let spec = ClusterSpec::new(cluster.clone(), dir.clone(), placement);
     let started = tokio::select! {
-        r = LocalControlPlane::start(options) => r,
+        r = Cluster::start(provider.clone(), spec) => r,
         _ = tokio::signal::ctrl_c() => {
-            // Dropping the start future stops whatever it had started and removes its files.
             spinner.abandon();
-            let _ = std::fs::remove_dir_all(dir);
+            // The start future is dropped; what it recorded is removed like any leftover.
+            if let Some(known) = state::load(&dir)? {
+                super::stop::stop_known(known, provider.clone(), &dir).await?;
+            }
             bail!("interrupted; nothing was left running");
         }
     };
-    let cp = match started {
-        Ok(cp) => cp,
+    let cluster_state = match started {
+        Ok(c) => c,
         Err(e) => {
             spinner.abandon();
-            let _ = std::fs::remove_dir_all(dir);
-            return Err(e).context("starting the local control plane");
+            return Err(e).context(format!("starting cluster {cluster}"));
         }
     };
     spinner.finish("control plane ready");
 
     let kubeconfig = std::path::absolute(&args.kubeconfig_out)?;
-    let admin = std::fs::read_to_string(cp.kubeconfig_path())?;
-    let server = cp.server_url();
-    let local = cp.detach()?;
-    let mut record = ClusterRecord {
+    let mut record = CliRecord {
         api_version: state::API_VERSION.into(),
-        kind: "ClusterState".into(),
-        cluster: cluster.to_string(),
-        provider: ProviderKind::Local,
+        kind: "CliState".into(),
+        provider: config.provider,
         kubeconfig: kubeconfig.clone(),
-        local: Some(local.clone()),
         hollow: None,
     };
-    let written = state::write(dir, &record)
-        .and_then(|()| Ok(kubemark_core::pki::write_private(&kubeconfig, &admin)?));
-    if let Err(e) = written {
-        // Without a record nobody could stop it later: stop it now.
-        let _ = LocalControlPlane::stop_detached(&local).await;
-        let _ = std::fs::remove_dir_all(dir);
-        return Err(e);
-    }
-    if args.nodes > 0 {
-        // From here on the record exists, so a failure leaves a cluster `kubemark stop` removes.
+    state::write(&dir, &record)?;
+    let admin = std::fs::read_to_string(cluster_state.admin_kubeconfig())?;
+    kubemark_core::pki::write_private(&kubeconfig, &admin)?;
+    crash_point("kubeconfig");
+
+    let master = super::nodes::MasterAccess::of(&cluster_state)?;
+    if config.nodes > 0 {
+        // From here on the records exist, so a failure leaves a cluster `kubemark stop` removes.
         let hollow = super::nodes::spawn(
-            &local,
+            &master,
             &dir.join("hollow"),
-            args.nodes,
-            &args.hollow_node_flags,
-            args.node_certs,
+            config.nodes,
+            &config.hollow_node_flags,
+            config.node_certs,
         )
         .await?;
         record.hollow = Some(hollow.clone());
-        state::write(dir, &record)?;
+        state::write(&dir, &record)?;
+        crash_point("hollow");
         let waited = tokio::select! {
-            r = super::nodes::wait_ready(&local, &hollow, Duration::from_secs(args.timeout)) => r,
+            r = super::nodes::wait_ready(&master, &hollow, Duration::from_secs(config.timeout)) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         };
         if let Err(e) = waited {
@@ -128,9 +104,11 @@ async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<
         }
     }
     println!("kubemark cluster {cluster} is running");
-    println!("  API server: {server}");
+    println!("  API server: {}", master.server);
     println!("  kubeconfig: {}", kubeconfig.display());
-    println!("  logs:       {}", local.work_dir.join("logs").display());
+    if let Some(l) = cluster_state.local() {
+        println!("  logs:       {}", l.work_dir.join("logs").display());
+    }
     if let Some(h) = &record.hollow {
         println!(
             "  nodes:      {} hollow nodes ({}-0 ..), log {}",
@@ -144,7 +122,7 @@ async fn start_local(args: &StartArgs, dir: &std::path::Path) -> anyhow::Result<
     Ok(())
 }
 
-fn cluster_flag(cluster: &ClusterName) -> String {
+pub(crate) fn cluster_flag(cluster: &ClusterName) -> String {
     if cluster.as_str() == "kubemark" {
         String::new()
     } else {
@@ -152,28 +130,141 @@ fn cluster_flag(cluster: &ClusterName) -> String {
     }
 }
 
-async fn start_remote(kind: ProviderKind, args: &StartArgs) -> anyhow::Result<()> {
-    let cluster = ClusterName::new(args.cluster.cluster.clone())?;
-    let provider: DynProvider = match kind {
+/// The provider, built from the environment (and, for pre-existing, the resolved settings).
+pub(crate) fn provider(kind: ProviderKind, config: &StartConfig) -> anyhow::Result<DynProvider> {
+    Ok(match kind {
+        ProviderKind::Local => Arc::new(kubemark_core::provider::LocalProvider),
         ProviderKind::Gce => {
-            std::sync::Arc::new(kubemark_provider_gce::GceProviderBuilder::from_env().build()?)
+            Arc::new(kubemark_provider_gce::GceProviderBuilder::from_env().build()?)
         }
         ProviderKind::Aws => {
-            std::sync::Arc::new(kubemark_provider_aws::AwsProviderBuilder::from_env().build()?)
+            Arc::new(kubemark_provider_aws::AwsProviderBuilder::from_env().build()?)
         }
-        ProviderKind::PreExisting => std::sync::Arc::new(
-            kubemark_provider_preexisting::PreexistingProviderBuilder::from_env().build()?,
-        ),
-        ProviderKind::Local => unreachable!("handled by start_local"),
-    };
-    // Validates the provider's configuration and creates what it declares (nothing yet for the
-    // stubs); then stop honestly, because remote bootstrap does not exist yet.
-    provider
-        .ensure_infrastructure(&cluster, &InfrastructureSpec::default())
-        .await?;
-    bail!(
-        "--provider {}: starting a remote master is not implemented yet (SSH bootstrap and external-cluster \
-         deployment are planned); use --provider local",
-        provider.name()
-    )
+        ProviderKind::PreExisting => {
+            let mut c = kubemark_provider_preexisting::PreexistingProviderBuilder::from_env()
+                .config()
+                .clone();
+            c.master = config.master.host.clone().or(c.master);
+            c.ssh_user = config.master.ssh_user.clone().or(c.ssh_user);
+            c.ssh_key = config.master.ssh_key.clone().or(c.ssh_key);
+            Arc::new(
+                kubemark_provider_preexisting::PreexistingProviderBuilder::new()
+                    .with_config(c)
+                    .build()?,
+            )
+        }
+    })
+}
+
+async fn binaries(args: &StartArgs) -> anyhow::Result<BinarySet> {
+    let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
+    match locator.locate() {
+        Ok(b) => Ok(b),
+        Err(e) if args.download => {
+            tracing::info!(reason = %e, "downloading release binaries");
+            let spinner =
+                Spinner::start("downloading and verifying Kubernetes and etcd release binaries");
+            if let Err(e) = Downloader::new()
+                .download_missing(&locator.cache_dir())
+                .await
+            {
+                spinner.abandon();
+                return Err(e.into());
+            }
+            spinner.finish("downloaded and verified release binaries");
+            Ok(locator.locate()?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn placement(
+    args: &StartArgs,
+    config: &StartConfig,
+    cluster: &ClusterName,
+    dir: &Path,
+) -> anyhow::Result<MasterPlacement> {
+    match config.provider {
+        ProviderKind::Local => {
+            let mut options = LocalOptions::new(binaries(args).await?);
+            options.cluster = cluster.clone();
+            options.work_dir = Some(dir.join("master"));
+            options.keep_data = args.keep_data;
+            options.ready_timeout = Duration::from_secs(config.timeout);
+            Ok(MasterPlacement::Local(options))
+        }
+        ProviderKind::PreExisting => {
+            let m = &config.master;
+            let Some(host) = &m.host else {
+                bail!(
+                    "--provider pre-existing needs the master host: --master ADDRESS[:PORT], MASTER_IP or master.host in the config file"
+                );
+            };
+            let Some(key) = &m.ssh_key else {
+                bail!(
+                    "--provider pre-existing needs an SSH key for {host}: --ssh-key, KUBEMARK_SSH_KEY or master.sshKey in the config file"
+                );
+            };
+            let parsed = kubemark_provider_preexisting::parse_master(
+                host,
+                m.ssh_user.as_deref().unwrap_or("root"),
+            )?;
+            let mut target = SshTarget::new(parsed.host.clone(), parsed.user, key.clone());
+            target.port = parsed.port;
+            target.known_hosts_file = m.known_hosts_file.clone();
+            target.config_file = m.ssh_config.clone();
+            target.host_key_check = m.host_key_check.unwrap_or_default();
+            let advertise = match m.advertise_address {
+                Some(a) => a,
+                None => resolve_host(&parsed.host).await?,
+            };
+            let mut spec = RemoteMasterSpec::new(cluster.clone(), advertise);
+            if let Some(d) = &m.config_dir {
+                spec.config_dir = d.clone();
+            }
+            if let Some(d) = &m.data_dir {
+                spec.data_dir = d.clone();
+            }
+            if let Some(d) = &m.log_dir {
+                spec.log_dir = d.clone();
+            }
+            if let Some(b) = m.bind_address {
+                spec.network.bind_address = b;
+            }
+            let p = &m.ports;
+            let d = spec.network.ports;
+            spec.network.ports = MasterPorts {
+                apiserver: p.apiserver.unwrap_or(d.apiserver),
+                etcd_client: p.etcd_client.unwrap_or(d.etcd_client),
+                etcd_peer: p.etcd_peer.unwrap_or(d.etcd_peer),
+                controller_manager: p.controller_manager.unwrap_or(d.controller_manager),
+                scheduler: p.scheduler.unwrap_or(d.scheduler),
+            };
+            spec.ready_timeout = Duration::from_secs(config.timeout);
+            Ok(MasterPlacement::Ssh {
+                target,
+                spec,
+                binaries: binaries(args).await?,
+            })
+        }
+        ProviderKind::Gce | ProviderKind::Aws => {
+            let provider = provider(config.provider, config)?;
+            bail!(
+                "--provider {}: creating a cloud master is not implemented yet (issue: GCE and AWS providers); use --provider local or pre-existing",
+                provider.name()
+            )
+        }
+    }
+}
+
+async fn resolve_host(host: &str) -> anyhow::Result<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    tokio::net::lookup_host((host, 0))
+        .await
+        .with_context(|| format!("resolving master host {host}"))?
+        .map(|a| a.ip())
+        .next()
+        .with_context(|| format!("master host {host} has no address"))
 }

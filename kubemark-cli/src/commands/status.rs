@@ -1,54 +1,73 @@
-//! `kubemark status`.
+//! `kubemark status`: master health, hollow nodes Ready/total.
 
 use anyhow::bail;
-use kubemark_core::master::client_from_kubeconfig;
 
 use crate::cli::ClusterArgs;
 use crate::state;
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args)?;
-    let Some(record) = state::read(&dir)? else {
+    let Some(known) = state::load(&dir)? else {
         bail!(
             "no kubemark cluster {} (state dir {})",
             args.cluster,
             dir.display()
         );
     };
-    println!("cluster:    {}", record.cluster);
-    println!("provider:   {:?}", record.provider);
-    println!("kubeconfig: {}", record.kubeconfig.display());
+    let c = &known.cluster;
+    let s = c.state();
+    println!("cluster:    {}", s.cluster);
+    println!("provider:   {}", s.provider);
+    println!("phase:      {:?}", s.phase);
+    if let Some(r) = &known.record {
+        println!("kubeconfig: {}", r.kubeconfig.display());
+    }
+    println!("server:     {}", c.server().unwrap_or("-"));
     let mut healthy = true;
-    if let Some(local) = &record.local {
-        println!("server:     {}", local.server);
-        for (name, pid) in &local.processes {
-            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-            healthy &= alive;
-            println!(
-                "  {name:<24} pid {pid:<8} {}",
-                if alive { "running" } else { "NOT RUNNING" }
-            );
+    match c.master_status().await {
+        Ok(components) => {
+            for comp in components {
+                let running = comp.pid.is_some();
+                healthy &= running;
+                println!(
+                    "  {:<24} pid {:<8} {}{}",
+                    comp.name,
+                    comp.pid.map_or("-".to_string(), |p| p.to_string()),
+                    if running { "running" } else { "NOT RUNNING" },
+                    if comp.restarts > 0 {
+                        format!(" (restarted {}x)", comp.restarts)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
-        let client = client_from_kubeconfig(&local.admin_kubeconfig).await?;
-        let ready = kubemark_core::master::apiserver_ready(&client).await;
-        healthy &= ready;
-        println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
-        if let Some(h) = &record.hollow {
-            let n = super::nodes::ready_nodes(&client, h)
-                .await
-                .map(|r| r.len())
-                .unwrap_or(0);
-            healthy &= n == h.count;
-            println!(
-                "hollow nodes: {n}/{} Ready (pid {}, log {})",
-                h.count,
-                h.pid,
-                h.log.display()
-            );
+        Err(e) => {
+            healthy = false;
+            println!("  master processes: unknown ({e})");
         }
     }
+    let ready = c.healthy().await;
+    healthy &= ready;
+    println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
+    if let Some(h) = known.record.as_ref().and_then(|r| r.hollow.as_ref()) {
+        let n = match c.client().await {
+            Ok(client) => super::nodes::ready_nodes(&client, h)
+                .await
+                .map(|r| r.len())
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        healthy &= n == h.count;
+        println!(
+            "hollow nodes: {n}/{} Ready (pid {}, log {})",
+            h.count,
+            h.pid,
+            h.log.display()
+        );
+    }
     if !healthy {
-        bail!("cluster {} is not healthy", record.cluster);
+        bail!("cluster {} is not healthy", s.cluster);
     }
     Ok(())
 }

@@ -3,46 +3,96 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kubemark_core::master::LocalControlPlane;
+use kubemark_core::master::{pids_mentioning, terminate_pid};
+use kubemark_core::provider::DynProvider;
 
-use crate::cli::StopArgs;
-use crate::state::{self, ClusterRecord};
+use crate::cli::{ProviderKind, StopArgs};
+use crate::config::StartConfig;
+use crate::state::{self, Known};
 
 pub async fn run(args: StopArgs) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args.cluster)?;
-    match state::read(&dir)? {
-        Some(record) => {
-            stop_record(&record, &dir).await?;
-            println!("kubemark cluster {} stopped", record.cluster);
+    match state::load(&dir)? {
+        Some(known) => {
+            let name = known.cluster.state().cluster.clone();
+            let provider = provider_of(&known)?;
+            stop_known(known, provider, &dir).await?;
+            println!("kubemark cluster {name} stopped");
         }
-        None => println!(
-            "no kubemark cluster {} (state dir {}): nothing to stop",
-            args.cluster.cluster,
-            dir.display()
-        ),
+        None => {
+            // Hollow nodes of a start that crashed before its first record are found by the
+            // directory their command line names.
+            stop_hollow_by_marker(&dir).await;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", dir.display()));
+                }
+                _ => {}
+            }
+            println!(
+                "no kubemark cluster {} (state dir {}): nothing to stop",
+                args.cluster.cluster,
+                dir.display()
+            );
+        }
     }
     Ok(())
 }
 
-/// Stops what `record` describes and removes its state; safe to repeat.
-pub async fn stop_record(record: &ClusterRecord, dir: &Path) -> anyhow::Result<()> {
+/// The provider a recorded cluster was started with, rebuilt from the environment.
+fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
+    let kind = match known.cluster.state().provider.as_str() {
+        "gce" => ProviderKind::Gce,
+        "aws" => ProviderKind::Aws,
+        "pre-existing" => ProviderKind::PreExisting,
+        _ => ProviderKind::Local,
+    };
+    if kind == ProviderKind::PreExisting {
+        // Everything pre-existing needs to stop is in the state (the SSH target); its provider
+        // owns no resources, so the environment's MASTER_IP etc. are not needed.
+        return Ok(std::sync::Arc::new(
+            kubemark_provider_preexisting::PreexistingProviderBuilder::new().build()?,
+        ));
+    }
+    let config = StartConfig {
+        provider: kind,
+        nodes: 0,
+        node_certs: super::NodeCerts::Preissued,
+        hollow_node_flags: String::new(),
+        timeout: 0,
+        master: Default::default(),
+    };
+    super::start::provider(kind, &config)
+}
+
+async fn stop_hollow_by_marker(dir: &Path) {
+    let marker = dir.join("hollow").display().to_string();
+    for pid in pids_mentioning(&marker) {
+        terminate_pid(pid, &marker, std::time::Duration::from_secs(10)).await;
+    }
+}
+
+/// Stops what a start left, in reverse: hollow nodes, the user's kubeconfig, the master and the
+/// provider's resources, the state directory. Safe to repeat.
+pub async fn stop_known(known: Known, provider: DynProvider, dir: &Path) -> anyhow::Result<()> {
     // Nodes first: their watches would otherwise hold the API server's graceful shutdown.
-    if let Some(h) = &record.hollow {
+    if let Some(h) = known.record.as_ref().and_then(|r| r.hollow.as_ref()) {
         super::nodes::stop(h).await;
     }
-    if let Some(local) = &record.local {
-        LocalControlPlane::stop_detached(local).await?;
-    }
-    match std::fs::remove_file(&record.kubeconfig) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing {}", record.kubeconfig.display()));
+    stop_hollow_by_marker(dir).await;
+    if let Some(r) = &known.record {
+        match std::fs::remove_file(&r.kubeconfig) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", r.kubeconfig.display()));
+            }
+            _ => {}
         }
-        _ => {}
     }
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
+    let name = known.cluster.state().cluster.clone();
+    known
+        .cluster
+        .stop(provider)
+        .await
+        .with_context(|| format!("stopping cluster {name}"))?;
+    Ok(())
 }

@@ -49,7 +49,8 @@ pub enum BootstrapError {
 }
 
 /// How the master's host key is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HostKeyCheck {
     /// The key must already be in known_hosts.
     #[default]
@@ -59,7 +60,8 @@ pub enum HostKeyCheck {
 }
 
 /// Where and as whom to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SshTarget {
     /// Host name or address.
     pub host: String,
@@ -76,7 +78,12 @@ pub struct SshTarget {
     /// ssh_config file instead of the user's (`/dev/null` ignores every config).
     pub config_file: Option<PathBuf>,
     /// Connect timeout.
+    #[serde(skip, default = "default_connect_timeout")]
     pub connect_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl SshTarget {
@@ -90,7 +97,7 @@ impl SshTarget {
             host_key_check: HostKeyCheck::Strict,
             known_hosts_file: None,
             config_file: None,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: default_connect_timeout(),
         }
     }
 

@@ -45,6 +45,7 @@ impl MasterLayout {
 
 /// The ports a master listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MasterPorts {
     /// etcd clients.
     pub etcd_client: u16,
@@ -59,7 +60,8 @@ pub struct MasterPorts {
 }
 
 /// The network shape of a cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MasterNetwork {
     /// Address every component binds to.
     pub bind_address: IpAddr,

@@ -139,6 +139,19 @@ pub fn pid_is_ours(pid: u32, marker: &str) -> bool {
     }
 }
 
+/// Live processes whose command line mentions `marker` (a work directory every component's
+/// flags name): how a crashed start's unrecorded processes are found.
+pub fn pids_mentioning(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && pid_is_ours(*pid, marker))
+        .collect()
+}
+
 /// Stops a process this process did not start (a detached control plane): SIGTERM, wait, SIGKILL.
 pub async fn terminate_pid(pid: u32, marker: &str, grace: Duration) {
     if !pid_is_ours(pid, marker) {

@@ -35,7 +35,8 @@ const COMPONENTS: [&str; 4] = [
 const STOP_GRACE_SECONDS: u64 = 10;
 
 /// Where and how the remote master runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RemoteMasterSpec {
     /// The cluster; written into each directory's ownership marker.
     pub cluster: ClusterName,
@@ -50,7 +51,12 @@ pub struct RemoteMasterSpec {
     /// loopback only; the API server on `bind_address`.
     pub network: MasterNetwork,
     /// How long to wait for `/readyz` and the leader leases.
+    #[serde(skip, default = "default_ready_timeout")]
     pub ready_timeout: Duration,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(180)
 }
 
 impl RemoteMasterSpec {
@@ -73,7 +79,7 @@ impl RemoteMasterSpec {
             data_dir: "/var/lib/kubemark".into(),
             log_dir: "/var/log/kubemark".into(),
             network,
-            ready_timeout: Duration::from_secs(180),
+            ready_timeout: default_ready_timeout(),
         }
     }
 

@@ -8,6 +8,7 @@
 mod capabilities;
 pub mod conformance;
 mod error;
+mod local;
 mod memory;
 mod ownership;
 mod types;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Result};
+pub use local::{LOCAL, LocalProvider};
 pub use memory::MemoryProvider;
 pub use ownership::{
     CLUSTER_TAG, ClusterName, InvalidClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, Role,

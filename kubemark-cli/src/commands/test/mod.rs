@@ -124,29 +124,28 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
         });
     }
     let dir = crate::state::cluster_dir(&args.cluster)?;
-    let Some(record) = crate::state::read(&dir)? else {
+    let Some(known) = crate::state::load(&dir)? else {
         bail!(
             "no kubemark cluster {} (state dir {}); start one with `kubemark start` or pass --kubeconfig",
             args.cluster.cluster,
             dir.display()
         );
     };
-    let client = kubemark_core::master::client_from_kubeconfig(&record.kubeconfig).await?;
-    let mut processes: Vec<(String, u32)> = record
-        .local
-        .iter()
-        .flat_map(|l| l.processes.clone())
-        .collect();
+    let client = known.cluster.client().await?;
+    let local = known.cluster.local().cloned();
+    let mut processes: Vec<(String, u32)> =
+        local.iter().flat_map(|l| l.processes.clone()).collect();
     processes.extend(
-        record
-            .hollow
+        known
+            .record
             .iter()
+            .flat_map(|r| r.hollow.iter())
             .map(|h| ("hollow-nodes".to_string(), h.pid)),
     );
     Ok(Target {
         client,
         processes: (!processes.is_empty()).then_some(processes),
-        local: record.local,
+        local,
     })
 }
 

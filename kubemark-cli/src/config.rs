@@ -1,0 +1,230 @@
+//! `kubemark start`'s settings from three sources: flags, environment variables with upstream's
+//! names, and a versioned YAML file (`--config`, `KUBEMARK_CONFIG`). A flag wins over its
+//! variable, a variable over the file, the file over the default (docs/configuration.md).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::cli::{ProviderKind, StartArgs};
+use crate::commands::NodeCerts;
+
+/// The file's `apiVersion`.
+pub const API_VERSION: &str = "kubemark.io/v1alpha1";
+/// The file's `kind`.
+pub const KIND: &str = "ClusterConfig";
+
+/// The config file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Must be [`API_VERSION`].
+    pub api_version: String,
+    /// Must be [`KIND`].
+    pub kind: String,
+    /// `local`, `gce`, `aws`, `pre-existing`.
+    pub provider: Option<ProviderKind>,
+    /// Hollow nodes.
+    pub nodes: Option<usize>,
+    /// `preissued` or `bootstrap`.
+    pub node_certs: Option<NodeCerts>,
+    /// Extra hollow-node flags.
+    pub hollow_node_flags: Option<String>,
+    /// Seconds per readiness step.
+    pub timeout: Option<u64>,
+    /// The master.
+    #[serde(default)]
+    pub master: MasterConfig,
+}
+
+/// The `master` section.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MasterConfig {
+    /// `address[:port]` of an existing master host (pre-existing; upstream `MASTER_IP`).
+    pub host: Option<String>,
+    /// SSH login (default root).
+    pub ssh_user: Option<String>,
+    /// SSH private key.
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts to check the host key against (default: the user's).
+    pub known_hosts_file: Option<PathBuf>,
+    /// `strict` (default) or `accept-new`.
+    pub host_key_check: Option<kubemark_core::bootstrap::HostKeyCheck>,
+    /// ssh_config to use instead of the user's.
+    pub ssh_config: Option<PathBuf>,
+    /// Config dir on the master (default `/etc/srv/kubernetes`).
+    pub config_dir: Option<PathBuf>,
+    /// Data dir on the master (default `/var/lib/kubemark`).
+    pub data_dir: Option<PathBuf>,
+    /// Log dir on the master (default `/var/log/kubemark`).
+    pub log_dir: Option<PathBuf>,
+    /// Address the API server binds (default `0.0.0.0`).
+    pub bind_address: Option<IpAddr>,
+    /// Address clients use (default: the host's address).
+    pub advertise_address: Option<IpAddr>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: PortsConfig,
+    /// Machine type of a cloud master (upstream `KUBEMARK_MASTER_SIZE`).
+    pub size: Option<String>,
+}
+
+/// The `master.ports` section.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortsConfig {
+    /// API server (default 6443).
+    pub apiserver: Option<u16>,
+    /// etcd clients (default 2379).
+    pub etcd_client: Option<u16>,
+    /// etcd peers (default 2380).
+    pub etcd_peer: Option<u16>,
+    /// controller-manager (default 10257).
+    pub controller_manager: Option<u16>,
+    /// scheduler (default 10259).
+    pub scheduler: Option<u16>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a config file; errors name the file and what is wrong.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("config {}", path.display()))?;
+        let file: ConfigFile = serde_saphyr::from_str(&text).map_err(|e| {
+            let msg = e.to_string().replace('\n', " ");
+            anyhow::anyhow!("config {}: {}", path.display(), msg.trim())
+        })?;
+        if file.api_version != API_VERSION || file.kind != KIND {
+            bail!(
+                "config {}: apiVersion/kind is {}/{}; this kubemark reads {API_VERSION}/{KIND}",
+                path.display(),
+                file.api_version,
+                file.kind
+            );
+        }
+        Ok(file)
+    }
+}
+
+/// Everything `start` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct StartConfig {
+    /// Where the master runs.
+    pub provider: ProviderKind,
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// How nodes get identities.
+    pub node_certs: NodeCerts,
+    /// Extra hollow-node flags.
+    pub hollow_node_flags: String,
+    /// Seconds per readiness step.
+    pub timeout: u64,
+    /// The master section, with flags and env applied.
+    pub master: MasterConfig,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid value")),
+    }
+}
+
+/// Applies flags (clap already folded in their own variables) over the other variables over the
+/// file over defaults.
+pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
+    let file = match &args.config {
+        Some(p) => ConfigFile::read(p)?,
+        None => ConfigFile::default(),
+    };
+    // Upstream: NUM_NODES=${KUBEMARK_NUM_NODES:-10}; --nodes reads KUBEMARK_NUM_NODES itself.
+    let nodes = match args.nodes {
+        Some(n) => n,
+        None => env_parse("NUM_NODES")?.or(file.nodes).unwrap_or(10),
+    };
+    let mut master = file.master;
+    if let Some(h) = &args.master {
+        master.host = Some(h.clone());
+    }
+    if let Some(u) = &args.ssh_user {
+        master.ssh_user = Some(u.clone());
+    }
+    if let Some(k) = &args.ssh_key {
+        master.ssh_key = Some(k.clone());
+    }
+    if let Some(k) = &args.ssh_known_hosts {
+        master.known_hosts_file = Some(k.clone());
+    }
+    if args.ssh_accept_new_host_key {
+        master.host_key_check = Some(kubemark_core::bootstrap::HostKeyCheck::AcceptNew);
+    }
+    if let Some(s) = &args.master_size {
+        master.size = Some(s.clone());
+    }
+    Ok(StartConfig {
+        provider: args
+            .provider
+            .or(file.provider)
+            .unwrap_or(ProviderKind::Local),
+        nodes,
+        node_certs: args
+            .node_certs
+            .or(file.node_certs)
+            .unwrap_or(NodeCerts::Preissued),
+        hollow_node_flags: args
+            .hollow_node_flags
+            .clone()
+            .or(file.hollow_node_flags)
+            .unwrap_or_default(),
+        timeout: args.timeout.or(file.timeout).unwrap_or(300),
+        master,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_full_file_parses_and_mistakes_are_named() {
+        let f = write(
+            "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nprovider: pre-existing\nnodes: 50\n\
+             nodeCerts: bootstrap\nmaster:\n  host: 10.0.0.5:2222\n  sshUser: ubuntu\n  hostKeyCheck: accept-new\n  ports:\n    apiserver: 7443\n",
+        );
+        let c = ConfigFile::read(f.path()).unwrap();
+        assert_eq!(c.provider, Some(ProviderKind::PreExisting));
+        assert_eq!(c.nodes, Some(50));
+        assert_eq!(c.node_certs, Some(NodeCerts::Bootstrap));
+        assert_eq!(c.master.host.as_deref(), Some("10.0.0.5:2222"));
+        assert_eq!(c.master.ports.apiserver, Some(7443));
+
+        let typo = write("apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nnodez: 5\n");
+        let e = ConfigFile::read(typo.path()).unwrap_err().to_string();
+        assert!(e.contains("nodez"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+
+        let old = write("apiVersion: kubemark.io/v0\nkind: ClusterConfig\n");
+        let e = ConfigFile::read(old.path()).unwrap_err().to_string();
+        assert!(e.contains("kubemark.io/v1alpha1/ClusterConfig"), "{e}");
+
+        let bad = write("apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nnodes: many\n");
+        let e = ConfigFile::read(bad.path()).unwrap_err().to_string();
+        assert!(e.starts_with("config "), "{e}");
+    }
+}

@@ -1,0 +1,448 @@
+//! The plan that starts and stops a kubemark cluster's master, shared by the CLI and any test
+//! harness that embeds kubemark: the provider's infrastructure (tagged as the cluster's), the
+//! PKI, the master (local processes, or a host bootstrapped over SSH), an admin kubeconfig, and a
+//! state file written before every step so that [`Cluster::stop`] removes everything even after
+//! a crash half-way.
+//!
+//! Hollow nodes are the caller's part: run them in-process with `kubemark-hollow`, as a local
+//! process, or as pods on an external cluster, with the credentials [`Cluster`] hands out.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kubemark_core::cluster::ClusterError> {
+//! use std::sync::Arc;
+//! use kubemark_core::cluster::{Cluster, ClusterSpec, MasterPlacement};
+//! use kubemark_core::master::LocalOptions;
+//! use kubemark_core::provider::{ClusterName, LocalProvider};
+//!
+//! let name = ClusterName::new("my-test").unwrap();
+//! let master = MasterPlacement::Local(LocalOptions::from_env()?);
+//! let spec = ClusterSpec::new(name, "/tmp/my-test", master);
+//! let cluster = Cluster::start(Arc::new(LocalProvider), spec).await?;
+//! let client = cluster.client().await?;
+//! // ... start hollow nodes, run a workload with `client` ...
+//! # let _ = client;
+//! cluster.stop(Arc::new(LocalProvider)).await?;
+//! # Ok(()) }
+//! ```
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::binaries::BinarySet;
+use crate::bootstrap::{BootstrapError, SshSession, SshTarget};
+use crate::master::{
+    ComponentStatus, LocalControlPlane, LocalOptions, LocalState, MasterError, RemoteMaster,
+    RemoteMasterSpec, apiserver_ready, client_from_kubeconfig, pids_mentioning, terminate_pid,
+};
+use crate::pki::{ClusterPki, PkiError, PkiOptions, write_private};
+use crate::provider::{ClusterName, DynProvider, InfrastructureSpec, ProviderExt};
+
+/// The state file's `apiVersion`.
+pub const API_VERSION: &str = "kubemark.io/v1alpha1";
+const STATE_FILE: &str = "cluster.json";
+
+/// Errors of starting and stopping a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The master failed.
+    #[error(transparent)]
+    Master(#[from] MasterError),
+    /// SSH failed.
+    #[error(transparent)]
+    Ssh(#[from] BootstrapError),
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] crate::provider::Error),
+    /// PKI generation or writing failed.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The state directory or file is unusable.
+    #[error("{0}")]
+    State(String),
+    /// A cluster of that name runs already.
+    #[error("cluster {0} is already running (state in {1}); stop it first")]
+    AlreadyRunning(ClusterName, PathBuf),
+}
+
+/// Where the master runs.
+#[derive(Debug, Clone)]
+// Built once per cluster; boxing would only make construction noisier.
+#[allow(clippy::large_enum_variant)]
+pub enum MasterPlacement {
+    /// Processes on this machine.
+    Local(LocalOptions),
+    /// A host reached over SSH, bootstrapped with `binaries`.
+    Ssh {
+        /// How to reach it.
+        target: SshTarget,
+        /// Where and how the master runs there.
+        spec: RemoteMasterSpec,
+        /// The binaries to install.
+        binaries: BinarySet,
+    },
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The cluster's name; every resource and directory carries it.
+    pub name: ClusterName,
+    /// A private directory for the state file, the admin kubeconfig and (for remote masters) the
+    /// CA that signs hollow-node certificates. Created 0700.
+    pub dir: PathBuf,
+    /// Where the master runs.
+    pub master: MasterPlacement,
+}
+
+impl ClusterSpec {
+    /// A spec.
+    pub fn new(name: ClusterName, dir: impl Into<PathBuf>, master: MasterPlacement) -> Self {
+        Self {
+            name,
+            dir: dir.into(),
+            master,
+        }
+    }
+}
+
+/// How far a start got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Recorded before anything was created.
+    Starting,
+    /// The provider's infrastructure exists.
+    Infrastructure,
+    /// The master is ready and the admin kubeconfig written.
+    Running,
+}
+
+/// The master as recorded.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum MasterState {
+    /// Local processes.
+    Local {
+        /// Filled once the processes run.
+        state: Option<LocalState>,
+        /// The work directory (known before start, so a crash can be cleaned up).
+        work_dir: PathBuf,
+    },
+    /// A host over SSH.
+    Ssh {
+        /// How to reach it.
+        target: SshTarget,
+        /// Where the master runs there.
+        spec: RemoteMasterSpec,
+    },
+}
+
+/// The state file (`<dir>/cluster.json`, 0600).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterState {
+    /// [`API_VERSION`].
+    pub api_version: String,
+    /// `ClusterState`.
+    pub kind: String,
+    /// The cluster.
+    pub cluster: ClusterName,
+    /// The provider's name.
+    pub provider: String,
+    /// How far start got.
+    pub phase: Phase,
+    /// The master.
+    pub master: MasterState,
+    /// `https://host:port` of the API server, once known.
+    pub server: Option<String>,
+}
+
+/// A cluster whose master runs (or ran: see [`Cluster::load`]).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    dir: PathBuf,
+    state: ClusterState,
+}
+
+/// Stops the process here when `KUBEMARK_CRASH_AFTER` names `step`: the crash-safety tests kill
+/// `start` after each step and check that `stop` still removes everything. Aborts, so no
+/// destructor runs, as in a real crash.
+pub fn crash_point(step: &str) {
+    if std::env::var("KUBEMARK_CRASH_AFTER").is_ok_and(|s| s == step) {
+        eprintln!("KUBEMARK_CRASH_AFTER={step}: aborting");
+        std::process::abort();
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
+    move |e| ClusterError::State(format!("{}: {e}", path.display()))
+}
+
+impl Cluster {
+    /// Reads the state in `dir`; `None` when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Self>, ClusterError> {
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let state: ClusterState = serde_json::from_str(&text).map_err(|e| {
+            ClusterError::State(format!(
+                "{} is not a kubemark state file: {e}",
+                path.display()
+            ))
+        })?;
+        if state.api_version != API_VERSION {
+            return Err(ClusterError::State(format!(
+                "{} has apiVersion {}, this kubemark reads {API_VERSION}",
+                path.display(),
+                state.api_version
+            )));
+        }
+        Ok(Some(Self {
+            dir: dir.to_path_buf(),
+            state,
+        }))
+    }
+
+    fn save(&self) -> Result<(), ClusterError> {
+        let json = serde_json::to_string_pretty(&self.state)
+            .map_err(|e| ClusterError::State(e.to_string()))?;
+        write_private(&self.dir.join(STATE_FILE), &json)?;
+        Ok(())
+    }
+
+    /// Starts the cluster: records it, ensures the provider's infrastructure, generates the
+    /// PKI, starts the master and waits until it is ready, writes the admin kubeconfig.
+    ///
+    /// A state left by a crashed start is cleaned up first (so a re-run continues to a running
+    /// cluster); a cluster that runs is an error. When a step fails, what was created is removed;
+    /// if that removal fails too, the state file stays so that [`Cluster::stop`] can finish it.
+    pub async fn start(provider: DynProvider, spec: ClusterSpec) -> Result<Self, ClusterError> {
+        if let Some(old) = Self::load(&spec.dir)? {
+            if old.state.phase == Phase::Running && old.healthy().await {
+                return Err(ClusterError::AlreadyRunning(spec.name, spec.dir));
+            }
+            tracing::warn!(cluster = %spec.name, "cleaning up what a previous start left");
+            old.stop(provider.clone()).await?;
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&spec.dir)
+            .map_err(io(&spec.dir))?;
+        let master = match &spec.master {
+            MasterPlacement::Local(o) => MasterState::Local {
+                state: None,
+                work_dir: o
+                    .work_dir
+                    .clone()
+                    .unwrap_or_else(|| spec.dir.join("master")),
+            },
+            MasterPlacement::Ssh {
+                target, spec: m, ..
+            } => MasterState::Ssh {
+                target: target.clone(),
+                spec: m.clone(),
+            },
+        };
+        let mut cluster = Self {
+            dir: spec.dir.clone(),
+            state: ClusterState {
+                api_version: API_VERSION.into(),
+                kind: "ClusterState".into(),
+                cluster: spec.name.clone(),
+                provider: provider.name().to_string(),
+                phase: Phase::Starting,
+                master,
+                server: None,
+            },
+        };
+        cluster.save()?;
+        crash_point("recorded");
+        match cluster.bring_up(provider.clone(), spec).await {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                if let Err(cleanup) = cluster.clone().stop(provider).await {
+                    tracing::warn!(error = %cleanup, "cleanup after a failed start failed; `stop` retries it");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn bring_up(
+        &mut self,
+        provider: DynProvider,
+        spec: ClusterSpec,
+    ) -> Result<(), ClusterError> {
+        provider
+            .ensure_infrastructure(&spec.name, &InfrastructureSpec::default())
+            .await?;
+        self.state.phase = Phase::Infrastructure;
+        self.save()?;
+        crash_point("infrastructure");
+        match spec.master {
+            MasterPlacement::Local(mut options) => {
+                options.cluster = spec.name.clone();
+                if let MasterState::Local { work_dir, .. } = &self.state.master {
+                    options.work_dir = Some(work_dir.clone());
+                }
+                let cp = LocalControlPlane::start(options).await?;
+                self.state.server = Some(cp.server_url());
+                let state = cp.detach()?;
+                if let MasterState::Local { state: s, .. } = &mut self.state.master {
+                    *s = Some(state);
+                }
+                self.save()?;
+            }
+            MasterPlacement::Ssh {
+                target,
+                spec: m,
+                binaries,
+            } => {
+                let mut o = PkiOptions::new(spec.name.as_str(), vec![m.network.advertise_address]);
+                o.service_cidr = m.network.service_cidr.clone();
+                let pki = tokio::task::spawn_blocking(move || ClusterPki::generate(o))
+                    .await
+                    .map_err(|e| ClusterError::State(e.to_string()))??;
+                // What this machine needs later: the CA to sign node certificates, kube-proxy's
+                // identity, the admin kubeconfig. The rest of the PKI exists only on the master.
+                let local_pki = self.dir.join("pki");
+                crate::pki::PkiDir::at(&local_pki)?.keep();
+                write_private(&local_pki.join("ca.crt"), pki.ca.cert_pem())?;
+                write_private(&local_pki.join("ca.key"), &pki.ca.key_pem())?;
+                write_private(&local_pki.join("kube-proxy.crt"), &pki.kube_proxy.cert_pem)?;
+                write_private(&local_pki.join("kube-proxy.key"), &pki.kube_proxy.key_pem)?;
+                self.state.server = Some(m.server_url());
+                self.save()?;
+                crash_point("pki");
+                let ssh = SshSession::connect(&target).await?;
+                let remote = RemoteMaster::new(&ssh, m)?;
+                let result = remote.bootstrap(&pki, &binaries).await;
+                let admin = remote.kubeconfig(&pki, "kubemark-admin", pki.admin.clone());
+                let _ = ssh.close().await;
+                result?;
+                admin.write(&self.admin_kubeconfig())?;
+            }
+        }
+        crash_point("master");
+        self.state.phase = Phase::Running;
+        self.save()?;
+        Ok(())
+    }
+
+    /// Whether the API server answers `/readyz` with the recorded credentials.
+    pub async fn healthy(&self) -> bool {
+        match self.client().await {
+            Ok(c) => apiserver_ready(&c).await,
+            Err(_) => false,
+        }
+    }
+
+    /// Stops the master, removes it (processes, files on the master host), tears down the
+    /// provider's resources by tag, and deletes the state directory. Safe to repeat; works from
+    /// any phase a start reached.
+    pub async fn stop(self, provider: DynProvider) -> Result<(), ClusterError> {
+        match &self.state.master {
+            MasterState::Local { state, work_dir } => match state {
+                Some(s) => LocalControlPlane::stop_detached(s).await?,
+                None => {
+                    // A start that crashed before it recorded the processes: find them by the
+                    // work directory every component's command line names.
+                    let marker = work_dir.display().to_string();
+                    for pid in pids_mentioning(&marker) {
+                        terminate_pid(pid, &marker, std::time::Duration::from_secs(10)).await;
+                    }
+                    remove_dir(work_dir)?;
+                }
+            },
+            MasterState::Ssh { target, spec } => {
+                let ssh = SshSession::connect(target).await?;
+                let r = RemoteMaster::new(&ssh, spec.clone())?.teardown().await;
+                let _ = ssh.close().await;
+                r?;
+            }
+        }
+        provider
+            .teardown(&self.state.cluster, Default::default())
+            .await?;
+        remove_dir(&self.dir)
+    }
+
+    /// The state.
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The admin kubeconfig.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        match &self.state.master {
+            MasterState::Local { state: Some(s), .. } => s.admin_kubeconfig.clone(),
+            _ => self.dir.join("admin.kubeconfig"),
+        }
+    }
+
+    /// The directory with `ca.crt`, `ca.key`, `kube-proxy.crt` and `kube-proxy.key` (0600), for
+    /// issuing hollow-node identities.
+    pub fn pki_dir(&self) -> PathBuf {
+        match &self.state.master {
+            MasterState::Local { work_dir, .. } => work_dir.join("pki"),
+            MasterState::Ssh { .. } => self.dir.join("pki"),
+        }
+    }
+
+    /// `https://host:port`.
+    pub fn server(&self) -> Option<&str> {
+        self.state.server.as_deref()
+    }
+
+    /// The local master's state, when the master is local and running.
+    pub fn local(&self) -> Option<&LocalState> {
+        match &self.state.master {
+            MasterState::Local { state, .. } => state.as_ref(),
+            MasterState::Ssh { .. } => None,
+        }
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+        Ok(client_from_kubeconfig(&self.admin_kubeconfig()).await?)
+    }
+
+    /// Each master component's process state (for a remote master, read over SSH).
+    pub async fn master_status(&self) -> Result<Vec<ComponentStatus>, ClusterError> {
+        match &self.state.master {
+            MasterState::Local { state, .. } => Ok(state
+                .iter()
+                .flat_map(|s| s.processes.iter())
+                .map(|(name, pid)| ComponentStatus {
+                    name: name.clone(),
+                    supervisor_pid: None,
+                    pid: std::path::Path::new(&format!("/proc/{pid}"))
+                        .exists()
+                        .then_some(*pid),
+                    restarts: 0,
+                })
+                .collect()),
+            MasterState::Ssh { target, spec } => {
+                let ssh = SshSession::connect(target).await?;
+                let r = RemoteMaster::new(&ssh, spec.clone())?.status().await;
+                let _ = ssh.close().await;
+                Ok(r?)
+            }
+        }
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), ClusterError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(dir)(e)),
+        _ => Ok(()),
+    }
+}
