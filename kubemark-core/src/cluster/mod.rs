@@ -133,6 +133,10 @@ pub enum MasterState {
         target: SshTarget,
         /// Where the master runs there.
         spec: RemoteMasterSpec,
+        /// Whether start logged in and may have written to the host; until then stop has
+        /// nothing to remove there (and need not reach a host that refused us).
+        #[serde(default)]
+        touched: bool,
     },
 }
 
@@ -244,6 +248,7 @@ impl Cluster {
             } => MasterState::Ssh {
                 target: target.clone(),
                 spec: m.clone(),
+                touched: false,
             },
         };
         let mut cluster = Self {
@@ -318,6 +323,10 @@ impl Cluster {
                 self.save()?;
                 crash_point("pki");
                 let ssh = SshSession::connect(&target).await?;
+                if let MasterState::Ssh { touched, .. } = &mut self.state.master {
+                    *touched = true;
+                }
+                self.save()?;
                 let remote = RemoteMaster::new(&ssh, m)?;
                 let result = remote.bootstrap(&pki, &binaries).await;
                 let admin = remote.kubeconfig(&pki, "kubemark-admin", pki.admin.clone());
@@ -357,11 +366,17 @@ impl Cluster {
                     remove_dir(work_dir)?;
                 }
             },
-            MasterState::Ssh { target, spec } => {
-                let ssh = SshSession::connect(target).await?;
-                let r = RemoteMaster::new(&ssh, spec.clone())?.teardown().await;
-                let _ = ssh.close().await;
-                r?;
+            MasterState::Ssh {
+                target,
+                spec,
+                touched,
+            } => {
+                if *touched {
+                    let ssh = SshSession::connect(target).await?;
+                    let r = RemoteMaster::new(&ssh, spec.clone())?.teardown().await;
+                    let _ = ssh.close().await;
+                    r?;
+                }
             }
         }
         provider
@@ -430,7 +445,7 @@ impl Cluster {
                     restarts: 0,
                 })
                 .collect()),
-            MasterState::Ssh { target, spec } => {
+            MasterState::Ssh { target, spec, .. } => {
                 let ssh = SshSession::connect(target).await?;
                 let r = RemoteMaster::new(&ssh, spec.clone())?.status().await;
                 let _ = ssh.close().await;
