@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a kubemark cluster and write its kubeconfig.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop a kubemark cluster and remove what it created. Safe to repeat.
     Stop(StopArgs),
     /// Show a kubemark cluster's master health and hollow nodes.
@@ -32,6 +32,10 @@ pub enum Command {
     /// Measure hollow nodes on this machine: time until N nodes are Ready, idle RSS and CPU per
     /// node, and the API requests they make.
     Bench(BenchArgs),
+    /// Where a hollow node runs: the external pod (namespace, pod, external node) or local process.
+    Debug(DebugArgs),
+    /// Print one hollow node's log lines.
+    Logs(LogsArgs),
     /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
     /// hollow-node pods run on an external cluster).
     HollowNode(Box<kubemark_hollow::cli::HollowNodeArgs>),
@@ -135,6 +139,22 @@ pub struct StartArgs {
     /// Machine type of a cloud master (gce, aws).
     #[arg(long, env = "KUBEMARK_MASTER_SIZE")]
     pub master_size: Option<String>,
+
+    /// Run the hollow nodes as pods on this cluster instead of as a local process.
+    #[arg(long, env = "KUBEMARK_EXTERNAL_KUBECONFIG")]
+    pub external_kubeconfig: Option<PathBuf>,
+
+    /// Image with the kubemark binary, for hollow-node pods.
+    #[arg(long, env = "KUBEMARK_IMAGE")]
+    pub image: Option<String>,
+
+    /// Hollow nodes per pod on the external cluster [default: 10].
+    #[arg(long)]
+    pub nodes_per_pod: Option<usize>,
+
+    /// Namespace of the hollow-node pods on the external cluster [default: kubemark].
+    #[arg(long)]
+    pub external_namespace: Option<String>,
 }
 
 /// Flags of `kubemark stop`.
@@ -181,4 +201,35 @@ pub struct BenchArgs {
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]
     pub upstream_bin: Option<PathBuf>,
+}
+
+/// Flags of `kubemark debug`.
+#[derive(Debug, Clone, Args)]
+pub struct DebugArgs {
+    /// What to debug.
+    #[command(subcommand)]
+    pub what: DebugWhat,
+}
+
+/// `kubemark debug` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DebugWhat {
+    /// The pod that runs hollow node NODE (upstream's get-real-pod-for-hollow-node).
+    HollowNode {
+        /// The cluster.
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The hollow node's name.
+        node: String,
+    },
+}
+
+/// Flags of `kubemark logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The hollow node's name.
+    pub node: String,
 }

@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// The master.
     #[serde(default)]
     pub master: MasterConfig,
+    /// Hollow nodes as pods on an external cluster.
+    #[serde(default)]
+    pub external: crate::commands::ExternalConfig,
 }
 
 /// The `master` section.
@@ -123,6 +126,8 @@ pub struct StartConfig {
     pub timeout: u64,
     /// The master section, with flags and env applied.
     pub master: MasterConfig,
+    /// The external section, with flags and env applied.
+    pub external: crate::commands::ExternalConfig,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -171,7 +176,21 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
     if let Some(s) = &args.master_size {
         master.size = Some(s.clone());
     }
+    let mut external = file.external;
+    if let Some(k) = &args.external_kubeconfig {
+        external.kubeconfig = Some(k.clone());
+    }
+    if let Some(i) = &args.image {
+        external.image = Some(i.clone());
+    }
+    if let Some(n) = args.nodes_per_pod {
+        external.nodes_per_pod = Some(n);
+    }
+    if let Some(n) = &args.external_namespace {
+        external.namespace = Some(n.clone());
+    }
     Ok(StartConfig {
+        external,
         provider: args
             .provider
             .or(file.provider)

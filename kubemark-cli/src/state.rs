@@ -27,6 +27,9 @@ pub struct CliRecord {
     /// The hollow-node process, when it runs on this machine.
     #[serde(default)]
     pub hollow: Option<HollowProcess>,
+    /// The hollow-node pods, when they run on an external cluster.
+    #[serde(default)]
+    pub external: Option<crate::commands::external::ExternalRecord>,
 }
 
 /// A hollow-node process started by `kubemark start`.

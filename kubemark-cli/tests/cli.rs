@@ -89,6 +89,40 @@ fn start_kubectl_status_stop_leaves_nothing() {
     assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(listed.contains("node/hollow-node-0"), "{listed}");
 
+    // One node's log lines, and where it runs.
+    let logs = kubemark(
+        &state,
+        &cwd,
+        &["logs", "--cluster", "cli-test", "hollow-node-1"],
+    );
+    assert!(logs.status.success(), "{}", text(&logs));
+    let lines = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(lines.contains("registered"), "{lines}");
+    assert!(
+        lines
+            .lines()
+            .all(|l| l.contains("node=hollow-node-1") && !l.contains('\u{1b}')),
+        "{lines}"
+    );
+    let debug = kubemark(
+        &state,
+        &cwd,
+        &[
+            "debug",
+            "hollow-node",
+            "--cluster",
+            "cli-test",
+            "hollow-node-2",
+        ],
+    );
+    assert!(text(&debug).contains("local process"), "{}", text(&debug));
+    let unknown = kubemark(
+        &state,
+        &cwd,
+        &["logs", "--cluster", "cli-test", "hollow-node-3"],
+    );
+    assert!(!unknown.status.success(), "only 3 nodes: 0..2");
+
     let again = kubemark(&state, &cwd, &["start", "--cluster", "cli-test"]);
     assert!(!again.status.success());
     assert!(text(&again).contains("already running"), "{}", text(&again));

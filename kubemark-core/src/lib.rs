@@ -3,6 +3,7 @@
 pub mod binaries;
 pub mod bootstrap;
 pub mod cluster;
+pub mod deploy;
 pub mod master;
 pub mod pki;
 pub mod provider;

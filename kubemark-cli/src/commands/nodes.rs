@@ -171,9 +171,16 @@ pub async fn ready_nodes(
     client: &kube::Client,
     h: &HollowProcess,
 ) -> anyhow::Result<BTreeSet<String>> {
+    ready_among(client, &names(h).into_iter().collect()).await
+}
+
+/// Which of `names` are Ready nodes.
+pub async fn ready_among(
+    client: &kube::Client,
+    names: &BTreeSet<String>,
+) -> anyhow::Result<BTreeSet<String>> {
     let nodes: Api<Node> = Api::all(client.clone());
     let list = nodes.list(&ListParams::default()).await?;
-    let ours: BTreeSet<String> = names(h).into_iter().collect();
     Ok(list
         .items
         .into_iter()
@@ -182,7 +189,7 @@ pub async fn ready_nodes(
                 && n.metadata
                     .name
                     .as_ref()
-                    .is_some_and(|name| ours.contains(name))
+                    .is_some_and(|name| names.contains(name))
         })
         .filter_map(|n| n.metadata.name)
         .collect())
@@ -190,6 +197,73 @@ pub async fn ready_nodes(
 
 fn alive(pid: u32, marker: &Path) -> bool {
     pid_is_ours(pid, &marker.display().to_string())
+}
+
+/// "hollow nodes Ready n/N" as a bar on a terminal, a line every 10 s otherwise.
+pub struct ReadyProgress {
+    bar: Option<ProgressBar>,
+    total: usize,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl ReadyProgress {
+    /// Starts showing progress towards `total` Ready nodes.
+    pub fn new(total: usize) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} hollow nodes Ready {pos}/{len} [{bar:30.cyan/blue}] [{elapsed}]",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Some(bar)
+        } else {
+            eprintln!("waiting for {total} hollow nodes to be Ready ...");
+            None
+        };
+        Self {
+            bar,
+            total,
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// `ready` nodes are Ready now.
+    pub fn set(&self, ready: usize, start: Instant) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(ready as u64);
+            return;
+        }
+        let mut last = self.last.lock().expect("not poisoned");
+        if last.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "{ready}/{} hollow nodes Ready after {}s",
+                self.total,
+                start.elapsed().as_secs()
+            );
+            *last = Instant::now();
+        }
+    }
+
+    /// All Ready.
+    pub fn finish(&self, n: usize, start: Instant) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+        eprintln!(
+            "{n} hollow nodes Ready in {:.1}s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Gave up.
+    pub fn abandon(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+    }
 }
 
 /// Waits until every node of `h` is Ready, with a progress bar; on timeout names the ones that
@@ -200,51 +274,18 @@ pub async fn wait_ready(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let client = client_from_kubeconfig(&master.admin_kubeconfig).await?;
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        let bar = ProgressBar::new(h.count as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner:.cyan} hollow nodes Ready {pos}/{len} [{bar:30.cyan/blue}] [{elapsed}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Some(bar)
-    } else {
-        eprintln!("waiting for {} hollow nodes to be Ready ...", h.count);
-        None
-    };
+    let progress = ReadyProgress::new(h.count);
     let start = Instant::now();
-    let mut last_report = Instant::now();
+    let all: BTreeSet<String> = names(h).into_iter().collect();
     loop {
-        let ready = ready_nodes(&client, h).await.unwrap_or_default();
-        if let Some(bar) = &bar {
-            bar.set_position(ready.len() as u64);
-        } else if last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "{}/{} hollow nodes Ready after {}s",
-                ready.len(),
-                h.count,
-                start.elapsed().as_secs()
-            );
-            last_report = Instant::now();
-        }
+        let ready = ready_among(&client, &all).await.unwrap_or_default();
+        progress.set(ready.len(), start);
         if ready.len() == h.count {
-            if let Some(bar) = bar {
-                bar.finish();
-            }
-            eprintln!(
-                "{} hollow nodes Ready in {:.1}s",
-                h.count,
-                start.elapsed().as_secs_f64()
-            );
+            progress.finish(h.count, start);
             return Ok(());
         }
         if !alive(h.pid, &h.dir) {
-            if let Some(bar) = bar {
-                bar.abandon();
-            }
+            progress.abandon();
             bail!(
                 "the hollow-node process exited; last lines of {}: {}",
                 h.log.display(),
@@ -252,9 +293,7 @@ pub async fn wait_ready(
             );
         }
         if start.elapsed() > timeout {
-            if let Some(bar) = bar {
-                bar.abandon();
-            }
+            progress.abandon();
             let missing: Vec<String> = names(h)
                 .into_iter()
                 .filter(|n| !ready.contains(n))

@@ -69,12 +69,15 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     spinner.finish("control plane ready");
 
     let kubeconfig = std::path::absolute(&args.kubeconfig_out)?;
+    let external = super::external::record(&config.external, config.nodes)?;
     let mut record = CliRecord {
         api_version: state::API_VERSION.into(),
         kind: "CliState".into(),
         provider: config.provider,
         kubeconfig: kubeconfig.clone(),
         hollow: None,
+        // Recorded before anything is deployed, so that stop removes a half-done deployment.
+        external: external.clone(),
     };
     state::write(&dir, &record)?;
     let admin = std::fs::read_to_string(cluster_state.admin_kubeconfig())?;
@@ -82,7 +85,21 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     crash_point("kubeconfig");
 
     let master = super::nodes::MasterAccess::of(&cluster_state)?;
-    if config.nodes > 0 {
+    if let Some(ext) = &external {
+        let deployed = tokio::select! {
+            r = super::external::deploy(
+                &cluster_state,
+                &config.external,
+                ext,
+                &config.hollow_node_flags,
+                Duration::from_secs(config.timeout),
+            ) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        if let Err(e) = deployed {
+            return Err(e.context(format!("hollow nodes of cluster {cluster}")));
+        }
+    } else if config.nodes > 0 {
         // From here on the records exist, so a failure leaves a cluster `kubemark stop` removes.
         let hollow = super::nodes::spawn(
             &master,
@@ -115,6 +132,15 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
             h.count,
             h.prefix,
             h.log.display()
+        );
+    }
+    if let Some(e) = &external {
+        println!(
+            "  nodes:      {} hollow nodes in {} pods, namespace {} of the external cluster {}",
+            e.nodes,
+            e.nodes.div_ceil(e.nodes_per_pod.max(1)),
+            e.namespace,
+            e.kubeconfig.display()
         );
     }
     println!("try:  kubectl --kubeconfig {} get ns", kubeconfig.display());

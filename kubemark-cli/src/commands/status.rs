@@ -66,8 +66,65 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             h.log.display()
         );
     }
+    if let Some(ext) = known.record.as_ref().and_then(|r| r.external.as_ref()) {
+        match external_pods(ext).await {
+            Ok(pods) => {
+                let running = pods
+                    .iter()
+                    .filter(|p| p.phase == "Running" && p.reason.is_none())
+                    .count();
+                let want = ext.nodes.div_ceil(ext.nodes_per_pod.max(1));
+                healthy &= running == want;
+                println!(
+                    "hollow-node pods: {running}/{want} Running in namespace {} of the external cluster",
+                    ext.namespace
+                );
+                for p in pods
+                    .iter()
+                    .filter(|p| p.phase != "Running" || p.reason.is_some())
+                {
+                    println!(
+                        "  {} {}{}",
+                        p.name,
+                        p.phase,
+                        p.reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Err(e) => {
+                healthy = false;
+                println!("hollow-node pods: unknown ({e:#})");
+            }
+        }
+        if let Ok(client) = c.client().await {
+            let names: std::collections::BTreeSet<String> =
+                (0..ext.nodes.div_ceil(ext.nodes_per_pod.max(1)))
+                    .flat_map(|o| node_names(ext, o))
+                    .collect();
+            let n = super::nodes::ready_among(&client, &names)
+                .await
+                .map(|r| r.len())
+                .unwrap_or(0);
+            healthy &= n == ext.nodes;
+            println!("hollow nodes: {n}/{} Ready", ext.nodes);
+        }
+    }
     if !healthy {
         bail!("cluster {} is not healthy", s.cluster);
     }
     Ok(())
+}
+
+async fn external_pods(
+    ext: &super::external::ExternalRecord,
+) -> anyhow::Result<Vec<kubemark_core::deploy::PodState>> {
+    let client = kubemark_core::master::client_from_kubeconfig(&ext.kubeconfig).await?;
+    Ok(kubemark_core::deploy::pods(&client, &ext.namespace).await?)
+}
+
+fn node_names(ext: &super::external::ExternalRecord, ordinal: usize) -> Vec<String> {
+    super::external::spec_shape(ext).node_names(ordinal)
 }

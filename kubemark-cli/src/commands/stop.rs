@@ -61,6 +61,7 @@ fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
         hollow_node_flags: String::new(),
         timeout: 0,
         master: Default::default(),
+        external: Default::default(),
     };
     super::start::provider(kind, &config)
 }
@@ -80,6 +81,11 @@ pub async fn stop_known(known: Known, provider: DynProvider, dir: &Path) -> anyh
         super::nodes::stop(h).await;
     }
     stop_hollow_by_marker(dir).await;
+    if let Some(ext) = known.record.as_ref().and_then(|r| r.external.as_ref()) {
+        super::external::teardown(&known.cluster.state().cluster, ext)
+            .await
+            .context("removing the hollow-node pods from the external cluster")?;
+    }
     if let Some(r) = &known.record {
         match std::fs::remove_file(&r.kubeconfig) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

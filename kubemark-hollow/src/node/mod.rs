@@ -144,10 +144,16 @@ async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<(), NodeError>
     loop {
         ctx.limiter.acquire().await;
         match nodes.create(&PostParams::default(), &node).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                tracing::info!(node = %ctx.name, "registered");
+                return Ok(());
+            }
             // Registered before (a restart): the status loop brings it up to date, as the kubelet
             // does for a node that already exists.
-            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tracing::info!(node = %ctx.name, "already registered; updating its status");
+                return Ok(());
+            }
             Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
                 return Err(NodeError::Register {
                     node: ctx.name.clone(),

@@ -444,6 +444,7 @@ impl PodWorker {
                 }
             }
             self.write_status(&uid, ContainerState::Running).await;
+            tracing::info!(node = %self.ctx.name, pod = ?pod.metadata.name, "pod running");
         }
         if let Some(d) = run_for {
             self.schedule(d, Timer::Exit(uid));

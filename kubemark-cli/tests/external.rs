@@ -1,0 +1,158 @@
+//! Hollow nodes as pods on an external cluster: a second real control plane plays the external
+//! cluster, and the test runner (`kubemark_tests::runner`, test scaffolding) plays its kubelet by
+//! running each hollow-node pod's command as a local process.
+
+use std::path::Path;
+use std::process::Output;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use kubemark_tests::runner::Runner;
+
+async fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubemark"))
+        .args(args)
+        .env("KUBEMARK_STATE_DIR", state)
+        .env_remove("CLOUD_PROVIDER")
+        .env_remove("NUM_NODES")
+        .env_remove("KUBEMARK_NUM_NODES")
+        .current_dir(cwd)
+        .output()
+        .await
+        .expect("kubemark runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them() {
+    let external = kubemark_tests::start_control_plane().await;
+    let ext_client = external.client().await.unwrap();
+    let ext_kubeconfig = external.kubeconfig_path().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+
+    // Without a kubelet on the external cluster the pods stay Pending: the timeout names them
+    // and says why; stop removes the namespace.
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "start",
+            "--nodes",
+            "2",
+            "--nodes-per-pod",
+            "1",
+            "--timeout",
+            "5",
+            "--external-kubeconfig",
+            &ext_kubeconfig,
+            "--image",
+            "kubemark.invalid/kubemark:test",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "{}", text(&out));
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(e.contains("external pods not Running"), "{e}");
+    assert!(
+        e.contains("hollow-node-0 (Pending") && e.contains("Unschedulable"),
+        "{e}"
+    );
+    let out = kubemark(&state, &cwd, &["stop"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let namespaces: Api<Namespace> = Api::all(ext_client.clone());
+    assert!(
+        namespaces.get_opt("kubemark").await.unwrap().is_none(),
+        "stop removes the namespace"
+    );
+
+    // With the runner as the external cluster's kubelet: 4 hollow nodes in 2 pods.
+    let runner = Runner::start(
+        ext_client.clone(),
+        "external-node-0",
+        env!("CARGO_BIN_EXE_kubemark").into(),
+    )
+    .await;
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "start",
+            "--nodes",
+            "4",
+            "--nodes-per-pod",
+            "2",
+            "--timeout",
+            "120",
+            "--external-kubeconfig",
+            &ext_kubeconfig,
+            "--image",
+            "kubemark.invalid/kubemark:test",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "start: {}\nrunner log: {}",
+        text(&out),
+        std::fs::read_to_string(runner.log("hollow-node-0")).unwrap_or_default()
+    );
+    assert!(
+        text(&out).contains("4 hollow nodes Ready"),
+        "{}",
+        text(&out)
+    );
+
+    let out = kubemark(&state, &cwd, &["debug", "hollow-node", "hollow-node-1-0"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("pod kubemark/hollow-node-1 on external node external-node-0 (Running)"),
+        "{}",
+        text(&out)
+    );
+    let out = kubemark(&state, &cwd, &["debug", "hollow-node", "not-ours"]).await;
+    assert!(!out.status.success());
+
+    let out = kubemark(&state, &cwd, &["status"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("hollow-node pods: 2/2 Running"),
+        "{}",
+        text(&out)
+    );
+
+    // Each node has its own identity: the Secret holds a bootstrap token, not a node credential.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(ext_client.clone(), "kubemark");
+    let s = secrets.get("hollow-node-credentials").await.unwrap();
+    let bootstrap = String::from_utf8(s.data.unwrap()["bootstrap.kubeconfig"].0.clone()).unwrap();
+    assert!(bootstrap.contains("token:") && !bootstrap.contains("client-key-data"));
+
+    let out = kubemark(&state, &cwd, &["stop"]).await;
+    assert!(out.status.success(), "stop: {}", text(&out));
+    assert!(
+        namespaces.get_opt("kubemark").await.unwrap().is_none(),
+        "stop removes the namespace"
+    );
+    // The runner saw the pods go and stopped their processes.
+    let marker = state.display().to_string();
+    let start = std::time::Instant::now();
+    while !kubemark_core::master::pids_mentioning(&marker).is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "hollow processes left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    runner.stop().await;
+    external.stop().await.unwrap();
+}
