@@ -158,6 +158,41 @@ fn pre_existing_start_ready_status_stop_over_ssh_leaves_nothing() {
     assert!(s.contains("hollow nodes: 3/3 Ready"), "{s}");
     assert_eq!(s.matches(" running").count(), 4, "{s}");
 
+    // A test run against the remote master samples its components over SSH.
+    let report = cwd.join("run.json");
+    let out = kubemark(
+        &state,
+        &cwd,
+        &[
+            "test",
+            "density",
+            "--pods-per-node",
+            "2",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "density: {}", text(&out));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(run["podsMeasured"], 6);
+    let components = run["components"].as_array().unwrap();
+    for name in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "hollow-nodes",
+    ] {
+        let c = components
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not sampled: {components:?}"));
+        assert!(c["rssMib"]["max"].as_f64().unwrap() > 1.0, "{c}");
+    }
+    assert_eq!(run["etcd"]["source"], "apiserver");
+
     // Flags win over the file: a second start of the same cluster is refused.
     let again = kubemark(&state, &cwd, &["start", "--config", c, "--nodes", "1"], &[]);
     assert!(!again.status.success());

@@ -166,8 +166,14 @@ async fn bootstrap_over_ssh_supervises_and_teardown_leaves_nothing() {
 
     // Resource use over SSH, for test runs against remote masters.
     let usage = master.usage().await.unwrap();
-    assert_eq!(usage.len(), 4, "{usage:?}");
-    assert!(usage.iter().all(|(_, _, rss)| *rss > 1024 * 1024));
+    assert_eq!(usage.components.len(), 4, "{usage:?}");
+    assert!(usage.clock_ticks > 0);
+    assert!(
+        usage
+            .components
+            .iter()
+            .all(|(_, ticks, rss)| *rss > 1024 * 1024 && *ticks > 0)
+    );
 
     master.teardown().await.unwrap();
     for d in [&spec.config_dir, &spec.data_dir, &spec.log_dir] {

@@ -19,7 +19,7 @@ pub use local::{
 };
 pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap};
 pub use process::{log_tail, pid_is_ours, pids_mentioning, terminate_pid};
-pub use remote::{ComponentStatus, RemoteMaster, RemoteMasterSpec, client_from_yaml};
+pub use remote::{ComponentStatus, RemoteMaster, RemoteMasterSpec, RemoteUsage, client_from_yaml};
 
 use crate::binaries::BinariesError;
 use crate::pki::PkiError;

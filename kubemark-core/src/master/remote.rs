@@ -477,10 +477,10 @@ echo {c} $s $p $r
             .collect())
     }
 
-    /// CPU ticks and resident bytes of each running component, read from `/proc` on the master.
-    pub async fn usage(&self) -> Result<Vec<(String, u64, u64)>, MasterError> {
+    /// CPU time and resident memory of each running component, read from `/proc` on the master.
+    pub async fn usage(&self) -> Result<RemoteUsage, MasterError> {
         let run = self.path(&self.layout.run_dir)?;
-        let mut script = String::from("page=$(getconf PAGESIZE)\n");
+        let mut script = String::from("echo clock $(getconf CLK_TCK)\npage=$(getconf PAGESIZE)\n");
         for c in COMPONENTS {
             script.push_str(&format!(
                 r#"if [ -f {run}/{c}.pid ] && p=$(cat {run}/{c}.pid) && [ -r /proc/$p/stat ]; then
@@ -490,17 +490,33 @@ fi
             ));
         }
         let out = self.run(&script, "read the master's /proc").await?;
-        Ok(out
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                let [name, ticks, rss] = f[..] else {
-                    return None;
-                };
-                Some((name.to_string(), ticks.parse().ok()?, rss.parse().ok()?))
-            })
-            .collect())
+        let mut usage = RemoteUsage {
+            clock_ticks: 100,
+            components: Vec::new(),
+        };
+        for l in out.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f[..] {
+                ["clock", hz] => usage.clock_ticks = hz.parse().unwrap_or(100),
+                [name, ticks, rss] => {
+                    if let (Ok(t), Ok(r)) = (ticks.parse(), rss.parse()) {
+                        usage.components.push((name.to_string(), t, r));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(usage)
     }
+}
+
+/// Resource use of a remote master's components at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUsage {
+    /// The host's clock ticks per second (`CLK_TCK`).
+    pub clock_ticks: u64,
+    /// Component, CPU ticks used so far (user + system), resident bytes.
+    pub components: Vec<(String, u64, u64)>,
 }
 
 /// Shell function: whether a PID is a live process (a zombie is not).

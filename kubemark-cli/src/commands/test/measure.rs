@@ -211,7 +211,12 @@ impl ClusterMeasurements {
             client: target.client.clone(),
             local: target.local.clone(),
             before,
-            sampler: target.processes.as_ref().map(|p| Sampler::start(p.clone())),
+            sampler: (target.processes.is_some() || target.remote.is_some()).then(|| {
+                Sampler::start(
+                    target.processes.clone().unwrap_or_default(),
+                    target.remote.clone(),
+                )
+            }),
         })
     }
 

@@ -112,6 +112,11 @@ pub struct Target {
     processes: Option<Vec<(String, u32)>>,
     /// The local master's state, for scraping etcd directly.
     local: Option<kubemark_core::master::LocalState>,
+    /// A remote master, sampled over SSH.
+    remote: Option<(
+        kubemark_core::bootstrap::SshTarget,
+        kubemark_core::master::RemoteMasterSpec,
+    )>,
 }
 
 async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
@@ -121,6 +126,7 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
             client,
             processes: None,
             local: None,
+            remote: None,
         });
     }
     let dir = crate::state::cluster_dir(&args.cluster)?;
@@ -142,10 +148,17 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
             .flat_map(|r| r.hollow.iter())
             .map(|h| ("hollow-nodes".to_string(), h.pid)),
     );
+    let remote = match &known.cluster.state().master {
+        kubemark_core::cluster::MasterState::Ssh { target, spec, .. } => {
+            Some((target.clone(), spec.clone()))
+        }
+        _ => None,
+    };
     Ok(Target {
         client,
         processes: (!processes.is_empty()).then_some(processes),
         local,
+        remote,
     })
 }
 

@@ -1,9 +1,12 @@
-//! CPU and memory of the master components (and the hollow nodes) of a local cluster, sampled
-//! from `/proc` once a second while a test runs.
+//! CPU and memory of the master components and the hollow nodes while a test runs, sampled once
+//! a second: from this machine's `/proc` for local processes, and from the master host's `/proc`
+//! over SSH for a remote master.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kubemark_core::bootstrap::{SshSession, SshTarget};
+use kubemark_core::master::{RemoteMaster, RemoteMasterSpec};
 use tokio::sync::oneshot;
 
 use super::report::{ComponentUsage, Percentiles, Point};
@@ -14,52 +17,101 @@ pub struct Sampler {
     done: tokio::task::JoinHandle<Vec<ComponentUsage>>,
 }
 
+/// Samples collected per process name.
+#[derive(Default)]
+struct Series {
+    order: Vec<String>,
+    last: BTreeMap<String, (u64, Instant)>,
+    cpu: BTreeMap<String, Vec<Point>>,
+    rss: BTreeMap<String, Vec<f64>>,
+}
+
+impl Series {
+    /// One reading: `ticks` of CPU so far at `hz` ticks per second, `bytes` resident.
+    fn add(&mut self, start: Instant, name: &str, ticks: u64, hz: f64, bytes: u64) {
+        if !self.order.iter().any(|n| n == name) {
+            self.order.push(name.to_string());
+        }
+        let now = Instant::now();
+        if let Some((t0, at)) = self.last.insert(name.to_string(), (ticks, now)) {
+            let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+            let mcores = ticks.saturating_sub(t0) as f64 / hz / secs * 1000.0;
+            self.cpu.entry(name.to_string()).or_default().push(Point {
+                t: start.elapsed().as_secs_f64(),
+                v: mcores,
+            });
+        }
+        self.rss
+            .entry(name.to_string())
+            .or_default()
+            .push(bytes as f64 / (1024.0 * 1024.0));
+    }
+
+    fn finish(mut self) -> Vec<ComponentUsage> {
+        self.order
+            .iter()
+            .map(|name| {
+                let series = self.cpu.remove(name).unwrap_or_default();
+                let values: Vec<f64> = series.iter().map(|p| p.v).collect();
+                ComponentUsage {
+                    name: name.clone(),
+                    cpu_millicores: Percentiles::of(&values),
+                    rss_mib: Percentiles::of(&self.rss.remove(name).unwrap_or_default()),
+                    cpu_over_time: series,
+                }
+            })
+            .collect()
+    }
+}
+
 impl Sampler {
-    /// Samples `processes` (name, pid) every second until stopped.
-    pub fn start(processes: Vec<(String, u32)>) -> Self {
+    /// Samples `local` processes (name, pid) and, when given, the components of a remote master
+    /// every second until stopped.
+    pub fn start(local: Vec<(String, u32)>, remote: Option<(SshTarget, RemoteMasterSpec)>) -> Self {
         let (stop, mut stopped) = oneshot::channel();
         let hz = crate::procfs::clock_ticks();
         let done = tokio::spawn(async move {
             let start = Instant::now();
-            let mut last: BTreeMap<String, (u64, Instant)> = BTreeMap::new();
-            let mut cpu: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-            let mut rss: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            loop {
-                for (name, pid) in &processes {
-                    let Some((ticks, bytes)) = crate::procfs::cpu_ticks_and_rss(*pid) else {
-                        continue;
-                    };
-                    let now = Instant::now();
-                    if let Some((t0, at)) = last.insert(name.clone(), (ticks, now)) {
-                        let secs = now.duration_since(at).as_secs_f64().max(1e-3);
-                        let mcores = (ticks.saturating_sub(t0)) as f64 / hz / secs * 1000.0;
-                        cpu.entry(name.clone()).or_default().push(Point {
-                            t: start.elapsed().as_secs_f64(),
-                            v: mcores,
-                        });
+            let mut series = Series::default();
+            let ssh = match &remote {
+                Some((target, _)) => match SshSession::connect(target).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot sample the remote master's resource use");
+                        None
                     }
-                    rss.entry(name.clone())
-                        .or_default()
-                        .push(bytes as f64 / (1024.0 * 1024.0));
+                },
+                None => None,
+            };
+            loop {
+                if let (Some(ssh), Some((_, spec))) = (&ssh, &remote) {
+                    let usage = match RemoteMaster::new(ssh, spec.clone()) {
+                        Ok(m) => m.usage().await,
+                        Err(e) => Err(e),
+                    };
+                    match usage {
+                        Ok(u) => {
+                            for (name, ticks, bytes) in u.components {
+                                series.add(start, &name, ticks, u.clock_ticks as f64, bytes);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "sampling the remote master"),
+                    }
+                }
+                for (name, pid) in &local {
+                    if let Some((ticks, bytes)) = crate::procfs::cpu_ticks_and_rss(*pid) {
+                        series.add(start, name, ticks, hz, bytes);
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = &mut stopped => break,
                 }
             }
-            processes
-                .iter()
-                .map(|(name, _)| {
-                    let series = cpu.remove(name).unwrap_or_default();
-                    let values: Vec<f64> = series.iter().map(|p| p.v).collect();
-                    ComponentUsage {
-                        name: name.clone(),
-                        cpu_millicores: Percentiles::of(&values),
-                        rss_mib: Percentiles::of(&rss.remove(name).unwrap_or_default()),
-                        cpu_over_time: series,
-                    }
-                })
-                .collect()
+            if let Some(s) = ssh {
+                let _ = s.close().await;
+            }
+            series.finish()
         });
         Self { stop, done }
     }
