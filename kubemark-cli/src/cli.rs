@@ -120,6 +120,11 @@ pub struct StartArgs {
     #[arg(long, env = "MASTER_IP")]
     pub master: Option<String>,
 
+    /// Admin kubeconfig of a master that already runs (pre-existing provider, instead of
+    /// --master): nothing is installed, and stop leaves the master running.
+    #[arg(long, env = "KUBEMARK_MASTER_KUBECONFIG")]
+    pub master_kubeconfig: Option<PathBuf>,
+
     /// SSH login on the master [default: root].
     #[arg(long, env = "KUBEMARK_SSH_USER")]
     pub ssh_user: Option<String>,

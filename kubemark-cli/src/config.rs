@@ -47,6 +47,8 @@ pub struct ConfigFile {
 pub struct MasterConfig {
     /// `address[:port]` of an existing master host (pre-existing; upstream `MASTER_IP`).
     pub host: Option<String>,
+    /// Admin kubeconfig of a master that already runs (pre-existing, instead of `host`).
+    pub kubeconfig: Option<PathBuf>,
     /// SSH login (default root).
     pub ssh_user: Option<String>,
     /// SSH private key.
@@ -161,6 +163,9 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
     if let Some(h) = &args.master {
         master.host = Some(h.clone());
     }
+    if let Some(k) = &args.master_kubeconfig {
+        master.kubeconfig = Some(k.clone());
+    }
     if let Some(u) = &args.ssh_user {
         master.ssh_user = Some(u.clone());
     }
@@ -182,6 +187,16 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
     }
     if let Some(i) = &args.image {
         external.image = Some(i.clone());
+    }
+    if external.image.is_none() {
+        // Upstream names the registry, not the image: ours is `<registry>/kubemark:v<version>`.
+        external.image = env("KUBEMARK_IMAGE_REGISTRY").map(|r| {
+            format!(
+                "{}/kubemark:v{}",
+                r.trim_end_matches('/'),
+                env!("CARGO_PKG_VERSION")
+            )
+        });
     }
     if let Some(n) = args.nodes_per_pod {
         external.nodes_per_pod = Some(n);

@@ -334,6 +334,20 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
             ],
             "kubeconfig",
         ),
+        (
+            vec![
+                "start",
+                "--nodes",
+                "1",
+                "--external-kubeconfig",
+                "/no/such/kubeconfig",
+            ],
+            "/no/such/kubeconfig does not exist",
+        ),
+        (
+            vec!["start", "--nodes", "1", "--external-kubeconfig", c],
+            "need an image",
+        ),
     ];
     for (args, needle) in cases {
         let out = kubemark(&state, &cwd, &args, &[]);
@@ -345,4 +359,77 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_nothing_left(&root, &state, &cwd, &format!("{args:?}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_master_given_by_kubeconfig_gets_hollow_nodes_and_keeps_running() {
+    let master = kubemark_tests::start_control_plane().await;
+    let kubeconfig = master.kubeconfig_path().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let args = [
+        "start",
+        "--provider",
+        "pre-existing",
+        "--master-kubeconfig",
+        &kubeconfig,
+        "--nodes",
+        "2",
+    ];
+    let out = kubemark(&state, &cwd, &args, &[]);
+    assert!(out.status.success(), "start: {}", text(&out));
+    assert!(
+        text(&out).contains("2 hollow nodes Ready"),
+        "{}",
+        text(&out)
+    );
+
+    let both = kubemark(
+        &state,
+        &cwd,
+        &[
+            "start",
+            "--provider",
+            "pre-existing",
+            "--master-kubeconfig",
+            &kubeconfig,
+            "--master",
+            "127.0.0.1",
+            "--cluster",
+            "other",
+        ],
+        &[],
+    );
+    assert!(text(&both).contains("not both"), "{}", text(&both));
+
+    let out = kubemark(&state, &cwd, &["stop"], &[]);
+    assert!(out.status.success(), "stop: {}", text(&out));
+    let client = master.client().await.unwrap();
+    assert!(
+        kubemark_core::master::apiserver_ready(&client).await,
+        "stop leaves the master running"
+    );
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    assert!(
+        nodes
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "hollow nodes removed"
+    );
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client, "kube-system");
+    let ours = secrets
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=kubemark"))
+        .await
+        .unwrap();
+    assert!(ours.items.is_empty(), "bootstrap token removed");
+    assert!(
+        std::fs::read_dir(&state).unwrap().next().is_none(),
+        "state removed"
+    );
+    master.stop().await.unwrap();
 }

@@ -93,16 +93,22 @@ pub async fn deploy(
         .context("installing the bootstrap token on the master")?;
     let pki = cluster.pki_dir();
     let ca = std::fs::read_to_string(pki.join("ca.crt"))?;
-    let proxy = kubemark_core::pki::Kubeconfig {
-        name: "kube-proxy".into(),
-        server: server.to_string(),
-        ca_pem: ca.clone(),
-        credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(
-            kubemark_core::pki::CertAndKey {
-                cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
-                key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
-            },
-        ),
+    // A master kubemark did not create gives no kube-proxy identity: no hollow proxies then.
+    let proxy = if pki.join("kube-proxy.crt").exists() {
+        let k = kubemark_core::pki::Kubeconfig {
+            name: "kube-proxy".into(),
+            server: server.to_string(),
+            ca_pem: ca.clone(),
+            credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(
+                kubemark_core::pki::CertAndKey {
+                    cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
+                    key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
+                },
+            ),
+        };
+        Some(k.to_yaml()?)
+    } else {
+        None
     };
     let spec = DeploySpec {
         cluster: cluster.state().cluster.clone(),
@@ -111,7 +117,7 @@ pub async fn deploy(
         nodes: rec.nodes,
         nodes_per_pod: rec.nodes_per_pod,
         bootstrap_kubeconfig: token.kubeconfig(server, &ca).to_yaml()?,
-        proxy_kubeconfig: proxy.to_yaml()?,
+        proxy_kubeconfig: proxy,
         settings: Default::default(),
         extra_flags: flags.split_whitespace().map(String::from).collect(),
         cpu_millis_per_node: cfg.cpu_millis_per_node.unwrap_or(5),
@@ -233,7 +239,7 @@ pub fn spec_shape(rec: &ExternalRecord) -> DeploySpec {
         nodes: rec.nodes,
         nodes_per_pod: rec.nodes_per_pod,
         bootstrap_kubeconfig: String::new(),
-        proxy_kubeconfig: String::new(),
+        proxy_kubeconfig: None,
         settings: Default::default(),
         extra_flags: Vec::new(),
         cpu_millis_per_node: 0,

@@ -109,23 +109,34 @@ pub async fn spawn(
     let ca = std::fs::read_to_string(master.pki_dir.join("ca.crt"))?;
     let bootstrap = dir.join("bootstrap.kubeconfig");
     token.kubeconfig(&master.server, &ca).write(&bootstrap)?;
-    if certs == NodeCerts::Preissued {
+    // Without the CA's key (a master kubemark did not create) nodes join by TLS bootstrap.
+    let can_issue = master.pki_dir.join("ca.key").exists();
+    if certs == NodeCerts::Preissued && can_issue {
         preissue(master, &dir.join("certs"), count).await?;
     }
     // kube-proxy's identity (system:kube-proxy), shared by every hollow proxy as in real clusters.
-    let proxy = dir.join("kube-proxy.kubeconfig");
+    // A master kubemark did not create gives none: its hollow nodes run without proxies.
     let pki = &master.pki_dir;
-    let proxy_cert = kubemark_core::pki::CertAndKey {
-        cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
-        key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
+    let proxy = if pki.join("kube-proxy.crt").exists() {
+        let path = dir.join("kube-proxy.kubeconfig");
+        let proxy_cert = kubemark_core::pki::CertAndKey {
+            cert_pem: std::fs::read_to_string(pki.join("kube-proxy.crt"))?,
+            key_pem: std::fs::read_to_string(pki.join("kube-proxy.key"))?,
+        };
+        kubemark_core::pki::Kubeconfig {
+            name: "kube-proxy".into(),
+            server: master.server.clone(),
+            ca_pem: ca.clone(),
+            credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(proxy_cert),
+        }
+        .write(&path)?;
+        Some(path)
+    } else {
+        tracing::warn!(
+            "no kube-proxy identity for this master; hollow nodes run without kube-proxy"
+        );
+        None
     };
-    kubemark_core::pki::Kubeconfig {
-        name: "kube-proxy".into(),
-        server: master.server.clone(),
-        ca_pem: ca.clone(),
-        credentials: kubemark_core::pki::KubeconfigCredentials::ClientCert(proxy_cert),
-    }
-    .write(&proxy)?;
     let log = dir.join("hollow-node.log");
     let out = std::fs::File::create(&log)?;
     let exe = std::env::current_exe().context("locating the kubemark binary")?;
@@ -134,7 +145,7 @@ pub async fn spawn(
         .arg(format!("--count={count}"))
         .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
         .arg(format!("--cert-dir={}", dir.join("certs").display()))
-        .arg(format!("--proxy-kubeconfig={}", proxy.display()))
+        .args(proxy.map(|p| format!("--proxy-kubeconfig={}", p.display())))
         .args(extra_flags.split_whitespace())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -148,6 +159,11 @@ pub async fn spawn(
         log,
         dir: dir.to_path_buf(),
     })
+}
+
+/// The node names of `h`.
+pub fn node_names(h: &HollowProcess) -> Vec<String> {
+    names(h)
 }
 
 fn names(h: &HollowProcess) -> Vec<String> {

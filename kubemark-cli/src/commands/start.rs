@@ -24,6 +24,13 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let cluster = ClusterName::new(args.cluster.cluster.clone())?;
     let provider = provider(config.provider, &config)?;
     let placement = placement(&args, &config, &cluster, &dir).await?;
+    // Checked before anything starts: a bad external cluster must not leave a master behind.
+    let external = super::external::record(&config.external, config.nodes)?;
+    if external.is_some() && config.external.image.is_none() {
+        bail!(
+            "hollow nodes on an external cluster need an image with kubemark: --image, KUBEMARK_IMAGE or external.image"
+        );
+    }
 
     if let Some(known) = state::load(&dir)? {
         if known.cluster.healthy().await && known.record.is_some() {
@@ -46,6 +53,9 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
             "bootstrapping the master on {} over SSH (uploads certificates and binaries)",
             target.display()
         ),
+        MasterPlacement::Existing { kubeconfig } => {
+            format!("checking the running master of {}", kubeconfig.display())
+        }
     });
     let spec = ClusterSpec::new(cluster.clone(), dir.clone(), placement);
     let started = tokio::select! {
@@ -69,7 +79,6 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     spinner.finish("control plane ready");
 
     let kubeconfig = std::path::absolute(&args.kubeconfig_out)?;
-    let external = super::external::record(&config.external, config.nodes)?;
     let mut record = CliRecord {
         api_version: state::API_VERSION.into(),
         kind: "CliState".into(),
@@ -171,6 +180,7 @@ pub(crate) fn provider(kind: ProviderKind, config: &StartConfig) -> anyhow::Resu
                 .config()
                 .clone();
             c.master = config.master.host.clone().or(c.master);
+            c.master_kubeconfig = config.master.kubeconfig.clone().or(c.master_kubeconfig);
             c.ssh_user = config.master.ssh_user.clone().or(c.ssh_user);
             c.ssh_key = config.master.ssh_key.clone().or(c.ssh_key);
             Arc::new(
@@ -221,9 +231,19 @@ async fn placement(
         }
         ProviderKind::PreExisting => {
             let m = &config.master;
+            if let Some(kubeconfig) = &m.kubeconfig {
+                if m.host.is_some() {
+                    bail!(
+                        "--provider pre-existing: give either a master host (--master, MASTER_IP) or a running master's kubeconfig (--master-kubeconfig), not both"
+                    );
+                }
+                return Ok(MasterPlacement::Existing {
+                    kubeconfig: kubeconfig.clone(),
+                });
+            }
             let Some(host) = &m.host else {
                 bail!(
-                    "--provider pre-existing needs the master host: --master ADDRESS[:PORT], MASTER_IP or master.host in the config file"
+                    "--provider pre-existing needs the master host (--master ADDRESS[:PORT], MASTER_IP or master.host in the config file) or a running master's kubeconfig (--master-kubeconfig)"
                 );
             };
             let Some(key) = &m.ssh_key else {

@@ -94,11 +94,50 @@ pub async fn stop_known(known: Known, provider: DynProvider, dir: &Path) -> anyh
             _ => {}
         }
     }
+    if matches!(
+        known.cluster.state().master,
+        kubemark_core::cluster::MasterState::Existing { .. }
+    ) {
+        // The master stays; what kubemark put on it goes: the hollow Nodes and the bootstrap
+        // token with its bindings.
+        clean_existing_master(&known).await?;
+    }
     let name = known.cluster.state().cluster.clone();
     known
         .cluster
         .stop(provider)
         .await
         .with_context(|| format!("stopping cluster {name}"))?;
+    Ok(())
+}
+
+async fn clean_existing_master(known: &Known) -> anyhow::Result<()> {
+    let client = match known.cluster.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: cannot reach the running master to remove the hollow nodes: {e}");
+            return Ok(());
+        }
+    };
+    let mut names: Vec<String> = Vec::new();
+    if let Some(r) = &known.record {
+        if let Some(h) = &r.hollow {
+            names.extend(super::nodes::node_names(h));
+        }
+        if let Some(e) = &r.external {
+            names.extend(super::external::spec_shape(e).all_node_names());
+        }
+    }
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    for n in names {
+        match nodes.delete(&n, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting node {n}")),
+        }
+    }
+    kubemark_core::master::remove_node_bootstrap(&client)
+        .await
+        .context("removing kubemark's bootstrap token")?;
     Ok(())
 }

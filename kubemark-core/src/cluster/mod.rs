@@ -79,6 +79,12 @@ pub enum MasterPlacement {
         /// The binaries to install.
         binaries: BinarySet,
     },
+    /// A master that already runs, reached with an admin kubeconfig; nothing is installed and
+    /// stop leaves it running. Without its CA key, hollow nodes join by TLS bootstrap.
+    Existing {
+        /// Admin kubeconfig of the running master.
+        kubeconfig: PathBuf,
+    },
 }
 
 /// What to start.
@@ -137,6 +143,11 @@ pub enum MasterState {
         /// nothing to remove there (and need not reach a host that refused us).
         #[serde(default)]
         touched: bool,
+    },
+    /// A master that ran before kubemark and keeps running after it.
+    Existing {
+        /// Its admin kubeconfig.
+        kubeconfig: PathBuf,
     },
 }
 
@@ -250,6 +261,9 @@ impl Cluster {
                 spec: m.clone(),
                 touched: false,
             },
+            MasterPlacement::Existing { kubeconfig } => MasterState::Existing {
+                kubeconfig: std::path::absolute(kubeconfig).map_err(io(kubeconfig))?,
+            },
         };
         let mut cluster = Self {
             dir: spec.dir.clone(),
@@ -334,6 +348,21 @@ impl Cluster {
                 result?;
                 admin.write(&self.admin_kubeconfig())?;
             }
+            MasterPlacement::Existing { kubeconfig } => {
+                let client = client_from_kubeconfig(&kubeconfig).await?;
+                if !apiserver_ready(&client).await {
+                    return Err(ClusterError::State(format!(
+                        "the master of kubeconfig {} is not ready (its /readyz does not answer ok)",
+                        kubeconfig.display()
+                    )));
+                }
+                let (server, ca) = server_and_ca(&kubeconfig)?;
+                let local_pki = self.dir.join("pki");
+                crate::pki::PkiDir::at(&local_pki)?.keep();
+                crate::pki::write_public(&local_pki.join("ca.crt"), &ca)?;
+                self.state.server = Some(server);
+                self.save()?;
+            }
         }
         crash_point("master");
         self.state.phase = Phase::Running;
@@ -366,6 +395,7 @@ impl Cluster {
                     remove_dir(work_dir)?;
                 }
             },
+            MasterState::Existing { .. } => {}
             MasterState::Ssh {
                 target,
                 spec,
@@ -399,6 +429,7 @@ impl Cluster {
     pub fn admin_kubeconfig(&self) -> PathBuf {
         match &self.state.master {
             MasterState::Local { state: Some(s), .. } => s.admin_kubeconfig.clone(),
+            MasterState::Existing { kubeconfig } => kubeconfig.clone(),
             _ => self.dir.join("admin.kubeconfig"),
         }
     }
@@ -408,7 +439,7 @@ impl Cluster {
     pub fn pki_dir(&self) -> PathBuf {
         match &self.state.master {
             MasterState::Local { work_dir, .. } => work_dir.join("pki"),
-            MasterState::Ssh { .. } => self.dir.join("pki"),
+            MasterState::Ssh { .. } | MasterState::Existing { .. } => self.dir.join("pki"),
         }
     }
 
@@ -421,7 +452,7 @@ impl Cluster {
     pub fn local(&self) -> Option<&LocalState> {
         match &self.state.master {
             MasterState::Local { state, .. } => state.as_ref(),
-            MasterState::Ssh { .. } => None,
+            MasterState::Ssh { .. } | MasterState::Existing { .. } => None,
         }
     }
 
@@ -445,6 +476,8 @@ impl Cluster {
                     restarts: 0,
                 })
                 .collect()),
+            // Its processes are not kubemark's to know.
+            MasterState::Existing { .. } => Ok(Vec::new()),
             MasterState::Ssh { target, spec, .. } => {
                 let ssh = SshSession::connect(target).await?;
                 let r = RemoteMaster::new(&ssh, spec.clone())?.status().await;
@@ -453,6 +486,49 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The API server URL and CA (PEM) of a kubeconfig's current context.
+fn server_and_ca(path: &Path) -> Result<(String, String), ClusterError> {
+    let bad = |m: String| ClusterError::State(format!("kubeconfig {}: {m}", path.display()));
+    let k = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
+    let context = k
+        .current_context
+        .as_deref()
+        .ok_or_else(|| bad("has no current-context".into()))?;
+    let cluster_name = k
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .ok_or_else(|| bad(format!("context {context} is missing")))?;
+    let cluster = k
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.clone())
+        .ok_or_else(|| bad(format!("cluster {cluster_name} is missing")))?;
+    let server = cluster
+        .server
+        .ok_or_else(|| bad("the cluster has no server".into()))?;
+    let ca = match (
+        cluster.certificate_authority_data,
+        cluster.certificate_authority,
+    ) {
+        (Some(data), _) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| bad(format!("certificate-authority-data: {e}")))?;
+            String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?
+        }
+        (None, Some(file)) => {
+            std::fs::read_to_string(&file).map_err(|e| bad(format!("{file}: {e}")))?
+        }
+        (None, None) => return Err(bad("the cluster has no certificate authority".into())),
+    };
+    Ok((server, ca))
 }
 
 fn remove_dir(dir: &Path) -> Result<(), ClusterError> {

@@ -68,8 +68,9 @@ pub struct DeploySpec {
     pub nodes_per_pod: usize,
     /// Bootstrap kubeconfig (a token that may only create CSRs), YAML.
     pub bootstrap_kubeconfig: String,
-    /// kube-proxy's kubeconfig (`system:kube-proxy`), YAML.
-    pub proxy_kubeconfig: String,
+    /// kube-proxy's kubeconfig (`system:kube-proxy`), YAML; without it the pods run no hollow
+    /// kube-proxy.
+    pub proxy_kubeconfig: Option<String>,
     /// Settings the pods read from the ConfigMap (`MAX_PODS`, `NODE_LABELS`, `KUBE_API_QPS`,
     /// `KUBE_API_BURST`).
     pub settings: BTreeMap<String, String>,
@@ -138,8 +139,16 @@ impl DeploySpec {
             format!("--count={per}"),
             "--bootstrap-kubeconfig=/etc/kubemark/credentials/bootstrap.kubeconfig".into(),
             "--cert-dir=/var/lib/kubemark/certs".into(),
-            "--proxy-kubeconfig=/etc/kubemark/credentials/kube-proxy.kubeconfig".into(),
         ];
+        let mut credentials = serde_json::Map::new();
+        credentials.insert(
+            "bootstrap.kubeconfig".into(),
+            Value::String(self.bootstrap_kubeconfig.clone()),
+        );
+        if let Some(p) = &self.proxy_kubeconfig {
+            args.push("--proxy-kubeconfig=/etc/kubemark/credentials/kube-proxy.kubeconfig".into());
+            credentials.insert("kube-proxy.kubeconfig".into(), Value::String(p.clone()));
+        }
         for (key, flag) in [
             ("MAX_PODS", "--max-pods"),
             ("NODE_LABELS", "--node-labels"),
@@ -156,10 +165,7 @@ impl DeploySpec {
                 "metadata": { "name": ns, "labels": labels } }),
             json!({ "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": { "name": "hollow-node-credentials", "namespace": ns, "labels": labels },
-                "stringData": {
-                    "bootstrap.kubeconfig": self.bootstrap_kubeconfig,
-                    "kube-proxy.kubeconfig": self.proxy_kubeconfig,
-                } }),
+                "stringData": credentials }),
             json!({ "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": { "name": "hollow-node-config", "namespace": ns, "labels": labels },
                 "data": self.settings }),
@@ -431,7 +437,7 @@ mod tests {
             nodes,
             nodes_per_pod: per,
             bootstrap_kubeconfig: "bootstrap".into(),
-            proxy_kubeconfig: "proxy".into(),
+            proxy_kubeconfig: Some("proxy".into()),
             settings: BTreeMap::from([("MAX_PODS".to_string(), "110".to_string())]),
             extra_flags: vec!["--no-events".into()],
             cpu_millis_per_node: 5,

@@ -17,7 +17,7 @@ pub use flags::{
 pub use local::{
     LocalControlPlane, LocalOptions, LocalState, apiserver_ready, client_from_kubeconfig,
 };
-pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap};
+pub use node_bootstrap::{BootstrapToken, ensure_node_bootstrap, remove_node_bootstrap};
 pub use process::{log_tail, pid_is_ours, pids_mentioning, terminate_pid};
 pub use remote::{ComponentStatus, RemoteMaster, RemoteMasterSpec, RemoteUsage, client_from_yaml};
 

@@ -13,6 +13,7 @@ use super::MasterError;
 use crate::pki::{Kubeconfig, KubeconfigCredentials};
 
 const FIELD_MANAGER: &str = "kubemark";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// A bootstrap token (`<id>.<secret>`), as `kubeadm token` makes them.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,10 +70,7 @@ fn binding(name: &str, role: &str, group: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".into(),
-                "kubemark".into(),
-            )])),
+            labels: Some(BTreeMap::from([(MANAGED_BY.into(), "kubemark".into())])),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
@@ -103,6 +101,7 @@ pub async fn ensure_node_bootstrap(
         metadata: ObjectMeta {
             name: Some(format!("bootstrap-token-{}", token.id)),
             namespace: Some("kube-system".into()),
+            labels: Some(BTreeMap::from([(MANAGED_BY.into(), "kubemark".into())])),
             ..ObjectMeta::default()
         },
         type_: Some("bootstrap.kubernetes.io/token".into()),
@@ -153,6 +152,33 @@ pub async fn ensure_node_bootstrap(
                 &Patch::Apply(&b),
             )
             .await?;
+    }
+    Ok(())
+}
+
+/// Removes what [`ensure_node_bootstrap`] installed (every kubemark bootstrap token and the
+/// bindings), for a master kubemark does not own and so does not delete. Missing objects are
+/// fine.
+pub async fn remove_node_bootstrap(client: &kube::Client) -> Result<(), MasterError> {
+    let selector = kube::api::ListParams::default().labels(&format!("{MANAGED_BY}=kubemark"));
+    let dp = kube::api::DeleteParams::default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    for s in secrets.list_metadata(&selector).await?.items {
+        let name = s.metadata.name.unwrap_or_default();
+        match secrets.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for b in bindings.list_metadata(&selector).await?.items {
+        let name = b.metadata.name.unwrap_or_default();
+        match bindings.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
