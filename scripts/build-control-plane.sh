@@ -12,12 +12,15 @@
 # gives a matching etcd with the same Go toolchain.
 #
 # Usage: scripts/build-control-plane.sh [--with-peers] [--kubectl]
-#   --with-peers   also builds upstream's hollow node (cmd/kubemark) for side-by-side benchmarks.
+#   --with-peers   also builds the reference peers for side-by-side benchmarks: upstream's hollow node
+#                  (cmd/kubemark, same module as the control plane) and KWOK (sigs.k8s.io/kwok at
+#                  $KWOK_VERSION, its own module) with the stages its in-cluster manifest uses.
 #   --kubectl      also builds kubectl (for machines without one).
 # Env: KUBEMARK_K8S_VERSION (default below), KUBEMARK_CACHE_DIR (default ~/.cache/kubemark).
 set -euo pipefail
 
 K8S_VERSION="${KUBEMARK_K8S_VERSION:-v1.36.3}"
+KWOK_VERSION="${KUBEMARK_KWOK_VERSION:-v0.8.0}"
 CACHE_DIR="${KUBEMARK_CACHE_DIR:-$HOME/.cache/kubemark}"
 BIN_DIR="$CACHE_DIR/bin/$K8S_VERSION"
 WORK_DIR="$CACHE_DIR/build/$K8S_VERSION"
@@ -25,7 +28,7 @@ WORK_DIR="$CACHE_DIR/build/$K8S_VERSION"
 components=(kube-apiserver kube-controller-manager kube-scheduler etcd)
 for arg in "$@"; do
   case "$arg" in
-    --with-peers) components+=(kubemark) ;;
+    --with-peers) components+=(kubemark kwok) ;;
     --kubectl) components+=(kubectl) ;;
     *) echo "error: unknown argument $arg (use --with-peers or --kubectl)" >&2; exit 2 ;;
   esac
@@ -103,7 +106,32 @@ done
 ldflags="${ldflags//gitMinor=$minor/gitMinor=${minor%%.*}}"
 
 export CGO_ENABLED=0
+build_kwok() {
+  # KWOK pins its own k8s.io/* versions: built as its own module with `go install`, never mixed
+  # into the control plane's module.
+  local start
+  start=$(date +%s)
+  echo "building kwok (sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION) ..."
+  GOBIN="$BIN_DIR/.kwok-build" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  local stages
+  stages="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  {
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      echo "---"
+      cat "$stages/$f"
+    done
+  } > "$BIN_DIR/kwok-stages.yaml.tmp"
+  mv "$BIN_DIR/kwok-stages.yaml.tmp" "$BIN_DIR/kwok-stages.yaml"
+  mv "$BIN_DIR/.kwok-build/kwok" "$BIN_DIR/kwok"
+  rmdir "$BIN_DIR/.kwok-build"
+  echo "built kwok in $(( $(date +%s) - start ))s"
+}
 for c in "${missing[@]}"; do
+  if [[ "$c" == kwok ]]; then
+    build_kwok
+    continue
+  fi
   start=$(date +%s)
   case "$c" in
     etcd) pkg=./etcd ;;

@@ -202,6 +202,12 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "preissued")]
     pub node_certs: crate::commands::NodeCerts,
 
+    /// Also measure KWOK (one controller for all nodes, as deployed) at these node counts,
+    /// against a fresh control plane of the same binaries (built by
+    /// `scripts/build-control-plane.sh --with-peers`).
+    #[arg(long, value_delimiter = ',')]
+    pub kwok: Vec<usize>,
+
     /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]

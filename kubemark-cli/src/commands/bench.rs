@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt;
 use kubemark_core::binaries::BinaryLocator;
 use kubemark_core::master::{LocalControlPlane, LocalOptions};
 
@@ -15,7 +16,7 @@ use crate::state::HollowProcess;
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Sample {
-    /// `kubemark-rs` (ours) or `upstream` (cmd/kubemark).
+    /// `kubemark-rs` (ours), `upstream` (cmd/kubemark) or `kwok`.
     implementation: &'static str,
     /// Processes hosting the nodes.
     processes: usize,
@@ -32,6 +33,67 @@ struct Sample {
     watches: BTreeMap<String, f64>,
     /// Sockets the hollow process holds (one HTTP/2 connection per node is the model).
     sockets: usize,
+    /// The longest time any node Lease went without a renewal during the idle phase, seconds.
+    lease_max_gap_seconds: f64,
+    /// Leases that went longer than their duration (40 s) without renewal: the node would have
+    /// been marked NotReady.
+    leases_missed: usize,
+    /// Leases renewed late at least once (a gap over 15 s; the renew interval is 10 s + 4 %).
+    leases_late: usize,
+}
+
+/// Per node Lease, the longest gap between renewals seen by a watch, up to now.
+struct LeaseGaps {
+    task: tokio::task::JoinHandle<()>,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (Instant, f64)>>>,
+}
+
+impl LeaseGaps {
+    fn start(client: kube::Client) -> Self {
+        use kube::runtime::watcher::{self, Event};
+        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (Instant, f64)>>> =
+            Default::default();
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(client, "kube-node-lease");
+        let task = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut stream =
+                    std::pin::pin!(watcher::watcher(leases, watcher::Config::default()));
+                while let Some(event) = stream.next().await {
+                    let lease = match event {
+                        Ok(Event::Apply(l) | Event::InitApply(l)) => l,
+                        _ => continue,
+                    };
+                    let name = lease.metadata.name.unwrap_or_default();
+                    let now = Instant::now();
+                    let mut seen = seen.lock().expect("not poisoned");
+                    let entry = seen.entry(name).or_insert((now, 0.0));
+                    let gap = now.duration_since(entry.0).as_secs_f64();
+                    *entry = (now, entry.1.max(gap));
+                }
+            })
+        };
+        Self { task, seen }
+    }
+
+    /// (max gap, leases over 40 s, leases over 15 s), counting the time since the last renewal.
+    fn finish(self) -> (f64, usize, usize) {
+        self.task.abort();
+        let now = Instant::now();
+        let gaps: Vec<f64> = self
+            .seen
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|(last, max)| max.max(now.duration_since(*last).as_secs_f64()))
+            .collect();
+        (
+            gaps.iter().copied().fold(0.0, f64::max),
+            gaps.iter().filter(|g| **g > 40.0).count(),
+            gaps.iter().filter(|g| **g > 15.0).count(),
+        )
+    }
 }
 
 fn sockets(pid: u32) -> usize {
@@ -116,8 +178,10 @@ async fn idle_phase(
     let client = cp.client().await?;
     let before = request_counts(&metrics(&client).await?);
     let (ticks0, _) = totals(pids)?;
+    let gaps = LeaseGaps::start(client.clone());
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.idle)).await;
+    let (lease_max_gap_seconds, leases_missed, leases_late) = gaps.finish();
     let (ticks1, rss) = totals(pids)?;
     let elapsed = t0.elapsed().as_secs_f64();
     let text = metrics(&client).await?;
@@ -144,6 +208,9 @@ async fn idle_phase(
         requests_per_node_minute,
         watches: watches(&text),
         sockets: pids.iter().map(|p| sockets(*p)).sum(),
+        lease_max_gap_seconds,
+        leases_missed,
+        leases_late,
     })
 }
 
@@ -234,6 +301,82 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
     result
 }
 
+/// KWOK (`sigs.k8s.io/kwok`, one controller for all nodes, as it is deployed) with the stages
+/// its in-cluster manifest uses (node-initialize, node-heartbeat-with-lease, pod fast), leases
+/// of 40 s like ours. KWOK does not register nodes: the bench creates them, with our nodes'
+/// capacity, and times from the first create.
+async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
+    let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
+    let bin = locator.cache_dir().join("kwok");
+    let stages = locator.cache_dir().join("kwok-stages.yaml");
+    anyhow::ensure!(
+        bin.is_file() && stages.is_file(),
+        "kwok or its stages not found in {}; build them with scripts/build-control-plane.sh --with-peers",
+        locator.cache_dir().display()
+    );
+    let cp = LocalControlPlane::start(LocalOptions::new(locator.locate()?))
+        .await
+        .context("starting the control plane")?;
+    let work = tempfile::tempdir()?;
+    let log = std::fs::File::create(work.path().join("kwok.log"))?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("-c")
+        .arg(&stages)
+        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
+        .arg("--node-lease-duration-seconds=40")
+        .arg("--server-address=")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let result = async {
+        let client = cp.client().await?;
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        let start = Instant::now();
+        let creates = futures::stream::iter(0..n).map(|i| {
+            let nodes = nodes.clone();
+            async move {
+                let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+                    "metadata": { "name": format!("kwok-{i}"),
+                        "annotations": { "kwok.x-k8s.io/node": "fake" },
+                        "labels": { "type": "kwok", "kubernetes.io/hostname": format!("kwok-{i}") } },
+                    "status": {
+                        "capacity": { "cpu": "1", "memory": "4026531840", "pods": "110" },
+                        "allocatable": { "cpu": "1", "memory": "4026531840", "pods": "110" } },
+                }))?;
+                nodes.create(&Default::default(), &node).await?;
+                anyhow::Ok(())
+            }
+        });
+        let results: Vec<anyhow::Result<()>> = creates.buffer_unordered(32).collect().await;
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        loop {
+            let ready = ready_count(&client, "kwok-").await;
+            if ready == n {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {ready}/{n} kwok nodes Ready"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let seconds_to_ready = start.elapsed().as_secs_f64();
+        eprintln!("{n} kwok nodes Ready in {seconds_to_ready:.1}s");
+        idle_phase("kwok", n, &[child.id()], seconds_to_ready, &cp, args).await
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    cp.stop().await?;
+    result
+}
+
 async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
@@ -281,38 +424,49 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let sample = measure_upstream(n, &args).await;
         samples.push(sample.with_context(|| format!("upstream benchmark with {n} nodes"))?);
     }
+    for &n in &args.kwok {
+        eprintln!("measuring {n} kwok nodes (one controller) ...");
+        let sample = measure_kwok(n, &args).await;
+        samples.push(sample.with_context(|| format!("kwok benchmark with {n} nodes"))?);
+    }
     println!(
-        "{:<12} {:>7} {:>14} {:>14} {:>16} {:>15} {:>8}",
+        "{:<12} {:>7} {:>14} {:>14} {:>16} {:>15} {:>8} {:>13} {:>13}",
         "",
         "nodes",
         "ready after s",
         "RSS/node KiB",
         "CPU/node mcore",
         "CPU total mcore",
-        "sockets"
+        "sockets",
+        "lease gap s",
+        "missed/late"
     );
     for s in &samples {
         println!(
-            "{:<12} {:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8}",
+            "{:<12} {:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8} {:>13.1} {:>13}",
             s.implementation,
             s.nodes,
             s.seconds_to_ready,
             s.rss_bytes_per_node / 1024,
             s.cpu_millicores_per_node,
             s.cpu_millicores_total,
-            s.sockets
+            s.sockets,
+            s.lease_max_gap_seconds,
+            format!("{}/{}", s.leases_missed, s.leases_late)
         );
     }
-    for up in samples.iter().filter(|s| s.implementation == "upstream") {
+    for peer in samples.iter().filter(|s| s.implementation != "kubemark-rs") {
         if let Some(ours) = samples
             .iter()
-            .find(|s| s.implementation != "upstream" && s.nodes == up.nodes)
+            .find(|s| s.implementation == "kubemark-rs" && s.nodes == peer.nodes)
         {
             println!(
-                "{} nodes: upstream / ours = {:.0}x memory per node, {:.0}x CPU per node",
-                up.nodes,
-                up.rss_bytes_per_node as f64 / ours.rss_bytes_per_node.max(1) as f64,
-                up.cpu_millicores_per_node / ours.cpu_millicores_per_node.max(1e-9)
+                "{} nodes: {} / ours = {:.1}x memory per node, {:.1}x CPU per node, {:.1}x time to Ready",
+                peer.nodes,
+                peer.implementation,
+                peer.rss_bytes_per_node as f64 / ours.rss_bytes_per_node.max(1) as f64,
+                peer.cpu_millicores_per_node / ours.cpu_millicores_per_node.max(1e-9),
+                peer.seconds_to_ready / ours.seconds_to_ready.max(1e-9)
             );
         }
     }
