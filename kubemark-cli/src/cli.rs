@@ -36,6 +36,8 @@ pub enum Command {
     Debug(DebugArgs),
     /// Print one hollow node's log lines.
     Logs(LogsArgs),
+    /// Build the hollow-node image (no container daemon needed) and push it to a registry.
+    Image(ImageArgs),
     /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
     /// hollow-node pods run on an external cluster).
     HollowNode(Box<kubemark_hollow::cli::HollowNodeArgs>),
@@ -243,4 +245,48 @@ pub struct LogsArgs {
     pub cluster: ClusterArgs,
     /// The hollow node's name.
     pub node: String,
+}
+
+/// Flags of `kubemark image`.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: ImageWhat,
+}
+
+/// `kubemark image` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImageWhat {
+    /// Build the image and push it as REFERENCE (host[:port]/repository[:tag]); prints
+    /// REFERENCE@sha256:... Credentials: KUBEMARK_REGISTRY_USERNAME and KUBEMARK_REGISTRY_PASSWORD
+    /// (or --password-stdin); never a flag, so they stay out of shell history and process lists.
+    Push {
+        /// Where to push.
+        reference: String,
+        /// The binary to put in the image [default: this kubemark].
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Registry user.
+        #[arg(long, env = "KUBEMARK_REGISTRY_USERNAME")]
+        username: Option<String>,
+        /// Read the registry password or token from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// A CA (PEM) to trust for the registry, besides the system's.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
+    /// Build the image into an OCI image layout directory (for skopeo, crane, containerd).
+    Build {
+        /// The directory to write.
+        #[arg(long)]
+        layout: PathBuf,
+        /// The tag to record in index.json.
+        #[arg(long, default_value = "latest")]
+        tag: String,
+        /// The binary to put in the image [default: this kubemark].
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }

@@ -4,6 +4,7 @@ pub mod binaries;
 pub mod bootstrap;
 pub mod cluster;
 pub mod deploy;
+pub mod image;
 pub mod master;
 pub mod pki;
 pub mod provider;

@@ -3,6 +3,7 @@
 mod bench;
 mod debug;
 pub(crate) mod external;
+mod image;
 pub(crate) mod nodes;
 pub use external::ExternalConfig;
 pub use nodes::NodeCerts;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test::run(args).await,
         Command::Debug(args) => debug::debug(args).await,
         Command::Logs(args) => debug::logs(args).await,
+        Command::Image(args) => image::run(args).await,
         Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }

@@ -1,0 +1,106 @@
+//! `kubemark image push|build`: the hollow-node image without a container daemon.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use kubemark_core::image::{self, ImageReference, PushOptions};
+use kubemark_core::provider::RegistryCredentials;
+
+use crate::cli::{ImageArgs, ImageWhat};
+use crate::progress::Spinner;
+
+fn binary(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    match given {
+        Some(b) => Ok(b),
+        None => std::env::current_exe().context("locating the kubemark binary"),
+    }
+}
+
+fn build(binary: &std::path::Path) -> anyhow::Result<image::Image> {
+    let spinner = Spinner::start(&format!("building the image around {}", binary.display()));
+    match image::build(binary) {
+        Ok(i) => {
+            spinner.finish(&format!(
+                "built image {} ({} MiB compressed)",
+                i.manifest.digest,
+                i.layer.data.len() / (1024 * 1024)
+            ));
+            Ok(i)
+        }
+        Err(e) => {
+            spinner.abandon();
+            Err(e.into())
+        }
+    }
+}
+
+/// Runs `kubemark image ...`.
+pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
+    match args.what {
+        ImageWhat::Build {
+            layout,
+            tag,
+            binary: b,
+        } => {
+            let image = build(&binary(b)?)?;
+            image::write_layout(&image, &layout, &tag)?;
+            println!("{} ({})", layout.display(), image.manifest.digest);
+            Ok(())
+        }
+        ImageWhat::Push {
+            reference,
+            binary: b,
+            username,
+            password_stdin,
+            ca_file,
+        } => {
+            let reference: ImageReference = reference.parse()?;
+            let password = if password_stdin {
+                let mut p = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut p)
+                    .context("reading the password from stdin")?;
+                Some(p.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                std::env::var("KUBEMARK_REGISTRY_PASSWORD").ok()
+            };
+            let credentials = match (username, password) {
+                (Some(username), Some(password)) => {
+                    Some(RegistryCredentials { username, password })
+                }
+                (None, None) => None,
+                (Some(_), None) => bail!(
+                    "a registry user needs a password: KUBEMARK_REGISTRY_PASSWORD or --password-stdin"
+                ),
+                (None, Some(_)) => bail!(
+                    "a registry password needs a user: --username or KUBEMARK_REGISTRY_USERNAME"
+                ),
+            };
+            let ca_pem = match &ca_file {
+                Some(f) => {
+                    Some(std::fs::read(f).with_context(|| format!("CA file {}", f.display()))?)
+                }
+                None => None,
+            };
+            let opts = PushOptions {
+                credentials,
+                ca_pem,
+            };
+            // Fail on TLS or credentials before spending time on the build.
+            image::check_access(&reference, &opts).await?;
+            let image = build(&binary(b)?)?;
+            let spinner = Spinner::start(&format!("pushing to {reference}"));
+            match image::push(&image, &reference, &opts).await {
+                Ok(digest) => {
+                    spinner.finish(&format!("pushed {reference}"));
+                    println!("{}/{}@{digest}", reference.registry, reference.repository);
+                    Ok(())
+                }
+                Err(e) => {
+                    spinner.abandon();
+                    Err(e.into())
+                }
+            }
+        }
+    }
+}
