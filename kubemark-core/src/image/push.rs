@@ -289,7 +289,10 @@ fn client(opts: &PushOptions, reference: &ImageReference) -> Result<reqwest::Cli
 
 /// Checks, before anything is built, that the registry answers over TLS and accepts the
 /// credentials (`GET /v2/`, with the Bearer exchange when asked).
-pub async fn check_access(reference: &ImageReference, opts: &PushOptions) -> Result<(), ImageError> {
+pub async fn check_access(
+    reference: &ImageReference,
+    opts: &PushOptions,
+) -> Result<(), ImageError> {
     let s = Session {
         http: client(opts, reference)?,
         reference,
