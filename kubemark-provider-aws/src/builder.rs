@@ -8,6 +8,7 @@ use crate::{AwsConfig, AwsProvider, PROVIDER_NAME};
 #[derive(Debug, Clone, Default)]
 pub struct AwsProviderBuilder {
     config: AwsConfig,
+    credentials: Option<aws_sdk_ec2::config::Credentials>,
 }
 
 fn env(names: &[&str]) -> Option<String> {
@@ -32,7 +33,10 @@ impl AwsProviderBuilder {
                 ami: env(&["KUBEMARK_AWS_AMI"]),
                 ssh_cidr: env(&["KUBEMARK_SSH_CIDR"]),
                 endpoint: env(&["AWS_ENDPOINT_URL"]),
+                availability_zone: env(&["KUBEMARK_AWS_ZONE"]),
+                ssh_user: env(&["KUBEMARK_SSH_USER"]),
             },
+            credentials: None,
         }
     }
 
@@ -45,6 +49,19 @@ impl AwsProviderBuilder {
     /// Talks to `endpoint` instead of the real EC2 API (moto, tests).
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.config.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Uses fixed credentials instead of the standard chain (for emulators such as moto, whose
+    /// tests must not read or write the process environment).
+    pub fn with_static_credentials(mut self, access_key: &str, secret_key: &str) -> Self {
+        self.credentials = Some(aws_sdk_ec2::config::Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "kubemark-static",
+        ));
         self
     }
 
@@ -72,6 +89,9 @@ impl AwsProviderBuilder {
         }
         Ok(AwsProvider {
             config: self.config,
+            credentials: self.credentials,
+            client: Default::default(),
+            zone: Default::default(),
         })
     }
 }

@@ -15,4 +15,8 @@ pub struct AwsConfig {
     pub ssh_cidr: Option<String>,
     /// The EC2 endpoint (`AWS_ENDPOINT_URL`, for emulators such as moto); `None` is the real API.
     pub endpoint: Option<String>,
+    /// The availability zone of the master and its volumes; `None` takes the region's first.
+    pub availability_zone: Option<String>,
+    /// The image's login user (`admin` on Debian, `ubuntu` on Ubuntu).
+    pub ssh_user: Option<String>,
 }

@@ -1,30 +1,93 @@
 #![doc = include_str!("../README.md")]
 
+mod address;
 mod builder;
 mod config;
+mod error;
+mod instance;
+mod security_group;
+mod tags;
+mod volume;
 
 pub use builder::AwsProviderBuilder;
 pub use config::AwsConfig;
 
+use aws_sdk_ec2::Client;
 use kubemark_core::provider::{
     Capabilities, ClusterName, Disk, DiskSpec, Error, FirewallRule, FirewallSpec, MasterSpec,
-    MasterVm, Provider, Registry, ResourceRef, Result, StaticIp,
+    MasterVm, Provider, Registry, ResourceRef, Result, Role, StaticIp,
 };
+use tokio::sync::OnceCell;
 
 /// The name the CLI knows this provider by.
 pub const PROVIDER_NAME: &str = "aws";
 
-/// The aws provider. Not implemented yet: every operation fails with `Unsupported`, and it
-/// declares no capability, so nothing ever reports a fake success.
-#[derive(Debug, Clone)]
+/// The aws provider: the master on EC2 (instance, EBS volumes, Elastic IP, security group), all
+/// tagged with the cluster and role, found again by those tags.
+#[derive(Debug)]
 pub struct AwsProvider {
     config: AwsConfig,
+    credentials: Option<aws_sdk_ec2::config::Credentials>,
+    client: OnceCell<Client>,
+    zone: OnceCell<String>,
 }
 
 impl AwsProvider {
     /// The configuration this provider was built with.
     pub fn config(&self) -> &AwsConfig {
         &self.config
+    }
+
+    /// The EC2 client: the standard credential chain and region resolution (or what the builder
+    /// fixed), the configured endpoint, the SDK's standard retries (throttling, transient errors)
+    /// with up to five attempts.
+    pub async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+                if let Some(r) = &self.config.region {
+                    loader = loader.region(aws_config::Region::new(r.clone()));
+                }
+                if let Some(c) = &self.credentials {
+                    loader = loader.credentials_provider(c.clone());
+                }
+                if let Some(e) = &self.config.endpoint {
+                    loader = loader.endpoint_url(e);
+                }
+                Client::new(&loader.load().await)
+            })
+            .await
+    }
+
+    async fn zone(&self) -> Result<&str> {
+        let client = self.client().await;
+        self.zone
+            .get_or_try_init(|| async {
+                if let Some(z) = &self.config.availability_zone {
+                    return Ok(z.clone());
+                }
+                let out = client
+                    .describe_availability_zones()
+                    .send()
+                    .await
+                    .map_err(|e| error::map("describe_availability_zones", e))?;
+                let mut zones: Vec<String> = out
+                    .availability_zones()
+                    .iter()
+                    .filter_map(|z| z.zone_name().map(String::from))
+                    .collect();
+                zones.sort();
+                zones.into_iter().next().ok_or_else(|| {
+                    error::unexpected("describe_availability_zones", "the region has no zones")
+                })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    fn ssh_ranges(&self) -> Vec<String> {
+        self.config.ssh_cidr.iter().cloned().collect()
     }
 }
 
@@ -35,50 +98,56 @@ impl Provider for AwsProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE
+        // The ECR repository for the hollow-node image is not implemented yet.
+        Capabilities::ALL.with_registry(false)
     }
 
-    async fn ensure_static_ip(&self, _: &ClusterName) -> Result<StaticIp> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_static_ip"))
+    async fn ensure_static_ip(&self, cluster: &ClusterName) -> Result<StaticIp> {
+        address::ensure(self.client().await, cluster).await
     }
 
-    async fn ensure_disk(&self, _: &ClusterName, _: &DiskSpec) -> Result<Disk> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_disk"))
+    async fn ensure_disk(&self, cluster: &ClusterName, spec: &DiskSpec) -> Result<Disk> {
+        let zone = self.zone().await?.to_string();
+        volume::ensure(self.client().await, cluster, spec, &zone).await
     }
 
-    async fn ensure_firewall(&self, _: &ClusterName, _: &FirewallSpec) -> Result<FirewallRule> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_firewall"))
+    async fn ensure_firewall(
+        &self,
+        cluster: &ClusterName,
+        spec: &FirewallSpec,
+    ) -> Result<FirewallRule> {
+        security_group::ensure(self.client().await, cluster, spec, &self.ssh_ranges()).await
     }
 
-    async fn ensure_master(&self, _: &ClusterName, _: &MasterSpec) -> Result<MasterVm> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_master"))
+    async fn ensure_master(&self, cluster: &ClusterName, spec: &MasterSpec) -> Result<MasterVm> {
+        let zone = self.zone().await?.to_string();
+        instance::ensure(self.client().await, cluster, spec, &self.config, &zone).await
     }
 
     async fn ensure_registry(&self, _: &ClusterName) -> Result<Registry> {
         Err(Error::unsupported(PROVIDER_NAME, "ensure_registry"))
     }
 
-    async fn list_owned(&self, _: &ClusterName) -> Result<Vec<ResourceRef>> {
-        // Not "nothing": without a real lookup we cannot know what a cloud account holds.
-        Err(Error::unsupported(PROVIDER_NAME, "list_owned"))
+    async fn list_owned(&self, cluster: &ClusterName) -> Result<Vec<ResourceRef>> {
+        let c = self.client().await;
+        let mut all = instance::list(c, cluster).await?;
+        all.extend(security_group::list(c, cluster).await?);
+        all.extend(address::list(c, cluster).await?);
+        all.extend(volume::list(c, cluster).await?);
+        // Only this cluster's: the tag filters already say so; the owner check guards typos.
+        all.retain(|r| &r.cluster == cluster);
+        Ok(all)
     }
 
-    async fn delete(&self, _: &ResourceRef) -> Result<()> {
-        Err(Error::unsupported(PROVIDER_NAME, "delete"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use kubemark_core::provider::conformance::Conformance;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn passes_conformance_for_what_it_declares() {
-        let provider = AwsProviderBuilder::new().build().unwrap();
-        Conformance::new(Arc::new(provider)).run().await;
+    async fn delete(&self, resource: &ResourceRef) -> Result<()> {
+        let c = self.client().await;
+        match resource.role {
+            Role::Master => instance::delete(c, resource).await,
+            Role::Firewall => security_group::delete(c, resource).await,
+            Role::StaticIp => address::delete(c, resource).await,
+            Role::MasterDisk | Role::EtcdEventsDisk => volume::delete(c, resource).await,
+            // Never created by this provider; deleting a missing thing succeeds.
+            Role::Registry => Ok(()),
+        }
     }
 }

@@ -204,7 +204,11 @@ impl Conformance {
             }
         }
         self.ensure_all(&c).await;
-        for resource in self.owned(&c).await {
+        // In dependency order, as teardown deletes: a real cloud refuses to delete a disk still
+        // attached to the master.
+        let mut owned = self.owned(&c).await;
+        owned.sort_by_key(|r| Role::TEARDOWN_ORDER.iter().position(|o| *o == r.role));
+        for resource in owned {
             for attempt in 0..2 {
                 if let Err(e) = self.provider.delete(&resource).await {
                     panic!(

@@ -1,0 +1,69 @@
+//! EC2 errors as provider errors: one kind per cause, one line, the AWS error code kept as context.
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use kubemark_core::provider::{Error, ErrorKind};
+
+use crate::PROVIDER_NAME;
+
+/// Whether an EC2 error code means "it is not there".
+pub(crate) fn is_not_found(code: &str) -> bool {
+    code.ends_with(".NotFound")
+        || code.ends_with(".Malformed") && code.starts_with("InvalidAllocationID")
+}
+
+/// Maps an SDK error of `operation` to a provider error.
+pub(crate) fn map<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e.code().unwrap_or_default().to_string();
+    let message = e.message().unwrap_or_default().to_string();
+    let kind = match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Temporary
+        }
+        _ => match code.as_str() {
+            c if is_not_found(c) => ErrorKind::NotFound,
+            "AuthFailure"
+            | "UnauthorizedOperation"
+            | "OptInRequired"
+            | "Blocked"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch" => ErrorKind::PermissionDenied,
+            "RequestLimitExceeded"
+            | "Throttling"
+            | "ServiceUnavailable"
+            | "InternalError"
+            | "Unavailable"
+            | "InsufficientInstanceCapacity" => ErrorKind::Temporary,
+            "InvalidParameterValue"
+            | "InvalidParameterCombination"
+            | "InvalidAMIID.Malformed"
+            | "MissingParameter"
+            | "VpcLimitExceeded"
+            | "AddressLimitExceeded"
+            | "InstanceLimitExceeded"
+            | "VolumeLimitExceeded" => ErrorKind::InvalidConfig,
+            _ => ErrorKind::Unexpected,
+        },
+    };
+    let text = if message.is_empty() {
+        // No service message (a transport failure): the SDK's own one-line chain.
+        aws_sdk_ec2::error::DisplayErrorContext(&e)
+            .to_string()
+            .replace('\n', " ")
+    } else {
+        message
+    };
+    let mut err = Error::new(kind, PROVIDER_NAME, operation, text);
+    if !code.is_empty() {
+        err = err.with_context("code", code);
+    }
+    err
+}
+
+/// An error of our own making (a missing field in an answer, a timeout of ours).
+pub(crate) fn unexpected(operation: &'static str, message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unexpected, PROVIDER_NAME, operation, message)
+}
