@@ -170,6 +170,16 @@ pub struct StopArgs {
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Also (or, without a state file, only) delete what the provider finds tagged as this
+    /// cluster's: the leak finder for clusters whose state is lost.
+    #[arg(long, value_enum, env = "CLOUD_PROVIDER")]
+    pub provider: Option<ProviderKind>,
+
+    /// List what stop would delete (tagged cloud resources, recorded processes and files) and
+    /// delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Flags of `kubemark bench`.

@@ -1,63 +1,20 @@
 //! The aws provider against `moto` (an EC2 emulator from PyPI, `moto[server]`) on a loopback port:
 //! the provider conformance suite, and resources it did not create are never touched.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kubemark_core::provider::conformance::Conformance;
 use kubemark_core::provider::{InfrastructureSpec, MasterSpec};
 use kubemark_provider_aws::{AwsProvider, AwsProviderBuilder};
+use kubemark_tests::moto::Moto;
 
-/// A moto server; killed on drop.
-struct Moto {
-    url: String,
-    child: Child,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs: pip install 'moto[server]' (.ci/run does)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            child,
-        }
-    }
-
-    fn provider(&self) -> AwsProvider {
-        AwsProviderBuilder::new()
-            .with_endpoint(&self.url)
-            .with_region("us-east-1")
-            .with_static_credentials("testing", "testing")
-            .build()
-            .unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn provider(moto: &Moto) -> AwsProvider {
+    AwsProviderBuilder::new()
+        .with_endpoint(&moto.url)
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .unwrap()
 }
 
 /// An AMI moto knows.
@@ -72,7 +29,7 @@ async fn some_ami(p: &AwsProvider) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_provider_conformance_suite_against_moto() {
     let moto = Moto::start();
-    let provider = moto.provider();
+    let provider = provider(&moto);
     let spec = InfrastructureSpec {
         etcd_events_disk: Some(kubemark_core::provider::DiskSpec::etcd_events(10)),
         master: MasterSpec {
@@ -94,7 +51,7 @@ async fn passes_the_provider_conformance_suite_against_moto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_resources_are_never_listed_or_deleted() {
     let moto = Moto::start();
-    let provider = moto.provider();
+    let provider = provider(&moto);
     let client = provider.client().await.clone();
     // Someone else's volume and address in the same account and region.
     let zone = client
@@ -151,7 +108,7 @@ async fn foreign_resources_are_never_listed_or_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_one_line_with_the_aws_code_and_no_secret() {
     let moto = Moto::start();
-    let provider = moto.provider();
+    let provider = provider(&moto);
     let cluster = kubemark_core::provider::ClusterName::new("bad-disk").unwrap();
     use kubemark_core::provider::{Provider, ProviderExt};
     // A disk that does not exist: attaching it fails with EC2's own error code.

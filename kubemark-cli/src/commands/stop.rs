@@ -12,6 +12,32 @@ use crate::state::{self, Known};
 
 pub async fn run(args: StopArgs) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args.cluster)?;
+    if args.dry_run {
+        return dry_run(&args, &dir).await;
+    }
+    if state::load(&dir)?.is_none()
+        && let Some(kind) = args.provider
+        && kind != ProviderKind::Local
+    {
+        // No state: find what the provider has tagged as this cluster's.
+        let cluster = kubemark_core::provider::ClusterName::new(args.cluster.cluster.clone())?;
+        let provider = provider_for(kind)?;
+        let report = kubemark_core::provider::ProviderExt::teardown(
+            provider.as_ref(),
+            &cluster,
+            Default::default(),
+        )
+        .await?;
+        for r in &report.resources {
+            println!("deleted {} {} ({})", r.role, r.name, r.id);
+        }
+        println!(
+            "kubemark cluster {cluster}: no state; deleted {} resource(s) tagged as its own by {}",
+            report.resources.len(),
+            provider.name()
+        );
+        return Ok(());
+    }
     match state::load(&dir)? {
         Some(known) => {
             let name = known.cluster.state().cluster.clone();
@@ -39,17 +65,61 @@ pub async fn run(args: StopArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The provider a recorded cluster was started with, rebuilt from the environment.
-fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
-    let kind = match known.cluster.state().provider.as_str() {
+/// Lists what stop would delete: the provider's tagged resources (by tags, without the state)
+/// and what the state records.
+async fn dry_run(args: &StopArgs, dir: &Path) -> anyhow::Result<()> {
+    let cluster = kubemark_core::provider::ClusterName::new(args.cluster.cluster.clone())?;
+    let known = state::load(dir)?;
+    let kind = match (&known, args.provider) {
+        (_, Some(k)) => k,
+        (Some(k), None) => kind_of(k),
+        (None, None) => ProviderKind::Local,
+    };
+    let provider = provider_for(kind)?;
+    let report = kubemark_core::provider::ProviderExt::teardown(
+        provider.as_ref(),
+        &cluster,
+        kubemark_core::provider::TeardownOptions { dry_run: true },
+    )
+    .await?;
+    println!("kubemark stop would delete (dry run, nothing deleted):");
+    for r in &report.resources {
+        println!("  {} {}: {} ({})", provider.name(), r.role, r.name, r.id);
+    }
+    if let Some(k) = &known {
+        let s = k.cluster.state();
+        println!("  master: {:?} (phase {:?})", s.master, s.phase);
+        if let Some(h) = k.record.as_ref().and_then(|r| r.hollow.as_ref()) {
+            println!("  hollow-node process {} ({} nodes)", h.pid, h.count);
+        }
+        if let Some(e) = k.record.as_ref().and_then(|r| r.external.as_ref()) {
+            println!(
+                "  namespace {} on the external cluster {}",
+                e.namespace,
+                e.kubeconfig.display()
+            );
+        }
+        println!("  state {}", dir.display());
+    } else if report.resources.is_empty() {
+        println!(
+            "  nothing: no state in {} and no resource tagged as {cluster}'s",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn kind_of(known: &Known) -> ProviderKind {
+    match known.cluster.state().provider.as_str() {
         "gce" => ProviderKind::Gce,
         "aws" => ProviderKind::Aws,
         "pre-existing" => ProviderKind::PreExisting,
         _ => ProviderKind::Local,
-    };
+    }
+}
+
+fn provider_for(kind: ProviderKind) -> anyhow::Result<DynProvider> {
     if kind == ProviderKind::PreExisting {
-        // Everything pre-existing needs to stop is in the state (the SSH target); its provider
-        // owns no resources, so the environment's MASTER_IP etc. are not needed.
         return Ok(std::sync::Arc::new(
             kubemark_provider_preexisting::PreexistingProviderBuilder::new().build()?,
         ));
@@ -64,6 +134,12 @@ fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
         external: Default::default(),
     };
     super::start::provider(kind, &config)
+}
+
+/// The provider a recorded cluster was started with, rebuilt from the environment (everything
+/// pre-existing needs to stop is in the state; its provider owns no resources).
+fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
+    provider_for(kind_of(known))
 }
 
 async fn stop_hollow_by_marker(dir: &Path) {
