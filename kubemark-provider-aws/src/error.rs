@@ -25,6 +25,8 @@ where
         }
         _ => match code.as_str() {
             c if is_not_found(c) => ErrorKind::NotFound,
+            // A name taken by a resource that is not this cluster's (contract rule 4).
+            "InvalidGroup.Duplicate" | "InvalidKeyPair.Duplicate" => ErrorKind::AlreadyExists,
             "AuthFailure"
             | "UnauthorizedOperation"
             | "OptInRequired"
