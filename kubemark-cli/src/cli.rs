@@ -143,6 +143,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub ssh_accept_new_host_key: bool,
 
+    /// host:port to reach a cloud master's SSH instead of the VM's address (an emulator, NAT, a
+    /// forwarded port).
+    #[arg(long, env = "KUBEMARK_MASTER_SSH_ADDRESS")]
+    pub master_ssh_address: Option<String>,
+
     /// Machine type of a cloud master (gce, aws).
     #[arg(long, env = "KUBEMARK_MASTER_SIZE")]
     pub master_size: Option<String>,

@@ -74,6 +74,9 @@ pub struct MasterConfig {
     pub ports: PortsConfig,
     /// Machine type of a cloud master (upstream `KUBEMARK_MASTER_SIZE`).
     pub size: Option<String>,
+    /// `host:port` to reach a cloud master's SSH instead of the VM's address (an emulator, NAT,
+    /// a forwarded port).
+    pub ssh_address: Option<String>,
 }
 
 /// The `master.ports` section.
@@ -177,6 +180,9 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
     }
     if args.ssh_accept_new_host_key {
         master.host_key_check = Some(kubemark_core::bootstrap::HostKeyCheck::AcceptNew);
+    }
+    if let Some(a) = &args.master_ssh_address {
+        master.ssh_address = Some(a.clone());
     }
     if let Some(s) = &args.master_size {
         master.size = Some(s.clone());

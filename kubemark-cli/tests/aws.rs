@@ -101,3 +101,134 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
     );
     provider.teardown(&other, Default::default()).await.unwrap();
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `kubemark start --provider aws` end to end on the emulator: moto creates the VM, disk, address
+/// and security group; the "VM" is reached at this machine's sshd (`sshAddress`), bootstrapped
+/// over real SSH, hollow nodes Ready; `kubemark stop` leaves no tagged resource in moto and
+/// nothing on the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
+    let moto = Moto::start();
+    let sshd = kubemark_tests::sshd::Sshd::start();
+    let provider = AwsProviderBuilder::new()
+        .with_endpoint(&moto.url)
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .unwrap();
+    let ami = provider
+        .client()
+        .await
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd, root) = (
+        tmp.path().join("state"),
+        tmp.path().join("cwd"),
+        tmp.path().join("host"),
+    );
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    let config = tmp.path().join("kubemark.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubemark.io/v1alpha1
+kind: ClusterConfig
+provider: aws
+nodes: 2
+timeout: 120
+master:
+  size: t3.large
+  sshUser: {user}
+  sshKey: {key}
+  knownHostsFile: {known}
+  hostKeyCheck: strict
+  sshConfig: {cfg}
+  sshAddress: 127.0.0.1:{port}
+  configDir: {root}/etc-srv-kubernetes
+  dataDir: {root}/var-lib-kubemark
+  logDir: {root}/var-log-kubemark
+  bindAddress: 127.0.0.1
+  advertiseAddress: 127.0.0.1
+  ports: {{ apiserver: {a}, etcdClient: {b}, etcdPeer: {c}, controllerManager: {d}, scheduler: {e} }}
+",
+            user = sshd.user,
+            key = sshd.key.display(),
+            known = sshd.known_hosts.display(),
+            cfg = sshd.ssh_config.display(),
+            port = sshd.port,
+            root = root.display(),
+            a = free_port(),
+            b = free_port(),
+            c = free_port(),
+            d = free_port(),
+            e = free_port(),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubemark"))
+            .args(args)
+            .env("KUBEMARK_STATE_DIR", &state)
+            .env("KUBEMARK_AWS_AMI", &ami)
+            .envs(moto.env())
+            .env_remove("CLOUD_PROVIDER")
+            .current_dir(&cwd)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "start",
+        "--config",
+        config.to_str().unwrap(),
+        "--cluster",
+        "on-aws",
+    ]);
+    assert!(
+        out.status.success(),
+        "start: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster = ClusterName::new("on-aws").unwrap();
+    let owned = provider.list_owned(&cluster).await.unwrap();
+    let mut roles: Vec<String> = owned.iter().map(|r| r.role.to_string()).collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        ["firewall", "master", "master-disk", "static-ip"],
+        "{owned:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 hollow nodes Ready"));
+
+    let out = run(&["stop", "--cluster", "on-aws"]);
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        provider.list_owned(&cluster).await.unwrap().is_empty(),
+        "tagged resources left in moto"
+    );
+    assert!(
+        !root.join("etc-srv-kubernetes").exists(),
+        "files left on the host"
+    );
+    assert!(kubemark_core::master::pids_mentioning(&root.display().to_string()).is_empty());
+}

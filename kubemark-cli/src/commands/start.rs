@@ -11,7 +11,9 @@ use kubemark_core::binaries::{BinaryLocator, BinarySet, Downloader};
 use kubemark_core::bootstrap::SshTarget;
 use kubemark_core::cluster::{Cluster, ClusterSpec, MasterPlacement, crash_point};
 use kubemark_core::master::{LocalOptions, MasterPorts, RemoteMasterSpec};
-use kubemark_core::provider::{ClusterName, DynProvider};
+use kubemark_core::provider::{
+    ClusterName, DynProvider, FirewallSpec, InfrastructureSpec, MasterSpec,
+};
 
 use crate::cli::{ProviderKind, StartArgs};
 use crate::config::{StartConfig, resolve};
@@ -23,7 +25,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args.cluster)?;
     let cluster = ClusterName::new(args.cluster.cluster.clone())?;
     let provider = provider(config.provider, &config)?;
-    let placement = placement(&args, &config, &cluster, &dir).await?;
+    let (placement, infrastructure) = placement(&args, &config, &cluster, &dir).await?;
     // Checked before anything starts: a bad external cluster must not leave a master behind.
     let external = super::external::record(&config.external, config.nodes)?;
     if external.is_some() && config.external.image.is_none() {
@@ -53,11 +55,16 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
             "bootstrapping the master on {} over SSH (uploads certificates and binaries)",
             target.display()
         ),
+        MasterPlacement::Provisioned { .. } => format!(
+            "creating the master VM and its infrastructure with the {} provider, then bootstrapping it over SSH",
+            provider.name()
+        ),
         MasterPlacement::Existing { kubeconfig } => {
             format!("checking the running master of {}", kubeconfig.display())
         }
     });
-    let spec = ClusterSpec::new(cluster.clone(), dir.clone(), placement);
+    let mut spec = ClusterSpec::new(cluster.clone(), dir.clone(), placement);
+    spec.infrastructure = infrastructure;
     let started = tokio::select! {
         r = Cluster::start(provider.clone(), spec) => r,
         _ = tokio::signal::ctrl_c() => {
@@ -219,7 +226,8 @@ async fn placement(
     config: &StartConfig,
     cluster: &ClusterName,
     dir: &Path,
-) -> anyhow::Result<MasterPlacement> {
+) -> anyhow::Result<(MasterPlacement, InfrastructureSpec)> {
+    let none = InfrastructureSpec::default();
     match config.provider {
         ProviderKind::Local => {
             let mut options = LocalOptions::new(binaries(args).await?);
@@ -227,7 +235,7 @@ async fn placement(
             options.work_dir = Some(dir.join("master"));
             options.keep_data = args.keep_data;
             options.ready_timeout = Duration::from_secs(config.timeout);
-            Ok(MasterPlacement::Local(options))
+            Ok((MasterPlacement::Local(options), none))
         }
         ProviderKind::PreExisting => {
             let m = &config.master;
@@ -237,9 +245,12 @@ async fn placement(
                         "--provider pre-existing: give either a master host (--master, MASTER_IP) or a running master's kubeconfig (--master-kubeconfig), not both"
                     );
                 }
-                return Ok(MasterPlacement::Existing {
-                    kubeconfig: kubeconfig.clone(),
-                });
+                return Ok((
+                    MasterPlacement::Existing {
+                        kubeconfig: kubeconfig.clone(),
+                    },
+                    none,
+                ));
             }
             let Some(host) = &m.host else {
                 bail!(
@@ -265,35 +276,18 @@ async fn placement(
                 None => resolve_host(&parsed.host).await?,
             };
             let mut spec = RemoteMasterSpec::new(cluster.clone(), advertise);
-            if let Some(d) = &m.config_dir {
-                spec.config_dir = d.clone();
-            }
-            if let Some(d) = &m.data_dir {
-                spec.data_dir = d.clone();
-            }
-            if let Some(d) = &m.log_dir {
-                spec.log_dir = d.clone();
-            }
-            if let Some(b) = m.bind_address {
-                spec.network.bind_address = b;
-            }
-            let p = &m.ports;
-            let d = spec.network.ports;
-            spec.network.ports = MasterPorts {
-                apiserver: p.apiserver.unwrap_or(d.apiserver),
-                etcd_client: p.etcd_client.unwrap_or(d.etcd_client),
-                etcd_peer: p.etcd_peer.unwrap_or(d.etcd_peer),
-                controller_manager: p.controller_manager.unwrap_or(d.controller_manager),
-                scheduler: p.scheduler.unwrap_or(d.scheduler),
-            };
-            spec.ready_timeout = Duration::from_secs(config.timeout);
-            Ok(MasterPlacement::Ssh {
-                target,
-                spec,
-                binaries: binaries(args).await?,
-            })
+            apply_master_settings(&mut spec, m, config.timeout);
+            Ok((
+                MasterPlacement::Ssh {
+                    target,
+                    spec,
+                    binaries: binaries(args).await?,
+                },
+                none,
+            ))
         }
-        ProviderKind::Gce | ProviderKind::Aws => {
+        ProviderKind::Aws => provisioned(args, config, cluster).await,
+        ProviderKind::Gce => {
             let provider = provider(config.provider, config)?;
             bail!(
                 "--provider {}: creating a cloud master is not implemented yet (issue: GCE and AWS providers); use --provider local or pre-existing",
@@ -301,6 +295,102 @@ async fn placement(
             )
         }
     }
+}
+
+/// A master VM the provider creates, bootstrapped over SSH with the operator's key (its `.pub`
+/// goes into the VM).
+async fn provisioned(
+    args: &StartArgs,
+    config: &StartConfig,
+    cluster: &ClusterName,
+) -> anyhow::Result<(MasterPlacement, InfrastructureSpec)> {
+    let m = &config.master;
+    let Some(key) = &m.ssh_key else {
+        bail!(
+            "--provider {:?} needs an SSH key for the master VM: --ssh-key, KUBEMARK_SSH_KEY or master.sshKey (its .pub is installed on the VM)",
+            config.provider
+        );
+    };
+    let public = key.with_extension("pub");
+    let public_key = std::fs::read_to_string(&public).with_context(|| {
+        format!(
+            "the SSH public key {} (next to --ssh-key)",
+            public.display()
+        )
+    })?;
+    let mut target = SshTarget::new(
+        String::new(),
+        m.ssh_user.clone().unwrap_or_else(|| "admin".into()),
+        key.clone(),
+    );
+    target.known_hosts_file = m.known_hosts_file.clone();
+    target.config_file = m.ssh_config.clone();
+    // A new VM's host key cannot be known in advance: trust it on first use unless told otherwise.
+    target.host_key_check = m
+        .host_key_check
+        .unwrap_or(kubemark_core::bootstrap::HostKeyCheck::AcceptNew);
+    let connect_to = match &m.ssh_address {
+        Some(a) => {
+            let t = kubemark_provider_preexisting::parse_master(a, &target.user)?;
+            Some((t.host, t.port))
+        }
+        None => None,
+    };
+    let unspecified = IpAddr::from([0, 0, 0, 0]);
+    let mut spec =
+        RemoteMasterSpec::new(cluster.clone(), m.advertise_address.unwrap_or(unspecified));
+    apply_master_settings(&mut spec, m, config.timeout);
+    let infrastructure = InfrastructureSpec {
+        firewall: FirewallSpec {
+            port: spec.network.ports.apiserver,
+            ..FirewallSpec::default()
+        },
+        master: MasterSpec {
+            machine_type: m.size.clone(),
+            ssh_public_key: Some(public_key.trim().to_string()),
+            ..MasterSpec::default()
+        },
+        ..InfrastructureSpec::default()
+    };
+    Ok((
+        MasterPlacement::Provisioned {
+            target,
+            spec,
+            binaries: binaries(args).await?,
+            connect_to,
+        },
+        infrastructure,
+    ))
+}
+
+/// Directories, bind address and ports of the remote master from the config.
+fn apply_master_settings(
+    spec: &mut RemoteMasterSpec,
+    m: &crate::config::MasterConfig,
+    timeout: u64,
+) {
+    if let Some(d) = &m.config_dir {
+        spec.config_dir = d.clone();
+    }
+    if let Some(d) = &m.data_dir {
+        spec.data_dir = d.clone();
+    }
+    if let Some(d) = &m.log_dir {
+        spec.log_dir = d.clone();
+    }
+    if let Some(b) = m.bind_address {
+        spec.network.bind_address = b;
+    }
+    let p = &m.ports;
+    let d = spec.network.ports;
+    spec.network.ports = MasterPorts {
+        apiserver: p.apiserver.unwrap_or(d.apiserver),
+        etcd_client: p.etcd_client.unwrap_or(d.etcd_client),
+        etcd_peer: p.etcd_peer.unwrap_or(d.etcd_peer),
+        controller_manager: p.controller_manager.unwrap_or(d.controller_manager),
+        scheduler: p.scheduler.unwrap_or(d.scheduler),
+    };
+    spec.ready_timeout = Duration::from_secs(timeout);
 }
 
 async fn resolve_host(host: &str) -> anyhow::Result<IpAddr> {

@@ -79,6 +79,20 @@ pub enum MasterPlacement {
         /// The binaries to install.
         binaries: BinarySet,
     },
+    /// A VM the provider creates (`ensure_master`, with the rest of its infrastructure), then
+    /// bootstrapped over SSH like [`MasterPlacement::Ssh`]. `target.host` is replaced by the
+    /// VM's address unless `connect_to` gives another one (emulators, NAT, a forwarded port);
+    /// an unspecified advertise address becomes the VM's public address.
+    Provisioned {
+        /// Login user, key, host key policy (host and port are filled in).
+        target: SshTarget,
+        /// Where and how the master runs on the VM.
+        spec: RemoteMasterSpec,
+        /// The binaries to install.
+        binaries: BinarySet,
+        /// `(host, port)` to reach the VM's SSH instead of its address.
+        connect_to: Option<(String, u16)>,
+    },
     /// A master that already runs, reached with an admin kubeconfig; nothing is installed and
     /// stop leaves it running. Without its CA key, hollow nodes join by TLS bootstrap.
     Existing {
@@ -97,15 +111,18 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     /// Where the master runs.
     pub master: MasterPlacement,
+    /// What the provider creates (for providers that declare capabilities).
+    pub infrastructure: InfrastructureSpec,
 }
 
 impl ClusterSpec {
-    /// A spec.
+    /// A spec with the default infrastructure.
     pub fn new(name: ClusterName, dir: impl Into<PathBuf>, master: MasterPlacement) -> Self {
         Self {
             name,
             dir: dir.into(),
             master,
+            infrastructure: InfrastructureSpec::default(),
         }
     }
 }
@@ -261,6 +278,13 @@ impl Cluster {
                 spec: m.clone(),
                 touched: false,
             },
+            MasterPlacement::Provisioned {
+                target, spec: m, ..
+            } => MasterState::Ssh {
+                target: target.clone(),
+                spec: m.clone(),
+                touched: false,
+            },
             MasterPlacement::Existing { kubeconfig } => MasterState::Existing {
                 kubeconfig: std::path::absolute(kubeconfig).map_err(io(kubeconfig))?,
             },
@@ -295,13 +319,50 @@ impl Cluster {
         provider: DynProvider,
         spec: ClusterSpec,
     ) -> Result<(), ClusterError> {
-        provider
-            .ensure_infrastructure(&spec.name, &InfrastructureSpec::default())
+        let infra = provider
+            .ensure_infrastructure(&spec.name, &spec.infrastructure)
             .await?;
         self.state.phase = Phase::Infrastructure;
         self.save()?;
         crash_point("infrastructure");
-        match spec.master {
+        let placement = match spec.master {
+            MasterPlacement::Provisioned {
+                mut target,
+                spec: mut m,
+                binaries,
+                connect_to,
+            } => {
+                let vm = infra.master.as_ref().ok_or_else(|| {
+                    ClusterError::State(format!(
+                        "the {} provider created no master VM (it does not declare one)",
+                        provider.name()
+                    ))
+                })?;
+                let address = vm.public_ip.or(vm.private_ip).ok_or_else(|| {
+                    ClusterError::State(format!("master VM {} has no address", vm.name))
+                })?;
+                (target.host, target.port) = match connect_to {
+                    Some((h, p)) => (h, p),
+                    None => (address.to_string(), vm.ssh.as_ref().map_or(22, |s| s.port)),
+                };
+                if m.network.advertise_address.is_unspecified() {
+                    m.network.advertise_address = address;
+                }
+                self.state.master = MasterState::Ssh {
+                    target: target.clone(),
+                    spec: m.clone(),
+                    touched: false,
+                };
+                self.save()?;
+                MasterPlacement::Ssh {
+                    target,
+                    spec: m,
+                    binaries,
+                }
+            }
+            other => other,
+        };
+        match placement {
             MasterPlacement::Local(mut options) => {
                 options.cluster = spec.name.clone();
                 if let MasterState::Local { work_dir, .. } = &self.state.master {
@@ -348,6 +409,7 @@ impl Cluster {
                 result?;
                 admin.write(&self.admin_kubeconfig())?;
             }
+            MasterPlacement::Provisioned { .. } => unreachable!("resolved into Ssh above"),
             MasterPlacement::Existing { kubeconfig } => {
                 let client = client_from_kubeconfig(&kubeconfig).await?;
                 if !apiserver_ready(&client).await {
