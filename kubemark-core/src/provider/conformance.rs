@@ -64,6 +64,8 @@ impl Conformance {
         self.delete_of_missing_succeeds().await;
         self.teardown_removes_owned_and_nothing_foreign().await;
         self.teardown_resumes_after_failure().await;
+        self.a_crash_after_any_creation_step_is_cleaned_up_by_tags()
+            .await;
     }
 
     fn cluster(&self, tag: &str) -> ClusterName {
@@ -316,6 +318,100 @@ fn expected_count(caps: Capabilities, spec: &InfrastructureSpec) -> usize {
             .iter()
             .filter(|b| **b)
             .count()
+}
+
+impl Conformance {
+    /// Rule: whatever step of `ensure_infrastructure` a start crashes after, what it created so
+    /// far is found by tags and removed by teardown.
+    pub async fn a_crash_after_any_creation_step_is_cleaned_up_by_tags(&self) {
+        let steps = expected_count(self.provider.capabilities(), &self.spec);
+        for allowed in 0..steps {
+            let c = self.cluster(&format!("crash{allowed}"));
+            let crashing = CrashingEnsures {
+                inner: self.provider.clone(),
+                allowed,
+                calls: AtomicUsize::new(0),
+            };
+            let r = crashing.ensure_infrastructure(&c, &self.spec).await;
+            assert!(
+                r.is_err(),
+                "[{}] the injected crash after step {allowed} must surface",
+                self.name()
+            );
+            assert_eq!(
+                self.owned(&c).await.len(),
+                allowed,
+                "[{}] after a crash following {allowed} creation step(s), exactly those resources exist and are found by tags",
+                self.name()
+            );
+            self.teardown(&c).await;
+            assert_eq!(
+                self.owned(&c).await,
+                Vec::new(),
+                "[{}] teardown after a crash following step {allowed} left resources",
+                self.name()
+            );
+        }
+    }
+}
+
+/// Delegates to `inner` but lets only the first `allowed` `ensure_*` calls through; every later
+/// one fails as if the process had crashed there.
+#[derive(Debug)]
+struct CrashingEnsures {
+    inner: Arc<dyn Provider>,
+    allowed: usize,
+    calls: AtomicUsize,
+}
+
+impl CrashingEnsures {
+    fn step(&self, operation: &'static str) -> Result<()> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.allowed {
+            return Err(super::Error::new(
+                ErrorKind::Temporary,
+                self.name().to_string(),
+                operation,
+                "injected crash",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for CrashingEnsures {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn ensure_static_ip(&self, c: &ClusterName) -> Result<StaticIp> {
+        self.step("ensure_static_ip")?;
+        self.inner.ensure_static_ip(c).await
+    }
+    async fn ensure_disk(&self, c: &ClusterName, s: &DiskSpec) -> Result<Disk> {
+        self.step("ensure_disk")?;
+        self.inner.ensure_disk(c, s).await
+    }
+    async fn ensure_firewall(&self, c: &ClusterName, s: &FirewallSpec) -> Result<FirewallRule> {
+        self.step("ensure_firewall")?;
+        self.inner.ensure_firewall(c, s).await
+    }
+    async fn ensure_master(&self, c: &ClusterName, s: &MasterSpec) -> Result<MasterVm> {
+        self.step("ensure_master")?;
+        self.inner.ensure_master(c, s).await
+    }
+    async fn ensure_registry(&self, c: &ClusterName) -> Result<Registry> {
+        self.step("ensure_registry")?;
+        self.inner.ensure_registry(c).await
+    }
+    async fn list_owned(&self, c: &ClusterName) -> Result<Vec<ResourceRef>> {
+        self.inner.list_owned(c).await
+    }
+    async fn delete(&self, r: &ResourceRef) -> Result<()> {
+        self.inner.delete(r).await
+    }
 }
 
 /// Delegates to `inner` but fails the `fail_at`-th delete (0-based), as a crash or outage would.
