@@ -68,6 +68,35 @@ pub struct HollowNodes {
     tasks: JoinSet<Result<(), HollowError>>,
 }
 
+/// Hollow proxies of a process share HTTP/2 connections, this many per connection: each proxy
+/// holds four watches, and the API server allows 100 concurrent streams per connection unless
+/// told otherwise. The API server still sees every proxy's own watches; what is shared is the
+/// TLS connection, which was half of a hollow node's memory and join time.
+const PROXIES_PER_CONNECTION: usize = 20;
+
+/// The kube-proxy clients of a process, filled on demand.
+struct ProxyPool {
+    kubeconfig: std::path::PathBuf,
+    clients: tokio::sync::Mutex<Vec<(kube::Client, usize)>>,
+}
+
+impl ProxyPool {
+    async fn client(&self) -> Result<kube::Client, IdentityError> {
+        let mut clients = self.clients.lock().await;
+        if let Some((c, users)) = clients
+            .iter_mut()
+            .find(|(_, users)| *users < PROXIES_PER_CONNECTION)
+        {
+            *users += 1;
+            return Ok(c.clone());
+        }
+        let config = crate::identity::load_config(&self.kubeconfig).await?;
+        let client = http2_client(&config).map_err(IdentityError::Kube)?;
+        clients.push((client.clone(), 1));
+        Ok(client)
+    }
+}
+
 async fn join_node(
     name: String,
     credentials: Credentials,
@@ -75,20 +104,19 @@ async fn join_node(
     gate: Arc<Semaphore>,
     version: Arc<tokio::sync::OnceCell<String>>,
     kubelet: bool,
-    proxy: Option<std::path::PathBuf>,
+    proxy: Option<Arc<ProxyPool>>,
 ) -> Result<(), HollowError> {
     let permit = gate.acquire_owned().await.expect("never closed");
-    // The proxy is its own client with its own connection, as kube-proxy is its own process.
+    // The proxy is its own client (kube-proxy's identity), not the node's.
     let proxy_task = match proxy {
-        Some(path) => {
-            let identity = |source| HollowError::Identity {
-                node: name.clone(),
-                source,
-            };
-            let config = crate::identity::load_config(&path)
+        Some(pool) => {
+            let client = pool
+                .client()
                 .await
-                .map_err(identity)?;
-            let client = http2_client(&config).map_err(|e| identity(IdentityError::Kube(e)))?;
+                .map_err(|source| HollowError::Identity {
+                    node: name.clone(),
+                    source,
+                })?;
             Some(AbortOnDrop(tokio::spawn(crate::proxy::run(
                 name.clone(),
                 client,
@@ -143,6 +171,12 @@ impl HollowNodes {
         let config = Arc::new(options.config);
         let gate = Arc::new(Semaphore::new(options.join_concurrency.max(1)));
         let version = Arc::new(tokio::sync::OnceCell::new());
+        let proxies = options.proxy.map(|kubeconfig| {
+            Arc::new(ProxyPool {
+                kubeconfig,
+                clients: Default::default(),
+            })
+        });
         let mut tasks = JoinSet::new();
         for name in options.names {
             let join = join_node(
@@ -152,7 +186,7 @@ impl HollowNodes {
                 gate.clone(),
                 version.clone(),
                 options.kubelet,
-                options.proxy.clone(),
+                proxies.clone(),
             );
             tasks.spawn(async move {
                 let result = join.await;
