@@ -18,9 +18,8 @@ fn kubemark(moto: &Moto, state: &std::path::Path, args: &[&str]) -> Output {
         .expect("kubemark runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothing() {
-    let moto = Moto::start();
+/// The aws provider on `moto`, and an AMI moto knows.
+async fn provider_and_ami(moto: &Moto) -> (kubemark_provider_aws::AwsProvider, String) {
     let provider = AwsProviderBuilder::new()
         .with_endpoint(&moto.url)
         .with_region("us-east-1")
@@ -38,6 +37,13 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
         .image_id()
         .unwrap()
         .to_string();
+    (provider, ami)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothing() {
+    let moto = Moto::start();
+    let (provider, ami) = provider_and_ami(&moto).await;
     let spec = InfrastructureSpec {
         master: MasterSpec {
             image: Some(ami),
@@ -118,23 +124,7 @@ fn free_port() -> u16 {
 async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
     let moto = Moto::start();
     let sshd = kubemark_tests::sshd::Sshd::start();
-    let provider = AwsProviderBuilder::new()
-        .with_endpoint(&moto.url)
-        .with_region("us-east-1")
-        .with_static_credentials("testing", "testing")
-        .build()
-        .unwrap();
-    let ami = provider
-        .client()
-        .await
-        .describe_images()
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_string();
+    let (provider, ami) = provider_and_ami(&moto).await;
     let tmp = tempfile::tempdir().unwrap();
     let (state, cwd, root) = (
         tmp.path().join("state"),

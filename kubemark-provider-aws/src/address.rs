@@ -64,16 +64,7 @@ pub(crate) async fn list(client: &Client, cluster: &ClusterName) -> Result<Vec<R
     Ok(find(client, cluster)
         .await?
         .iter()
-        .filter_map(|a| {
-            let (c, role) = tags::owner(a.tags())?;
-            let id = a.allocation_id()?.to_string();
-            Some(ResourceRef {
-                cluster: c,
-                role,
-                name: tags::name_of(a.tags()).unwrap_or_else(|| id.clone()),
-                id,
-            })
-        })
+        .filter_map(|a| tags::resource_ref(a.allocation_id(), a.tags()))
         .collect())
 }
 

@@ -190,16 +190,7 @@ pub(crate) async fn list(client: &Client, cluster: &ClusterName) -> Result<Vec<R
     Ok(find(client, cluster)
         .await?
         .iter()
-        .filter_map(|i| {
-            let (c, role) = tags::owner(i.tags())?;
-            let id = i.instance_id()?.to_string();
-            Some(ResourceRef {
-                cluster: c,
-                role,
-                name: tags::name_of(i.tags()).unwrap_or_else(|| id.clone()),
-                id,
-            })
-        })
+        .filter_map(|i| tags::resource_ref(i.instance_id(), i.tags()))
         .collect())
 }
 

@@ -1,8 +1,6 @@
 //! The firewall: a security group in the default VPC opening the API server's secure port (and
 //! SSH to the operator's ranges only).
 
-use std::time::Duration;
-
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
 use kubemark_core::provider::{
@@ -112,16 +110,7 @@ pub(crate) async fn list(client: &Client, cluster: &ClusterName) -> Result<Vec<R
     Ok(find(client, cluster)
         .await?
         .iter()
-        .filter_map(|g| {
-            let (c, role) = tags::owner(g.tags())?;
-            let id = g.group_id()?.to_string();
-            Some(ResourceRef {
-                cluster: c,
-                role,
-                name: tags::name_of(g.tags()).unwrap_or_else(|| id.clone()),
-                id,
-            })
-        })
+        .filter_map(|g| tags::resource_ref(g.group_id(), g.tags()))
         .collect())
 }
 
@@ -130,30 +119,19 @@ pub(crate) async fn delete(client: &Client, r: &ResourceRef) -> Result<()> {
     if !r.id.starts_with("sg-") {
         return Ok(());
     }
-    let mut delay = Duration::from_millis(500);
-    for _ in 0..12 {
-        match client.delete_security_group().group_id(&r.id).send().await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = map("delete_security_group", e);
-                let code = e
-                    .context()
-                    .iter()
-                    .find(|(k, _)| *k == "code")
-                    .map(|(_, v)| v.clone());
-                match (e.kind(), code.as_deref()) {
-                    (ErrorKind::NotFound, _) => return Ok(()),
-                    (_, Some("DependencyViolation")) => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                    _ => return Err(e),
-                }
-            }
-        }
-    }
-    Err(unexpected(
+    crate::error::delete_while_busy(
         "delete_security_group",
-        format!("security group {} stayed in use", r.id),
-    ))
+        "DependencyViolation",
+        &format!("security group {}", r.id),
+        || async {
+            client
+                .delete_security_group()
+                .group_id(&r.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map("delete_security_group", e))
+        },
+    )
+    .await
 }

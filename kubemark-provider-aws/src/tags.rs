@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use kubemark_core::provider::{
-    CLUSTER_TAG, ClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, Role, owner_of,
-    ownership_tags,
+    CLUSTER_TAG, ClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, ResourceRef, Role,
+    owner_of, ownership_tags,
 };
 
 /// The name every resource of `cluster` in `role` gets (EC2 shows it from the `Name` tag).
@@ -55,4 +55,16 @@ pub(crate) fn name_of(tags: &[Tag]) -> Option<String> {
     tags.iter()
         .find(|t| t.key() == Some("Name"))
         .and_then(|t| t.value().map(String::from))
+}
+
+/// The resource reference of an EC2 resource with `id` and `tags`; `None` when not kubemark's.
+pub(crate) fn resource_ref(id: Option<&str>, tags: &[Tag]) -> Option<ResourceRef> {
+    let (cluster, role) = owner(tags)?;
+    let id = id?.to_string();
+    Some(ResourceRef {
+        cluster,
+        role,
+        name: name_of(tags).unwrap_or_else(|| id.clone()),
+        id,
+    })
 }

@@ -1,10 +1,8 @@
 //! The master's disks: EBS volumes in the master's availability zone.
 
-use std::time::Duration;
-
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, VolumeType};
-use kubemark_core::provider::{ClusterName, Disk, DiskSpec, ErrorKind, ResourceRef, Result};
+use kubemark_core::provider::{ClusterName, Disk, DiskSpec, ResourceRef, Result};
 
 use crate::error::{map, unexpected};
 use crate::tags;
@@ -76,16 +74,7 @@ pub(crate) async fn list(client: &Client, cluster: &ClusterName) -> Result<Vec<R
     Ok(find(client, cluster, None)
         .await?
         .iter()
-        .filter_map(|v| {
-            let (c, role) = tags::owner(v.tags())?;
-            let id = v.volume_id()?.to_string();
-            Some(ResourceRef {
-                cluster: c,
-                role,
-                name: tags::name_of(v.tags()).unwrap_or_else(|| id.clone()),
-                id,
-            })
-        })
+        .filter_map(|v| tags::resource_ref(v.volume_id(), v.tags()))
         .collect())
 }
 
@@ -94,30 +83,19 @@ pub(crate) async fn delete(client: &Client, r: &ResourceRef) -> Result<()> {
     if !r.id.starts_with("vol-") {
         return Ok(());
     }
-    let mut delay = Duration::from_millis(500);
-    for _ in 0..12 {
-        match client.delete_volume().volume_id(&r.id).send().await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = map("delete_volume", e);
-                let code = e
-                    .context()
-                    .iter()
-                    .find(|(k, _)| *k == "code")
-                    .map(|(_, v)| v.clone());
-                match (e.kind(), code.as_deref()) {
-                    (ErrorKind::NotFound, _) => return Ok(()),
-                    (_, Some("VolumeInUse")) => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                    _ => return Err(e),
-                }
-            }
-        }
-    }
-    Err(unexpected(
+    crate::error::delete_while_busy(
         "delete_volume",
-        format!("volume {} stayed in use", r.id),
-    ))
+        "VolumeInUse",
+        &format!("volume {}", r.id),
+        || async {
+            client
+                .delete_volume()
+                .volume_id(&r.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map("delete_volume", e))
+        },
+    )
+    .await
 }
