@@ -179,12 +179,18 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
             &["status", "--cluster", "missing"],
             "no kubemark cluster missing",
         ),
-        (&["start", "--provider", "gce"], "not implemented yet"),
+        (
+            &["start", "--provider", "gce"],
+            "no GCP project: set PROJECT",
+        ),
     ];
     for (args, expected) in cases {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubemark"));
         cmd.args(args)
             .env("KUBEMARK_STATE_DIR", tmp.path())
+            .env_remove("PROJECT")
+            .env_remove("CLOUDSDK_CORE_PROJECT")
+            .env_remove("GOOGLE_CLOUD_PROJECT")
             .current_dir(tmp.path());
         if args.contains(&"nobins") {
             // Only the flag's directory, an empty PATH and an empty cache: nothing to find.

@@ -127,7 +127,7 @@ pub(crate) async fn ensure(
         .clone()
         .or_else(|| config.instance_type.clone())
         .unwrap_or_else(|| "m6i.xlarge".into());
-    let groups = crate::security_group::list(client, cluster).await?;
+    let groups = crate::firewall::list(client, cluster).await?;
     let mut req = client
         .run_instances()
         .image_id(image)

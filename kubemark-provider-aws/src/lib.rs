@@ -3,11 +3,11 @@
 mod address;
 mod builder;
 mod config;
+mod disk;
 mod error;
+mod firewall;
 mod instance;
-mod security_group;
 mod tags;
-mod volume;
 
 pub use builder::AwsProviderBuilder;
 pub use config::AwsConfig;
@@ -108,7 +108,7 @@ impl Provider for AwsProvider {
 
     async fn ensure_disk(&self, cluster: &ClusterName, spec: &DiskSpec) -> Result<Disk> {
         let zone = self.zone().await?.to_string();
-        volume::ensure(self.client().await, cluster, spec, &zone).await
+        disk::ensure(self.client().await, cluster, spec, &zone).await
     }
 
     async fn ensure_firewall(
@@ -116,7 +116,7 @@ impl Provider for AwsProvider {
         cluster: &ClusterName,
         spec: &FirewallSpec,
     ) -> Result<FirewallRule> {
-        security_group::ensure(self.client().await, cluster, spec, &self.ssh_ranges()).await
+        firewall::ensure(self.client().await, cluster, spec, &self.ssh_ranges()).await
     }
 
     async fn ensure_master(&self, cluster: &ClusterName, spec: &MasterSpec) -> Result<MasterVm> {
@@ -131,9 +131,9 @@ impl Provider for AwsProvider {
     async fn list_owned(&self, cluster: &ClusterName) -> Result<Vec<ResourceRef>> {
         let c = self.client().await;
         let mut all = instance::list(c, cluster).await?;
-        all.extend(security_group::list(c, cluster).await?);
+        all.extend(firewall::list(c, cluster).await?);
         all.extend(address::list(c, cluster).await?);
-        all.extend(volume::list(c, cluster).await?);
+        all.extend(disk::list(c, cluster).await?);
         // Only this cluster's: the tag filters already say so; the owner check guards typos.
         all.retain(|r| &r.cluster == cluster);
         Ok(all)
@@ -143,9 +143,9 @@ impl Provider for AwsProvider {
         let c = self.client().await;
         match resource.role {
             Role::Master => instance::delete(c, resource).await,
-            Role::Firewall => security_group::delete(c, resource).await,
+            Role::Firewall => firewall::delete(c, resource).await,
             Role::StaticIp => address::delete(c, resource).await,
-            Role::MasterDisk | Role::EtcdEventsDisk => volume::delete(c, resource).await,
+            Role::MasterDisk | Role::EtcdEventsDisk => disk::delete(c, resource).await,
             // Never created by this provider; deleting a missing thing succeeds.
             Role::Registry => Ok(()),
         }

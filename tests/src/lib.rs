@@ -1,6 +1,7 @@
 //! Shared helpers of the workspace-level integration tests (in `tests/tests/`), which run against
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
+pub mod gce;
 pub mod moto;
 pub mod registry;
 pub mod runner;
