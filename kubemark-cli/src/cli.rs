@@ -276,9 +276,22 @@ pub enum ImageWhat {
     /// Build the image and push it as REFERENCE (host[:port]/repository[:tag]); prints
     /// REFERENCE@sha256:... Credentials: KUBEMARK_REGISTRY_USERNAME and KUBEMARK_REGISTRY_PASSWORD
     /// (or --password-stdin); never a flag, so they stay out of shell history and process lists.
+    ///
+    /// With --provider gce|aws and no REFERENCE, the provider's registry for the cluster is
+    /// made (Artifact Registry / ECR, tagged as the cluster's) and pushed to with the provider's
+    /// own short-lived credentials.
     Push {
-        /// Where to push.
-        reference: String,
+        /// Where to push (required without --provider).
+        reference: Option<String>,
+        /// Push to this provider's registry for the cluster.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderKind>,
+        /// The cluster whose registry to use (with --provider).
+        #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
+        cluster: String,
+        /// The tag (with --provider).
+        #[arg(long, default_value = concat!("v", env!("CARGO_PKG_VERSION")))]
+        tag: String,
         /// The binary to put in the image [default: this kubemark].
         #[arg(long)]
         binary: Option<PathBuf>,

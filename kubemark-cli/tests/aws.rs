@@ -2,6 +2,8 @@
 //! tagged as the cluster's, `--dry-run` lists it and deletes nothing, and untagged or other
 //! clusters' resources are left alone.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use kubemark_core::provider::{ClusterName, InfrastructureSpec, MasterSpec, Provider, ProviderExt};
@@ -108,14 +110,6 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
     provider.teardown(&other, Default::default()).await.unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `kubemark start --provider aws` end to end on the emulator: moto creates the VM, disk, address
 /// and security group; the "VM" is reached at this machine's sshd (`sshAddress`), bootstrapped
 /// over real SSH, hollow nodes Ready; `kubemark stop` leaves no tagged resource in moto and
@@ -137,37 +131,18 @@ async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
     std::fs::write(
         &config,
         format!(
-            "apiVersion: kubemark.io/v1alpha1
-kind: ClusterConfig
-provider: aws
-nodes: 2
-timeout: 120
-master:
-  size: t3.large
-  sshUser: {user}
-  sshKey: {key}
-  knownHostsFile: {known}
-  hostKeyCheck: strict
-  sshConfig: {cfg}
-  sshAddress: 127.0.0.1:{port}
-  configDir: {root}/etc-srv-kubernetes
-  dataDir: {root}/var-lib-kubemark
-  logDir: {root}/var-log-kubemark
-  bindAddress: 127.0.0.1
-  advertiseAddress: 127.0.0.1
-  ports: {{ apiserver: {a}, etcdClient: {b}, etcdPeer: {c}, controllerManager: {d}, scheduler: {e} }}
-",
-            user = sshd.user,
-            key = sshd.key.display(),
-            known = sshd.known_hosts.display(),
-            cfg = sshd.ssh_config.display(),
-            port = sshd.port,
-            root = root.display(),
-            a = free_port(),
-            b = free_port(),
-            c = free_port(),
-            d = free_port(),
-            e = free_port(),
+            "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nprovider: aws\nnodes: 2\ntimeout: 120\n{}",
+            common::master_on_sshd(
+                &sshd,
+                &root,
+                &[
+                    "size: t3.large".into(),
+                    "hostKeyCheck: strict".into(),
+                    format!("sshAddress: 127.0.0.1:{}", sshd.port),
+                    "bindAddress: 127.0.0.1".into(),
+                    "advertiseAddress: 127.0.0.1".into(),
+                ]
+            )
         ),
     )
     .unwrap();

@@ -3,6 +3,8 @@
 //! status, stop leaving nothing; a crash after each step of start, then stop, leaving nothing;
 //! bad inputs as one clear line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,52 +32,20 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A config file for a master on the test sshd whose directories live under `root`.
 fn config(sshd: &Sshd, root: &Path, nodes: usize) -> PathBuf {
     let path = root.join("kubemark.yaml");
     let yaml = format!(
-        "apiVersion: kubemark.io/v1alpha1
-kind: ClusterConfig
-provider: pre-existing
-nodes: {nodes}
-timeout: 120
-master:
-  host: 127.0.0.1:{port}
-  sshUser: {user}
-  sshKey: {key}
-  knownHostsFile: {known}
-  sshConfig: {cfg}
-  configDir: {root}/etc-srv-kubernetes
-  dataDir: {root}/var-lib-kubemark
-  logDir: {root}/var-log-kubemark
-  bindAddress: 127.0.0.1
-  advertiseAddress: 127.0.0.1
-  ports:
-    apiserver: {a}
-    etcdClient: {b}
-    etcdPeer: {c}
-    controllerManager: {d}
-    scheduler: {e}
-",
-        port = sshd.port,
-        user = sshd.user,
-        key = sshd.key.display(),
-        known = sshd.known_hosts.display(),
-        cfg = sshd.ssh_config.display(),
-        root = root.display(),
-        a = free_port(),
-        b = free_port(),
-        c = free_port(),
-        d = free_port(),
-        e = free_port(),
+        "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nprovider: pre-existing\nnodes: {nodes}\ntimeout: 120\n{}",
+        common::master_on_sshd(
+            sshd,
+            root,
+            &[
+                format!("host: 127.0.0.1:{}", sshd.port),
+                "bindAddress: 127.0.0.1".into(),
+                "advertiseAddress: 127.0.0.1".into(),
+            ]
+        )
     );
     std::fs::write(&path, yaml).unwrap();
     path
@@ -292,7 +262,7 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
         "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nmaster:\n  hots: x\n",
     )
     .unwrap();
-    let unreachable = format!("127.0.0.1:{}", free_port());
+    let unreachable = format!("127.0.0.1:{}", common::free_port());
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["start", "--provider", "nope"], "invalid value 'nope'"),
         (

@@ -106,7 +106,11 @@ pub(crate) async fn ensure(
     config: &AwsConfig,
     zone: &str,
 ) -> Result<MasterVm> {
-    let user = config.ssh_user.as_deref().unwrap_or("admin");
+    let user = spec
+        .ssh_user
+        .as_deref()
+        .or(config.ssh_user.as_deref())
+        .unwrap_or("admin");
     if let Some(i) = find(client, cluster).await?.first() {
         return Ok(to_vm(i, user));
     }

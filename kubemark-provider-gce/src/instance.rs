@@ -69,7 +69,11 @@ pub(crate) async fn ensure(
     cluster: &ClusterName,
     spec: &MasterSpec,
 ) -> Result<MasterVm> {
-    let user = config.ssh_user.as_deref().unwrap_or("kubemark");
+    let user = spec
+        .ssh_user
+        .as_deref()
+        .or(config.ssh_user.as_deref())
+        .unwrap_or("kubemark");
     let name = tags::name(cluster, Role::Master);
     if let Some(i) = get(c, project, zone, &name).await? {
         check_owner(

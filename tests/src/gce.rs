@@ -178,6 +178,26 @@ impl FakeGce {
         })
     }
 
+    /// The address the next static address reservation will get (so a test can bind to it).
+    pub fn next_address(&self) -> String {
+        let n = self.state.lock().unwrap().next_address + 1;
+        format!("127.0.1.{}", 1 + n % 250)
+    }
+
+    /// Environment for a `kubemark` process that should use this fake as Google Cloud, with
+    /// Application Default Credentials written to `dir`.
+    pub fn env(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+        let adc = dir.join("application_default_credentials.json");
+        std::fs::write(&adc, self.credentials_json().to_string()).unwrap();
+        vec![
+            ("PROJECT", PROJECT.into()),
+            ("ZONE", ZONE.into()),
+            ("KUBEMARK_GCE_ENDPOINT", self.url.clone()),
+            ("KUBEMARK_GCE_REGISTRY_ENDPOINT", self.url.clone()),
+            ("GOOGLE_APPLICATION_CREDENTIALS", adc.display().to_string()),
+        ]
+    }
+
     /// Lists hold at most `n` items per page (500, as the API's default, unless told).
     pub fn set_page_size(&self, n: usize) {
         self.state.lock().unwrap().page_size = n.max(1);

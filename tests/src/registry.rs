@@ -25,6 +25,12 @@ impl Registry {
     /// Starts the registry and waits until it answers. Panics with the fix when the package is
     /// missing: tests never skip silently.
     pub fn start() -> Self {
+        Self::start_with("pusher", &format!("pw-{:x}", rand::random::<u64>()))
+    }
+
+    /// Like [`start`](Self::start), with the one user allowed to push (a cloud registry's token
+    /// user, say).
+    pub fn start_with(user: &str, password: &str) -> Self {
         let bin = Path::new("/usr/bin/docker-registry");
         assert!(
             bin.exists(),
@@ -48,10 +54,7 @@ impl Registry {
         std::fs::write(d.join("ca.crt"), ca.cert_pem()).unwrap();
         std::fs::write(d.join("registry.crt"), &serving.cert_pem).unwrap();
         std::fs::write(d.join("registry.key"), &serving.key_pem).unwrap();
-        let (user, password) = (
-            "pusher".to_string(),
-            format!("pw-{:x}", rand::random::<u64>()),
-        );
+        let (user, password) = (user.to_string(), password.to_string());
         let hash = bcrypt::hash_with_result(&password, 4)
             .unwrap()
             .format_for_version(bcrypt::Version::TwoA);

@@ -74,7 +74,7 @@ pub async fn deploy(
 ) -> anyhow::Result<()> {
     let Some(image) = &cfg.image else {
         bail!(
-            "hollow nodes on an external cluster need an image with kubemark: --image, KUBEMARK_IMAGE or external.image"
+            "hollow nodes on an external cluster need an image with kubemark: --image, KUBEMARK_IMAGE or external.image (`kubemark image push --provider gce|aws` pushes one to the provider's registry and prints its reference)"
         );
     };
     let master = cluster.client().await?;

@@ -49,11 +49,51 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
         }
         ImageWhat::Push {
             reference,
+            provider,
+            cluster,
+            tag,
             binary: b,
             username,
             password_stdin,
             ca_file,
         } => {
+            let (reference, provided) = match (reference, provider) {
+                (Some(_), Some(p)) => bail!(
+                    "give either an image reference or --provider {p:?}, not both: the provider decides where its registry is"
+                ),
+                (Some(r), None) => (r, None),
+                (None, Some(kind)) => {
+                    let cluster = kubemark_core::provider::ClusterName::new(&cluster)?;
+                    let p = super::stop::provider_for(kind)?;
+                    if !p.capabilities().registry {
+                        bail!(
+                            "the {} provider has no image registry; give a REFERENCE",
+                            p.name()
+                        );
+                    }
+                    let spinner = Spinner::start(&format!(
+                        "ensuring the {} registry of cluster {cluster}",
+                        p.name()
+                    ));
+                    let registry = match p.ensure_registry(&cluster).await {
+                        Ok(r) => {
+                            spinner.finish(&format!("registry {}", r.repository));
+                            r
+                        }
+                        Err(e) => {
+                            spinner.abandon();
+                            return Err(e.into());
+                        }
+                    };
+                    (
+                        format!("{}:{tag}", registry.repository),
+                        registry.credentials,
+                    )
+                }
+                (None, None) => bail!(
+                    "image push needs a REFERENCE (host[:port]/repository[:tag]) or --provider gce|aws"
+                ),
+            };
             let reference: ImageReference = reference.parse()?;
             let password = if password_stdin {
                 let mut p = String::new();
@@ -68,7 +108,7 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
                 (Some(username), Some(password)) => {
                     Some(RegistryCredentials { username, password })
                 }
-                (None, None) => None,
+                (None, None) => provided,
                 (Some(_), None) => bail!(
                     "a registry user needs a password: KUBEMARK_REGISTRY_PASSWORD or --password-stdin"
                 ),

@@ -30,7 +30,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let external = super::external::record(&config.external, config.nodes)?;
     if external.is_some() && config.external.image.is_none() {
         bail!(
-            "hollow nodes on an external cluster need an image with kubemark: --image, KUBEMARK_IMAGE or external.image"
+            "hollow nodes on an external cluster need an image with kubemark: --image, KUBEMARK_IMAGE or external.image (`kubemark image push --provider gce|aws` pushes one to the provider's registry and prints its reference)"
         );
     }
 
@@ -286,14 +286,7 @@ async fn placement(
                 none,
             ))
         }
-        ProviderKind::Aws => provisioned(args, config, cluster).await,
-        ProviderKind::Gce => {
-            let provider = provider(config.provider, config)?;
-            bail!(
-                "--provider {}: creating a cloud master is not implemented yet (issue: GCE and AWS providers); use --provider local or pre-existing",
-                provider.name()
-            )
-        }
+        ProviderKind::Aws | ProviderKind::Gce => provisioned(args, config, cluster).await,
     }
 }
 
@@ -320,7 +313,8 @@ async fn provisioned(
     })?;
     let mut target = SshTarget::new(
         String::new(),
-        m.ssh_user.clone().unwrap_or_else(|| "admin".into()),
+        // Empty: the provider's user for the VM (the image's login user).
+        m.ssh_user.clone().unwrap_or_default(),
         key.clone(),
     );
     target.known_hosts_file = m.known_hosts_file.clone();
@@ -348,6 +342,7 @@ async fn provisioned(
         master: MasterSpec {
             machine_type: m.size.clone(),
             ssh_public_key: Some(public_key.trim().to_string()),
+            ssh_user: m.ssh_user.clone(),
             ..MasterSpec::default()
         },
         ..InfrastructureSpec::default()

@@ -118,7 +118,7 @@ fn kind_of(known: &Known) -> ProviderKind {
     }
 }
 
-fn provider_for(kind: ProviderKind) -> anyhow::Result<DynProvider> {
+pub(crate) fn provider_for(kind: ProviderKind) -> anyhow::Result<DynProvider> {
     if kind == ProviderKind::PreExisting {
         return Ok(std::sync::Arc::new(
             kubemark_provider_preexisting::PreexistingProviderBuilder::new().build()?,

@@ -341,6 +341,13 @@ impl Cluster {
                 let address = vm.public_ip.or(vm.private_ip).ok_or_else(|| {
                     ClusterError::State(format!("master VM {} has no address", vm.name))
                 })?;
+                if target.user.is_empty() {
+                    target.user = vm
+                        .ssh
+                        .as_ref()
+                        .map(|s| s.user.clone())
+                        .unwrap_or_else(|| "root".into());
+                }
                 (target.host, target.port) = match connect_to {
                     Some((h, p)) => (h, p),
                     None => (address.to_string(), vm.ssh.as_ref().map_or(22, |s| s.port)),
@@ -381,7 +388,14 @@ impl Cluster {
                 spec: m,
                 binaries,
             } => {
-                let mut o = PkiOptions::new(spec.name.as_str(), vec![m.network.advertise_address]);
+                let mut addresses = vec![m.network.advertise_address];
+                // The controllers on the master reach the API server on a specific bind address.
+                if !m.network.bind_address.is_unspecified()
+                    && m.network.bind_address != m.network.advertise_address
+                {
+                    addresses.push(m.network.bind_address);
+                }
+                let mut o = PkiOptions::new(spec.name.as_str(), addresses);
                 o.service_cidr = m.network.service_cidr.clone();
                 let pki = tokio::task::spawn_blocking(move || ClusterPki::generate(o))
                     .await

@@ -300,8 +300,17 @@ mkdir -p {d} && chmod 0700 {d} && printf '%s\n' {name} > {d}/{MARKER}
                 .map_err(ssh_err)?;
         }
         drop(local);
-        // The controllers talk to the API server over the master's loopback.
-        let internal = format!("https://127.0.0.1:{}", self.spec.network.ports.apiserver);
+        // The controllers talk to the API server over the master's loopback, or over the one
+        // address it is bound to.
+        let bind = self.spec.network.bind_address;
+        let host = if bind.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else if bind.is_ipv6() {
+            format!("[{bind}]")
+        } else {
+            bind.to_string()
+        };
+        let internal = format!("https://{host}:{}", self.spec.network.ports.apiserver);
         for (component, cert) in [
             ("controller-manager", &pki.controller_manager),
             ("scheduler", &pki.scheduler),

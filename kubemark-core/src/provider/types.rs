@@ -97,6 +97,8 @@ pub struct MasterSpec {
     pub image: Option<String>,
     /// The SSH public key (OpenSSH format) the master must accept.
     pub ssh_public_key: Option<String>,
+    /// The login user for that key; `None` takes the provider's default (the image's user).
+    pub ssh_user: Option<String>,
     /// The static IP to attach (filled by [`ProviderExt::ensure_infrastructure`](super::ProviderExt)).
     pub static_ip: Option<StaticIp>,
     /// The disks to attach (filled by [`ProviderExt::ensure_infrastructure`](super::ProviderExt)).
