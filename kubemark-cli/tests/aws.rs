@@ -78,7 +78,7 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for role in ["master", "firewall", "static-ip", "master-disk"] {
+    for role in ["master", "firewall", "static-ip", "master-disk", "registry"] {
         assert!(
             text.contains(&format!("aws {role}:")),
             "{role} not listed: {text}"
@@ -86,7 +86,7 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
     }
     assert_eq!(
         provider.list_owned(&leaky).await.unwrap().len(),
-        4,
+        5,
         "dry run deleted something"
     );
 
@@ -100,11 +100,11 @@ async fn stop_without_state_finds_and_deletes_by_tags_and_dry_run_deletes_nothin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 4 resource(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 5 resource(s)"));
     assert!(provider.list_owned(&leaky).await.unwrap().is_empty());
     assert_eq!(
         provider.list_owned(&other).await.unwrap().len(),
-        4,
+        5,
         "another cluster was touched"
     );
     provider.teardown(&other, Default::default()).await.unwrap();
@@ -174,9 +174,17 @@ async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
     let owned = provider.list_owned(&cluster).await.unwrap();
     let mut roles: Vec<String> = owned.iter().map(|r| r.role.to_string()).collect();
     roles.sort();
+    // The master is the instance and its imported key pair.
     assert_eq!(
         roles,
-        ["firewall", "master", "master-disk", "static-ip"],
+        [
+            "firewall",
+            "master",
+            "master",
+            "master-disk",
+            "registry",
+            "static-ip"
+        ],
         "{owned:?}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 hollow nodes Ready"));
@@ -196,4 +204,50 @@ async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
         "files left on the host"
     );
     assert!(kubemark_core::master::pids_mentioning(&root.display().to_string()).is_empty());
+}
+
+/// `kubemark image push --provider aws`: the cluster's ECR repository is made in moto and the image
+/// goes to its Docker host (here Debian's docker-registry, accepting only ECR's token user and
+/// password as moto hands them out) with the token from `GetAuthorizationToken`.
+#[test]
+fn image_push_to_the_ecr_repository_with_its_token() {
+    let moto = Moto::start();
+    // moto's token for its fixed account: `AWS:123456789012-auth-token`.
+    let reg = kubemark_tests::registry::Registry::start_with("AWS", "123456789012-auth-token");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubemark"))
+        .args(["image", "push", "--provider", "aws", "--cluster", "imgs"])
+        .args(["--ca-file", reg.ca_file.to_str().unwrap()])
+        .env("KUBEMARK_STATE_DIR", tmp.path())
+        .env("KUBEMARK_AWS_REGISTRY_HOST", &reg.host)
+        .envs(moto.env())
+        .env_remove("KUBEMARK_REGISTRY_USERNAME")
+        .env_remove("KUBEMARK_REGISTRY_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with(&format!("{}/kubemark-imgs/hollow-node@sha256:", reg.host)),
+        "{printed}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("auth-token"));
+    let tags = Command::new("curl")
+        .args(["-sSf", "--cacert", reg.ca_file.to_str().unwrap()])
+        .args(["-u", "AWS:123456789012-auth-token"])
+        .arg(format!(
+            "https://{}/v2/kubemark-imgs/hollow-node/tags/list",
+            reg.host
+        ))
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&tags.stdout);
+    assert!(
+        tags.contains(concat!("v", env!("CARGO_PKG_VERSION"))),
+        "{tags}"
+    );
 }

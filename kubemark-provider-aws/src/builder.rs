@@ -23,14 +23,19 @@ impl AwsProviderBuilder {
         Self::default()
     }
 
-    /// Reads `AWS_REGION` / `AWS_DEFAULT_REGION`, `KUBEMARK_MASTER_SIZE`, `KUBEMARK_AWS_AMI`,
-    /// `KUBEMARK_SSH_CIDR` and `AWS_ENDPOINT_URL`.
+    /// Reads `AWS_REGION` / `AWS_DEFAULT_REGION`, `KUBEMARK_MASTER_SIZE`, `KUBEMARK_AWS_AMI`
+    /// (or `KUBEMARK_AWS_AMI_OWNER` + `KUBEMARK_AWS_AMI_NAME` for a lookup), `KUBEMARK_AWS_ZONE`,
+    /// `KUBEMARK_SSH_CIDR`, `KUBEMARK_SSH_USER`, `KUBEMARK_AWS_REGISTRY_HOST` and
+    /// `AWS_ENDPOINT_URL`.
     pub fn from_env() -> Self {
         Self {
             config: AwsConfig {
                 region: env(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
                 instance_type: env(&["KUBEMARK_MASTER_SIZE"]),
                 ami: env(&["KUBEMARK_AWS_AMI"]),
+                ami_owner: env(&["KUBEMARK_AWS_AMI_OWNER"]),
+                ami_name: env(&["KUBEMARK_AWS_AMI_NAME"]),
+                registry_host: env(&["KUBEMARK_AWS_REGISTRY_HOST"]),
                 ssh_cidr: env(&["KUBEMARK_SSH_CIDR"]),
                 endpoint: env(&["AWS_ENDPOINT_URL"]),
                 availability_zone: env(&["KUBEMARK_AWS_ZONE"]),
@@ -90,7 +95,9 @@ impl AwsProviderBuilder {
         Ok(AwsProvider {
             config: self.config,
             credentials: self.credentials,
+            sdk: Default::default(),
             client: Default::default(),
+            ecr: Default::default(),
             zone: Default::default(),
         })
     }

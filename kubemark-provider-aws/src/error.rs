@@ -8,6 +8,7 @@ use crate::PROVIDER_NAME;
 /// Whether an EC2 error code means "it is not there".
 pub(crate) fn is_not_found(code: &str) -> bool {
     code.ends_with(".NotFound")
+        || code == "RepositoryNotFoundException"
         || code.ends_with(".Malformed") && code.starts_with("InvalidAllocationID")
 }
 
@@ -26,15 +27,19 @@ where
         _ => match code.as_str() {
             c if is_not_found(c) => ErrorKind::NotFound,
             // A name taken by a resource that is not this cluster's (contract rule 4).
-            "InvalidGroup.Duplicate" | "InvalidKeyPair.Duplicate" => ErrorKind::AlreadyExists,
+            "InvalidGroup.Duplicate"
+            | "InvalidKeyPair.Duplicate"
+            | "RepositoryAlreadyExistsException" => ErrorKind::AlreadyExists,
             "AuthFailure"
             | "UnauthorizedOperation"
             | "OptInRequired"
             | "Blocked"
             | "InvalidClientTokenId"
+            | "AccessDeniedException"
             | "SignatureDoesNotMatch" => ErrorKind::PermissionDenied,
             "RequestLimitExceeded"
             | "Throttling"
+            | "ThrottlingException"
             | "ServiceUnavailable"
             | "InternalError"
             | "Unavailable"
@@ -42,11 +47,13 @@ where
             "InvalidParameterValue"
             | "InvalidParameterCombination"
             | "InvalidAMIID.Malformed"
+            | "InvalidKeyPair.Format"
             | "MissingParameter"
             | "VpcLimitExceeded"
             | "AddressLimitExceeded"
             | "InstanceLimitExceeded"
-            | "VolumeLimitExceeded" => ErrorKind::InvalidConfig,
+            | "VolumeLimitExceeded"
+            | "LimitExceededException" => ErrorKind::InvalidConfig,
             _ => ErrorKind::Unexpected,
         },
     };

@@ -1,6 +1,7 @@
 //! The master instance: launched in the master's availability zone with the cluster's security
-//! group, the operator's SSH key through cloud-init user data (no key pair resource to leak), its
-//! Elastic IP associated and its volumes attached.
+//! group, the operator's SSH key imported as a tagged key pair, its Elastic IP associated and its
+//! volumes attached. Without an AMI it takes the newest Debian 12 image (or the configured
+//! owner's image by name).
 
 use std::time::{Duration, Instant};
 
@@ -59,11 +60,87 @@ fn to_vm(i: &Instance, user: &str) -> MasterVm {
     }
 }
 
-/// cloud-init user data that authorizes `key` for the image's default user.
-fn user_data(key: &str) -> String {
-    use base64::Engine;
-    let text = format!("#cloud-config\nssh_authorized_keys:\n  - {}\n", key.trim());
-    base64::engine::general_purpose::STANDARD.encode(text)
+/// Debian's AWS account, which publishes the official Debian AMIs.
+const DEBIAN_OWNER: &str = "136693071363";
+
+/// The newest available image of the configured owner whose name matches the pattern.
+async fn lookup_ami(client: &Client, config: &AwsConfig) -> Result<String> {
+    let owner = config.ami_owner.as_deref().unwrap_or(DEBIAN_OWNER);
+    let name = config.ami_name.as_deref().unwrap_or("debian-12-amd64-*");
+    let out = client
+        .describe_images()
+        .owners(owner)
+        .filters(Filter::builder().name("name").values(name).build())
+        .filters(Filter::builder().name("state").values("available").build())
+        .send()
+        .await
+        .map_err(|e| map("describe_images", e))?;
+    let mut images: Vec<_> = out
+        .images()
+        .iter()
+        .filter_map(|i| Some((i.creation_date()?.to_string(), i.image_id()?.to_string())))
+        .collect();
+    // ISO 8601 dates sort as text.
+    images.sort();
+    images.pop().map(|(_, id)| id).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            PROVIDER_NAME,
+            "describe_images",
+            format!(
+                "no image named {name} of owner {owner} in the region: set KUBEMARK_AWS_AMI (or KUBEMARK_AWS_AMI_OWNER and KUBEMARK_AWS_AMI_NAME)"
+            ),
+        )
+    })
+}
+
+fn key_name(cluster: &ClusterName) -> String {
+    format!("kubemark-{cluster}-master")
+}
+
+/// kubemark's key pairs of `cluster`.
+async fn find_keys(
+    client: &Client,
+    cluster: &ClusterName,
+) -> Result<Vec<aws_sdk_ec2::types::KeyPairInfo>> {
+    let out = client
+        .describe_key_pairs()
+        .set_filters(Some(tags::filters(cluster, Some(Role::Master))))
+        .send()
+        .await
+        .map_err(|e| map("describe_key_pairs", e))?;
+    Ok(out.key_pairs().to_vec())
+}
+
+/// Imports `key` as the cluster's key pair, replacing one a crashed start left (no instance uses
+/// it yet, and its key may be another one).
+async fn import_key(client: &Client, cluster: &ClusterName, key: &str) -> Result<String> {
+    for old in find_keys(client, cluster).await? {
+        if let Some(name) = old.key_name() {
+            delete_key(client, name).await?;
+        }
+    }
+    let name = key_name(cluster);
+    client
+        .import_key_pair()
+        .key_name(&name)
+        .public_key_material(aws_sdk_ec2::primitives::Blob::new(key.trim().as_bytes()))
+        .tag_specifications(tags::spec(ResourceType::KeyPair, cluster, Role::Master))
+        .send()
+        .await
+        .map_err(|e| map("import_key_pair", e))?;
+    Ok(name)
+}
+
+/// Deletes a key pair by name (which EC2 and its emulators all accept; moto ignores ids).
+async fn delete_key(client: &Client, name: &str) -> Result<()> {
+    match client.delete_key_pair().key_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => match map("delete_key_pair", e) {
+            e if e.kind() == ErrorKind::NotFound => Ok(()),
+            e => Err(e),
+        },
+    }
 }
 
 async fn wait_running(client: &Client, id: &str) -> Result<Instance> {
@@ -114,18 +191,10 @@ pub(crate) async fn ensure(
     if let Some(i) = find(client, cluster).await?.first() {
         return Ok(to_vm(i, user));
     }
-    let image = spec
-        .image
-        .clone()
-        .or_else(|| config.ami.clone())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                PROVIDER_NAME,
-                "run_instances",
-                "no AMI for the master: set KUBEMARK_AWS_AMI (a Debian 12 or Ubuntu image of the region)",
-            )
-        })?;
+    let image = match spec.image.clone().or_else(|| config.ami.clone()) {
+        Some(i) => i,
+        None => lookup_ami(client, config).await?,
+    };
     let kind = spec
         .machine_type
         .clone()
@@ -144,7 +213,7 @@ pub(crate) async fn ensure(
         req = req.security_group_ids(&g.id);
     }
     if let Some(key) = &spec.ssh_public_key {
-        req = req.user_data(user_data(key));
+        req = req.key_name(import_key(client, cluster, key).await?);
     }
     let out = req.send().await.map_err(|e| map("run_instances", e))?;
     let id = out
@@ -190,16 +259,27 @@ pub(crate) async fn ensure(
     Ok(to_vm(i, user))
 }
 
+/// The instance and its key pair (both in the master role).
 pub(crate) async fn list(client: &Client, cluster: &ClusterName) -> Result<Vec<ResourceRef>> {
-    Ok(find(client, cluster)
+    let mut all: Vec<ResourceRef> = find(client, cluster)
         .await?
         .iter()
         .filter_map(|i| tags::resource_ref(i.instance_id(), i.tags()))
-        .collect())
+        .collect();
+    all.extend(
+        find_keys(client, cluster)
+            .await?
+            .iter()
+            .filter_map(|k| tags::resource_ref(k.key_pair_id(), k.tags())),
+    );
+    Ok(all)
 }
 
 /// Terminates the instance and waits until it is gone, so its volumes and group come free.
 pub(crate) async fn delete(client: &Client, r: &ResourceRef) -> Result<()> {
+    if r.id.starts_with("key-") {
+        return delete_key(client, &r.name).await;
+    }
     if !r.id.starts_with("i-") {
         return Ok(());
     }

@@ -7,6 +7,7 @@ mod disk;
 mod error;
 mod firewall;
 mod instance;
+mod registry;
 mod tags;
 
 pub use builder::AwsProviderBuilder;
@@ -14,8 +15,8 @@ pub use config::AwsConfig;
 
 use aws_sdk_ec2::Client;
 use kubemark_core::provider::{
-    Capabilities, ClusterName, Disk, DiskSpec, Error, FirewallRule, FirewallSpec, MasterSpec,
-    MasterVm, Provider, Registry, ResourceRef, Result, Role, StaticIp,
+    Capabilities, ClusterName, Disk, DiskSpec, FirewallRule, FirewallSpec, MasterSpec, MasterVm,
+    Provider, Registry, ResourceRef, Result, Role, StaticIp,
 };
 use tokio::sync::OnceCell;
 
@@ -28,7 +29,9 @@ pub const PROVIDER_NAME: &str = "aws";
 pub struct AwsProvider {
     config: AwsConfig,
     credentials: Option<aws_sdk_ec2::config::Credentials>,
+    sdk: OnceCell<aws_config::SdkConfig>,
     client: OnceCell<Client>,
+    ecr: OnceCell<aws_sdk_ecr::Client>,
     zone: OnceCell<String>,
 }
 
@@ -38,11 +41,11 @@ impl AwsProvider {
         &self.config
     }
 
-    /// The EC2 client: the standard credential chain and region resolution (or what the builder
-    /// fixed), the configured endpoint, the SDK's standard retries (throttling, transient errors)
-    /// with up to five attempts.
-    pub async fn client(&self) -> &Client {
-        self.client
+    /// The standard credential chain and region resolution (or what the builder fixed), the
+    /// configured endpoint, the SDK's standard retries (throttling, transient errors) with up to
+    /// five attempts.
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
@@ -55,8 +58,22 @@ impl AwsProvider {
                 if let Some(e) = &self.config.endpoint {
                     loader = loader.endpoint_url(e);
                 }
-                Client::new(&loader.load().await)
+                loader.load().await
             })
+            .await
+    }
+
+    /// The EC2 client.
+    pub async fn client(&self) -> &Client {
+        let sdk = self.sdk().await;
+        self.client.get_or_init(|| async { Client::new(sdk) }).await
+    }
+
+    /// The ECR client.
+    async fn ecr(&self) -> &aws_sdk_ecr::Client {
+        let sdk = self.sdk().await;
+        self.ecr
+            .get_or_init(|| async { aws_sdk_ecr::Client::new(sdk) })
             .await
     }
 
@@ -98,8 +115,7 @@ impl Provider for AwsProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // The ECR repository for the hollow-node image is not implemented yet.
-        Capabilities::ALL.with_registry(false)
+        Capabilities::ALL
     }
 
     async fn ensure_static_ip(&self, cluster: &ClusterName) -> Result<StaticIp> {
@@ -124,8 +140,8 @@ impl Provider for AwsProvider {
         instance::ensure(self.client().await, cluster, spec, &self.config, &zone).await
     }
 
-    async fn ensure_registry(&self, _: &ClusterName) -> Result<Registry> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_registry"))
+    async fn ensure_registry(&self, cluster: &ClusterName) -> Result<Registry> {
+        registry::ensure(self.ecr().await, &self.config, cluster).await
     }
 
     async fn list_owned(&self, cluster: &ClusterName) -> Result<Vec<ResourceRef>> {
@@ -134,6 +150,7 @@ impl Provider for AwsProvider {
         all.extend(firewall::list(c, cluster).await?);
         all.extend(address::list(c, cluster).await?);
         all.extend(disk::list(c, cluster).await?);
+        all.extend(registry::list(self.ecr().await, cluster).await?);
         // Only this cluster's: the tag filters already say so; the owner check guards typos.
         all.retain(|r| &r.cluster == cluster);
         Ok(all)
@@ -146,8 +163,7 @@ impl Provider for AwsProvider {
             Role::Firewall => firewall::delete(c, resource).await,
             Role::StaticIp => address::delete(c, resource).await,
             Role::MasterDisk | Role::EtcdEventsDisk => disk::delete(c, resource).await,
-            // Never created by this provider; deleting a missing thing succeeds.
-            Role::Registry => Ok(()),
+            Role::Registry => registry::delete(self.ecr().await, resource).await,
         }
     }
 }

@@ -8,6 +8,9 @@ use kubemark_core::provider::{InfrastructureSpec, MasterSpec};
 use kubemark_provider_aws::{AwsProvider, AwsProviderBuilder};
 use kubemark_tests::moto::Moto;
 
+/// A real OpenSSH public key (moto checks the format); nobody holds its private half.
+const TEST_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBIZJLqkEZWfiLcVVlsyxYKqJhCd6r+Y4BEIgDnWy4wl kubemark-test";
+
 fn provider(moto: &Moto) -> AwsProvider {
     AwsProviderBuilder::new()
         .with_endpoint(&moto.url)
@@ -35,9 +38,7 @@ async fn passes_the_provider_conformance_suite_against_moto() {
         master: MasterSpec {
             image: Some(some_ami(&provider).await),
             machine_type: Some("t3.medium".into()),
-            ssh_public_key: Some(
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKubemarkTestKeyOnly test".into(),
-            ),
+            ssh_public_key: Some(TEST_KEY.into()),
             ..MasterSpec::default()
         },
         ..InfrastructureSpec::default()
@@ -89,12 +90,16 @@ async fn foreign_resources_are_never_listed_or_deleted() {
     assert!(infra.master.is_some() && infra.static_ip.is_some() && infra.firewall.is_some());
     let owned = provider.list_owned(&cluster).await.unwrap();
     assert!(owned.iter().all(|r| r.id != volume), "{owned:?}");
-    assert_eq!(owned.len(), 4, "master, disk, address, group: {owned:?}");
+    assert_eq!(
+        owned.len(),
+        5,
+        "master, disk, address, group, repository: {owned:?}"
+    );
     let report = provider
         .teardown(&cluster, Default::default())
         .await
         .unwrap();
-    assert_eq!(report.resources.len(), 4);
+    assert_eq!(report.resources.len(), 5);
     assert!(provider.list_owned(&cluster).await.unwrap().is_empty());
     let still = client
         .describe_volumes()
@@ -152,4 +157,118 @@ async fn errors_are_one_line_with_the_aws_code_and_no_secret() {
         .await
         .unwrap();
     assert!(provider.list_owned(&cluster).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ami_lookup_key_pair_and_ecr_repository() {
+    use kubemark_core::provider::{ErrorKind, Provider, ProviderExt};
+    let moto = Moto::start();
+    // moto carries Canonical's Ubuntu images, not Debian's: look those up instead.
+    let mut config = kubemark_provider_aws::AwsConfig::default();
+    config.ami_owner = Some("099720109477".into());
+    config.ami_name = Some("ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*".into());
+    let p = AwsProviderBuilder::new()
+        .with_config(config)
+        .with_endpoint(&moto.url)
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .unwrap();
+    let ec2 = p.client().await.clone();
+    let mut ubuntu: Vec<(String, String)> = ec2
+        .describe_images()
+        .owners("099720109477")
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .iter()
+        .filter(|i| {
+            let n = i.name().unwrap_or_default();
+            n.starts_with("ubuntu/images/hvm-ssd/ubuntu-") && n.contains("-amd64-server-")
+        })
+        .map(|i| {
+            (
+                i.creation_date().unwrap().to_string(),
+                i.image_id().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ubuntu.sort();
+    let newest = ubuntu.last().expect("moto lists Ubuntu images").1.clone();
+
+    let cluster = kubemark_core::provider::ClusterName::new("lookup").unwrap();
+    let key = TEST_KEY.to_string();
+    let spec = InfrastructureSpec {
+        master: MasterSpec {
+            ssh_public_key: Some(key),
+            ..MasterSpec::default()
+        },
+        ..InfrastructureSpec::default()
+    };
+    let infra = p.ensure_infrastructure(&cluster, &spec).await.unwrap();
+    let vm = infra.master.unwrap();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&vm.id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(
+        instance.image_id(),
+        Some(newest.as_str()),
+        "the newest match"
+    );
+    assert_eq!(instance.key_name(), Some("kubemark-lookup-master"));
+    let keys = ec2.describe_key_pairs().send().await.unwrap();
+    let ours = keys
+        .key_pairs()
+        .iter()
+        .find(|k| k.key_name() == Some("kubemark-lookup-master"))
+        .expect("the key pair was imported");
+    assert!(
+        ours.tags()
+            .iter()
+            .any(|t| t.key() == Some("kubemark.io/cluster") && t.value() == Some("lookup"))
+    );
+
+    let registry = infra.registry.unwrap();
+    assert_eq!(
+        registry.repository,
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubemark-lookup/hollow-node"
+    );
+    let creds = registry.credentials.unwrap();
+    assert_eq!(creds.username, "AWS");
+    assert!(!creds.password.is_empty());
+    assert!(!format!("{creds:?}").contains(&creds.password));
+
+    let owned = p.list_owned(&cluster).await.unwrap();
+    // instance + key pair, disk, address, group, repository.
+    assert_eq!(owned.len(), 6, "{owned:#?}");
+    p.teardown(&cluster, Default::default()).await.unwrap();
+    assert!(p.list_owned(&cluster).await.unwrap().is_empty());
+    let keys = ec2.describe_key_pairs().send().await.unwrap();
+    assert!(
+        keys.key_pairs()
+            .iter()
+            .all(|k| k.key_name() != Some("kubemark-lookup-master"))
+    );
+
+    // Nothing matches: one line naming the setting.
+    let mut config = kubemark_provider_aws::AwsConfig::default();
+    config.ami_name = Some("no-such-image-*".into());
+    let none = AwsProviderBuilder::new()
+        .with_config(config)
+        .with_endpoint(&moto.url)
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .unwrap();
+    let e = none
+        .ensure_master(&cluster, &MasterSpec::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
+    assert!(e.to_string().contains("KUBEMARK_AWS_AMI"), "{e}");
 }

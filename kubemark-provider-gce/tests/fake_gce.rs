@@ -44,7 +44,7 @@ fn spec() -> InfrastructureSpec {
         },
         master: MasterSpec {
             ssh_public_key: Some(
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKubemarkTestKeyOnly test".into(),
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBIZJLqkEZWfiLcVVlsyxYKqJhCd6r+Y4BEIgDnWy4wl kubemark-test".into(),
             ),
             ..MasterSpec::default()
         },
