@@ -94,7 +94,8 @@ pub(crate) async fn ensure(
     let name = name(cluster);
     let repo = match describe(client, &name).await? {
         Some(r) => {
-            crate::tags::check_owner(
+            kubemark_core::provider::check_owner(
+                crate::PROVIDER_NAME,
                 "create_repository",
                 owner(client, &r).await?,
                 cluster,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use kubemark_core::provider::{
-    CLUSTER_TAG, ClusterName, Error, ErrorKind, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG,
-    ResourceRef, Result, Role, owner_of, ownership_tags,
+    CLUSTER_TAG, ClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, ResourceRef, Role,
+    owner_of, ownership_tags,
 };
 
 /// The name every resource of `cluster` in `role` gets (EC2 shows it from the `Name` tag).
@@ -67,23 +67,4 @@ pub(crate) fn resource_ref(id: Option<&str>, tags: &[Tag]) -> Option<ResourceRef
         name: name_of(tags).unwrap_or_else(|| id.clone()),
         id,
     })
-}
-
-/// Fails when `name` is taken by something that is not `cluster`'s (contract rule 4).
-pub(crate) fn check_owner(
-    operation: &'static str,
-    owner: Option<(ClusterName, Role)>,
-    cluster: &ClusterName,
-    role: Role,
-    name: &str,
-) -> Result<()> {
-    if owner == Some((cluster.clone(), role)) {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::AlreadyExists,
-        crate::PROVIDER_NAME,
-        operation,
-        format!("{name} exists and is not this cluster's {role}"),
-    ))
 }

@@ -5,7 +5,7 @@ use google_cloud_compute_v1::model::Address;
 use google_cloud_compute_v1::model::address::AddressType;
 use google_cloud_gax::paginator::ItemPaginator;
 use google_cloud_lro::Poller;
-use kubemark_core::provider::{ClusterName, Error, ErrorKind, ResourceRef, Result, Role, StaticIp};
+use kubemark_core::provider::{ClusterName, ResourceRef, Result, Role, StaticIp};
 
 use crate::client::{Clients, request_id};
 use crate::error::{delete_while_in_use, finish, found, map, unexpected};
@@ -36,7 +36,7 @@ fn to_static_ip(a: &Address) -> Result<StaticIp> {
     })
 }
 
-/// Fails when `name` is taken by something that is not `cluster`'s (contract rule 4).
+/// `check_owner` for this provider.
 pub(crate) fn check_owner(
     operation: &'static str,
     owner: Option<(ClusterName, Role)>,
@@ -44,15 +44,7 @@ pub(crate) fn check_owner(
     role: Role,
     name: &str,
 ) -> Result<()> {
-    if owner == Some((cluster.clone(), role)) {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::AlreadyExists,
-        PROVIDER_NAME,
-        operation,
-        format!("{name} exists and is not this cluster's {role}"),
-    ))
+    kubemark_core::provider::check_owner(PROVIDER_NAME, operation, owner, cluster, role, name)
 }
 
 pub(crate) async fn ensure(

@@ -21,7 +21,7 @@ pub use local::{LOCAL, LocalProvider};
 pub use memory::MemoryProvider;
 pub use ownership::{
     CLUSTER_TAG, ClusterName, InvalidClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, Role,
-    owner_of, ownership_tags,
+    check_owner, owner_of, ownership_tags,
 };
 pub use types::{
     Disk, DiskSpec, FirewallRule, FirewallSpec, Infrastructure, InfrastructureSpec, MasterSpec,

@@ -148,6 +148,28 @@ pub fn owner_of(tags: &BTreeMap<String, String>) -> Option<(ClusterName, Role)> 
     Some((cluster, role))
 }
 
+/// For a get-or-create by name: `Ok` when `found` (the owner a resource's tags name) is
+/// `cluster` in `role`; otherwise the name is taken by something that is not this cluster's, which
+/// a provider must refuse rather than adopt (contract rule 4).
+pub fn check_owner(
+    provider: &str,
+    operation: &'static str,
+    found: Option<(ClusterName, Role)>,
+    cluster: &ClusterName,
+    role: Role,
+    name: &str,
+) -> super::Result<()> {
+    if found == Some((cluster.clone(), role)) {
+        return Ok(());
+    }
+    Err(super::Error::new(
+        super::ErrorKind::AlreadyExists,
+        provider,
+        operation,
+        format!("{name} exists and is not this cluster's {role}"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
