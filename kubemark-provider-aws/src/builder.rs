@@ -25,7 +25,8 @@ impl AwsProviderBuilder {
 
     /// Reads `AWS_REGION` / `AWS_DEFAULT_REGION`, `KUBEMARK_MASTER_SIZE`, `KUBEMARK_AWS_AMI`
     /// (or `KUBEMARK_AWS_AMI_OWNER` + `KUBEMARK_AWS_AMI_NAME` for a lookup), `KUBEMARK_AWS_ZONE`,
-    /// `KUBEMARK_SSH_CIDR`, `KUBEMARK_SSH_USER`, `KUBEMARK_AWS_REGISTRY_HOST` and
+    /// `KUBEMARK_SSH_CIDR`, `KUBEMARK_SSH_USER`, `KUBEMARK_AWS_VPC`, `KUBEMARK_AWS_SUBNET`,
+    /// `KUBEMARK_AWS_REGISTRY_HOST` and
     /// `AWS_ENDPOINT_URL`.
     pub fn from_env() -> Self {
         Self {
@@ -36,6 +37,8 @@ impl AwsProviderBuilder {
                 ami_owner: env(&["KUBEMARK_AWS_AMI_OWNER"]),
                 ami_name: env(&["KUBEMARK_AWS_AMI_NAME"]),
                 registry_host: env(&["KUBEMARK_AWS_REGISTRY_HOST"]),
+                vpc: env(&["KUBEMARK_AWS_VPC"]),
+                subnet: env(&["KUBEMARK_AWS_SUBNET"]),
                 ssh_cidr: env(&["KUBEMARK_SSH_CIDR"]),
                 endpoint: env(&["AWS_ENDPOINT_URL"]),
                 availability_zone: env(&["KUBEMARK_AWS_ZONE"]),

@@ -27,6 +27,11 @@ pub struct AwsConfig {
     pub endpoint: Option<String>,
     /// The availability zone of the master and its volumes; `None` takes the region's first.
     pub availability_zone: Option<String>,
+    /// The VPC (`KUBEMARK_AWS_VPC`): `default` (the region's default VPC, or kubemark's own when
+    /// there is none), `create` (always kubemark's own, tagged) or a `vpc-...` id.
+    pub vpc: Option<String>,
+    /// The subnet to launch into with a `vpc-...` id (`KUBEMARK_AWS_SUBNET`).
+    pub subnet: Option<String>,
     /// The image's login user (`admin` on Debian, `ubuntu` on Ubuntu).
     pub ssh_user: Option<String>,
 }

@@ -1,14 +1,12 @@
-//! The firewall: a security group in the default VPC opening the API server's secure port (and
+//! The firewall: a security group in the master's VPC opening the API server's secure port (and
 //! SSH to the operator's ranges only).
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
-use kubemark_core::provider::{
-    ClusterName, Error, ErrorKind, FirewallRule, FirewallSpec, ResourceRef, Result, Role,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
+use kubemark_core::provider::{ClusterName, FirewallRule, FirewallSpec, ResourceRef, Result, Role};
 
 use crate::error::{map, unexpected};
-use crate::{PROVIDER_NAME, tags};
+use crate::tags;
 
 async fn find(
     client: &Client,
@@ -21,27 +19,6 @@ async fn find(
         .await
         .map_err(|e| map("describe_security_groups", e))?;
     Ok(out.security_groups().to_vec())
-}
-
-/// The default VPC's id.
-pub(crate) async fn default_vpc(client: &Client) -> Result<String> {
-    let out = client
-        .describe_vpcs()
-        .filters(Filter::builder().name("isDefault").values("true").build())
-        .send()
-        .await
-        .map_err(|e| map("describe_vpcs", e))?;
-    out.vpcs()
-        .first()
-        .and_then(|v| v.vpc_id().map(String::from))
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                PROVIDER_NAME,
-                "describe_vpcs",
-                "the region has no default VPC; create one (aws ec2 create-default-vpc)",
-            )
-        })
 }
 
 fn permission(port: u16, ranges: &[String]) -> IpPermission {
@@ -60,6 +37,7 @@ pub(crate) async fn ensure(
     cluster: &ClusterName,
     spec: &FirewallSpec,
     ssh: &[String],
+    vpc: &str,
 ) -> Result<FirewallRule> {
     if let Some(g) = find(client, cluster).await?.first() {
         return Ok(FirewallRule {
@@ -67,14 +45,13 @@ pub(crate) async fn ensure(
             port: spec.port,
         });
     }
-    let vpc = default_vpc(client).await?;
     let out = client
         .create_security_group()
         .group_name(tags::name(cluster, Role::Firewall))
         .description(format!(
             "kubemark cluster {cluster}: API server secure port, SSH from the operator"
         ))
-        .vpc_id(&vpc)
+        .vpc_id(vpc)
         .tag_specifications(tags::spec(
             ResourceType::SecurityGroup,
             cluster,

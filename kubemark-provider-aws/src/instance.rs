@@ -182,6 +182,7 @@ pub(crate) async fn ensure(
     spec: &MasterSpec,
     config: &AwsConfig,
     zone: &str,
+    subnet: Option<&str>,
 ) -> Result<MasterVm> {
     let user = spec
         .ssh_user
@@ -211,6 +212,9 @@ pub(crate) async fn ensure(
         .tag_specifications(tags::spec(ResourceType::Instance, cluster, Role::Master));
     for g in &groups {
         req = req.security_group_ids(&g.id);
+    }
+    if let Some(s) = subnet {
+        req = req.subnet_id(s);
     }
     if let Some(key) = &spec.ssh_public_key {
         req = req.key_name(import_key(client, cluster, key).await?);

@@ -7,6 +7,7 @@ mod disk;
 mod error;
 mod firewall;
 mod instance;
+mod network;
 mod registry;
 mod tags;
 
@@ -132,12 +133,17 @@ impl Provider for AwsProvider {
         cluster: &ClusterName,
         spec: &FirewallSpec,
     ) -> Result<FirewallRule> {
-        firewall::ensure(self.client().await, cluster, spec, &self.ssh_ranges()).await
+        let zone = self.zone().await?.to_string();
+        let c = self.client().await;
+        let net = network::ensure(c, &self.config, cluster, &zone).await?;
+        firewall::ensure(c, cluster, spec, &self.ssh_ranges(), &net.vpc).await
     }
 
     async fn ensure_master(&self, cluster: &ClusterName, spec: &MasterSpec) -> Result<MasterVm> {
         let zone = self.zone().await?.to_string();
-        instance::ensure(self.client().await, cluster, spec, &self.config, &zone).await
+        let c = self.client().await;
+        let net = network::ensure(c, &self.config, cluster, &zone).await?;
+        instance::ensure(c, cluster, spec, &self.config, &zone, net.subnet.as_deref()).await
     }
 
     async fn ensure_registry(&self, cluster: &ClusterName) -> Result<Registry> {
@@ -151,6 +157,7 @@ impl Provider for AwsProvider {
         all.extend(address::list(c, cluster).await?);
         all.extend(disk::list(c, cluster).await?);
         all.extend(registry::list(self.ecr().await, cluster).await?);
+        all.extend(network::list(c, cluster).await?);
         // Only this cluster's: the tag filters already say so; the owner check guards typos.
         all.retain(|r| &r.cluster == cluster);
         Ok(all)
@@ -164,6 +171,7 @@ impl Provider for AwsProvider {
             Role::StaticIp => address::delete(c, resource).await,
             Role::MasterDisk | Role::EtcdEventsDisk => disk::delete(c, resource).await,
             Role::Registry => registry::delete(self.ecr().await, resource).await,
+            Role::Network => network::delete(c, resource).await,
         }
     }
 }

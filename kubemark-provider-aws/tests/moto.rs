@@ -12,7 +12,12 @@ use kubemark_tests::moto::Moto;
 const TEST_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBIZJLqkEZWfiLcVVlsyxYKqJhCd6r+Y4BEIgDnWy4wl kubemark-test";
 
 fn provider(moto: &Moto) -> AwsProvider {
+    with_config(moto, Default::default())
+}
+
+fn with_config(moto: &Moto, config: kubemark_provider_aws::AwsConfig) -> AwsProvider {
     AwsProviderBuilder::new()
+        .with_config(config)
         .with_endpoint(&moto.url)
         .with_region("us-east-1")
         .with_static_credentials("testing", "testing")
@@ -167,13 +172,7 @@ async fn ami_lookup_key_pair_and_ecr_repository() {
     let mut config = kubemark_provider_aws::AwsConfig::default();
     config.ami_owner = Some("099720109477".into());
     config.ami_name = Some("ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*".into());
-    let p = AwsProviderBuilder::new()
-        .with_config(config)
-        .with_endpoint(&moto.url)
-        .with_region("us-east-1")
-        .with_static_credentials("testing", "testing")
-        .build()
-        .unwrap();
+    let p = with_config(&moto, config);
     let ec2 = p.client().await.clone();
     let mut ubuntu: Vec<(String, String)> = ec2
         .describe_images()
@@ -258,17 +257,93 @@ async fn ami_lookup_key_pair_and_ecr_repository() {
     // Nothing matches: one line naming the setting.
     let mut config = kubemark_provider_aws::AwsConfig::default();
     config.ami_name = Some("no-such-image-*".into());
-    let none = AwsProviderBuilder::new()
-        .with_config(config)
-        .with_endpoint(&moto.url)
-        .with_region("us-east-1")
-        .with_static_credentials("testing", "testing")
-        .build()
-        .unwrap();
+    let none = with_config(&moto, config);
     let e = none
         .ensure_master(&cluster, &MasterSpec::default())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
     assert!(e.to_string().contains("KUBEMARK_AWS_AMI"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_of_its_own_when_asked_tagged_and_torn_down_last() {
+    use kubemark_core::provider::{ClusterName, Provider, ProviderExt, Role};
+    let moto = Moto::start();
+    let plain = provider(&moto);
+    let ami = some_ami(&plain).await;
+    let mut config = kubemark_provider_aws::AwsConfig::default();
+    config.vpc = Some("create".into());
+    let p = with_config(&moto, config);
+    let ec2 = p.client().await.clone();
+    let vpcs_before = ec2.describe_vpcs().send().await.unwrap().vpcs().len();
+    let cluster = ClusterName::new("ownnet").unwrap();
+    let spec = InfrastructureSpec {
+        master: MasterSpec {
+            image: Some(ami),
+            ..MasterSpec::default()
+        },
+        ..InfrastructureSpec::default()
+    };
+    let first = p.ensure_infrastructure(&cluster, &spec).await.unwrap();
+    let second = p.ensure_infrastructure(&cluster, &spec).await.unwrap();
+    assert_eq!(first, second, "get-or-create, also for the network");
+    let owned = p.list_owned(&cluster).await.unwrap();
+    let network: Vec<&str> = owned
+        .iter()
+        .filter(|r| r.role == Role::Network)
+        .map(|r| r.id.split('-').next().unwrap())
+        .collect();
+    assert_eq!(network, ["subnet", "igw", "vpc"], "{owned:#?}");
+    let vpc = owned
+        .iter()
+        .find(|r| r.id.starts_with("vpc-"))
+        .unwrap()
+        .id
+        .clone();
+    let instance = ec2
+        .describe_instances()
+        .instance_ids(&first.master.as_ref().unwrap().id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &instance.reservations()[0].instances()[0];
+    assert_eq!(instance.vpc_id(), Some(vpc.as_str()), "the master is in it");
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(&first.firewall.as_ref().unwrap().name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups()[0].vpc_id(), Some(vpc.as_str()));
+
+    let report = p.teardown(&cluster, Default::default()).await.unwrap();
+    assert_eq!(
+        report.resources.last().map(|r| r.role),
+        Some(Role::Network),
+        "the network goes last"
+    );
+    assert!(p.list_owned(&cluster).await.unwrap().is_empty());
+    assert_eq!(
+        ec2.describe_vpcs().send().await.unwrap().vpcs().len(),
+        vpcs_before,
+        "the default VPC stays, ours is gone"
+    );
+
+    // A start that crashed right after the firewall (network + group made) is cleaned up too.
+    p.ensure_firewall(&cluster, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(p.list_owned(&cluster).await.unwrap().len(), 4);
+    p.teardown(&cluster, Default::default()).await.unwrap();
+    assert!(p.list_owned(&cluster).await.unwrap().is_empty());
+
+    let mut config = kubemark_provider_aws::AwsConfig::default();
+    config.vpc = Some("mine".into());
+    let bad = with_config(&moto, config);
+    let e = bad
+        .ensure_firewall(&cluster, &Default::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("KUBEMARK_AWS_VPC"), "{e}");
 }

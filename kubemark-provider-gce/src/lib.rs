@@ -136,6 +136,8 @@ impl Provider for GceProvider {
                 disk::delete(c, p, &self.zone, resource).await
             }
             Role::Registry => registry::delete(c, &self.config, p, self.region(), resource).await,
+            // Never made by this provider (it uses NETWORK); deleting a missing thing succeeds.
+            Role::Network => Ok(()),
         }
     }
 }

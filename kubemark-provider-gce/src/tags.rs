@@ -36,6 +36,7 @@ pub(crate) fn name(cluster: &ClusterName, role: Role) -> String {
         Role::StaticIp => "master-ip",
         Role::Firewall => "master-https",
         Role::Registry => "images",
+        Role::Network => "network",
     };
     format!("kubemark-{cluster}-{suffix}")
 }

@@ -90,17 +90,21 @@ pub enum Role {
     Firewall,
     /// The image registry (repository) for the hollow-node image.
     Registry,
+    /// A network the provider made for the master when the account has none to use (AWS
+    /// without a default VPC: the VPC, its subnet and internet gateway). Goes last.
+    Network,
 }
 
 impl Role {
     /// Every role, in teardown order: what depends on others goes first.
-    pub const TEARDOWN_ORDER: [Role; 6] = [
+    pub const TEARDOWN_ORDER: [Role; 7] = [
         Role::Master,
         Role::Firewall,
         Role::StaticIp,
         Role::EtcdEventsDisk,
         Role::MasterDisk,
         Role::Registry,
+        Role::Network,
     ];
 
     /// The tag value for this role.
@@ -112,6 +116,7 @@ impl Role {
             Role::StaticIp => "static-ip",
             Role::Firewall => "firewall",
             Role::Registry => "registry",
+            Role::Network => "network",
         }
     }
 
