@@ -225,6 +225,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub kwok: Vec<usize>,
 
+    /// After the idle phase, create this many pods pre-bound to the nodes (`spec.nodeName`),
+    /// time until all are Running and until their deletion completes, with the request mix and
+    /// the hollow side's share of the machine's CPU meanwhile (0: no pod phase).
+    #[arg(long, default_value_t = 0)]
+    pub pods: usize,
+
     /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]

@@ -611,3 +611,48 @@ fn chromium(page: &Path, screenshot: &Path) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `kubemark bench` with a pod phase, small: the JSON holds what the table shows, the pods went
+/// Running and away, and the request mix of the phase has the pod creates and the kubelets' status
+/// writes in it.
+#[test]
+fn bench_with_a_pod_phase_writes_what_it_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let out = kubemark(
+        tmp.path(),
+        tmp.path(),
+        &[
+            "bench",
+            "--nodes",
+            "3",
+            "--idle",
+            "5",
+            "--pods",
+            "30",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("running after s"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &v["samples"][0];
+    assert_eq!(s["nodes"], 3);
+    assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
+    let p = &s["pods"];
+    assert_eq!(p["pods"], 30);
+    assert!(p["secondsToRunning"].as_f64().unwrap() > 0.0);
+    assert!(p["secondsToDeleted"].as_f64().unwrap() > 0.0);
+    let cpu = p["hollowCpuPercent"].as_f64().unwrap();
+    let machine = p["machineCpuPercent"].as_f64().unwrap();
+    assert!(cpu > 0.0 && cpu <= machine, "{cpu} of {machine}");
+    let mix = p["requestsPerNodeMinute"].as_object().unwrap();
+    for k in ["POST pods", "PATCH pods/status"] {
+        assert!(
+            mix.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0) > 0.0,
+            "{k}: {mix:?}"
+        );
+    }
+}

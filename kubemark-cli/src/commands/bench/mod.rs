@@ -12,6 +12,8 @@ use kubemark_core::master::{LocalControlPlane, LocalOptions};
 use crate::cli::BenchArgs;
 use crate::state::HollowProcess;
 
+mod pods;
+
 /// One measured point.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +42,9 @@ struct Sample {
     leases_missed: usize,
     /// Leases renewed late at least once (a gap over 15 s; the renew interval is 10 s + 4 %).
     leases_late: usize,
+    /// The pod phase (`--pods`), after the idle phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pods: Option<pods::PodPhase>,
 }
 
 /// Per node Lease, the longest gap between renewals seen by a watch, up to now.
@@ -195,6 +200,20 @@ async fn idle_phase(
             (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
         })
         .collect();
+    let pods = if args.pods > 0 {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        let names: Vec<String> = nodes
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
+        let timeout = Duration::from_secs(args.timeout);
+        Some(pods::run(&client, &names, args.pods, pids, timeout).await?)
+    } else {
+        None
+    };
     Ok(Sample {
         implementation,
         processes: pids.len(),
@@ -211,7 +230,28 @@ async fn idle_phase(
         lease_max_gap_seconds,
         leases_missed,
         leases_late,
+        pods,
     })
+}
+
+/// Upstream's ten busiest (verb, resource) pairs next to ours, per node-minute: the fidelity
+/// target is within ±15 % of upstream and never above it.
+fn fidelity(title: &str, upstream: &BTreeMap<String, f64>, ours: &BTreeMap<String, f64>) {
+    println!("\n{title}: upstream's top ten requests per node-minute, ours beside them");
+    let mut top: Vec<(&String, &f64)> = upstream.iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(a.1));
+    for (k, up) in top.into_iter().take(10) {
+        let o = ours.get(k).copied().unwrap_or(0.0);
+        let ratio = o / up.max(1e-9);
+        let verdict = if (0.85..=1.0).contains(&ratio) {
+            "ok"
+        } else if ratio > 1.0 {
+            "above"
+        } else {
+            "below"
+        };
+        println!("  {k:<40} upstream {up:>9.3}  ours {o:>9.3}  {ratio:>6.2}x  {verdict}");
+    }
 }
 
 async fn ready_count(client: &kube::Client, prefix: &str) -> usize {
@@ -482,6 +522,55 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let w: Vec<String> = s.watches.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("open watches on the API server: {}", w.join(" "));
+    }
+    if samples.iter().any(|s| s.pods.is_some()) {
+        println!(
+            "\n{:<12} {:>7} {:>7} {:>14} {:>14} {:>16} {:>16}",
+            "",
+            "nodes",
+            "pods",
+            "running after s",
+            "deleted after s",
+            "hollow CPU %",
+            "machine CPU %"
+        );
+        for s in &samples {
+            if let Some(p) = &s.pods {
+                println!(
+                    "{:<12} {:>7} {:>7} {:>14.1} {:>14.1} {:>16.1} {:>16.1}",
+                    s.implementation,
+                    s.nodes,
+                    p.pods,
+                    p.seconds_to_running,
+                    p.seconds_to_deleted,
+                    p.hollow_cpu_percent,
+                    p.machine_cpu_percent
+                );
+            }
+        }
+    }
+    for up in samples.iter().filter(|s| s.implementation == "upstream") {
+        let Some(ours) = samples
+            .iter()
+            .find(|s| s.implementation == "kubemark-rs" && s.nodes == up.nodes)
+        else {
+            continue;
+        };
+        fidelity(
+            &format!("idle, {} nodes", up.nodes),
+            &up.requests_per_node_minute,
+            &ours.requests_per_node_minute,
+        );
+        if let (Some(u), Some(o)) = (&up.pods, &ours.pods) {
+            fidelity(
+                &format!(
+                    "{} pre-bound pods created and deleted, {} nodes",
+                    u.pods, up.nodes
+                ),
+                &u.requests_per_node_minute,
+                &o.requests_per_node_minute,
+            );
+        }
     }
     if let Some(path) = &args.json {
         std::fs::write(

@@ -1,0 +1,217 @@
+//! The pod phase of a benchmark: N pods pre-bound to the nodes (`spec.nodeName`, so the scheduler
+//! is out of the picture and only the node side is timed) until all are Running, then deleted
+//! until all are gone; meanwhile the API server's request mix and the hollow side's share of the
+//! machine's CPU.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+use super::{metrics, request_counts, totals};
+
+const NAMESPACE: &str = "kubemark-bench";
+const LABEL: &str = "kubemark.io/bench=pods";
+
+/// What the pod phase measured.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PodPhase {
+    pub pods: usize,
+    /// From the first create until every pod was Running.
+    pub seconds_to_running: f64,
+    /// From the delete until every pod was gone.
+    pub seconds_to_deleted: f64,
+    /// API requests per node-minute over the whole phase, by "VERB resource[/subresource]".
+    pub requests_per_node_minute: BTreeMap<String, f64>,
+    /// The hollow side's CPU as a share of the machine's (all cores) over the phase, percent.
+    pub hollow_cpu_percent: f64,
+    /// The whole machine's busy share over the phase, percent.
+    pub machine_cpu_percent: f64,
+}
+
+/// (busy, total) jiffies of the machine, all cores.
+fn machine_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("/proc/stat has no cpu line")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
+fn pod(name: &str, node: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "kubemark.io/bench": "pods" } },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{ "name": "c", "image": "registry.k8s.io/pause:3.10" }],
+        },
+    }))?)
+}
+
+/// Counts pods Running (and, once deletion starts, pods still there) from a watch.
+struct Tracker {
+    task: tokio::task::JoinHandle<()>,
+    state: std::sync::Arc<std::sync::Mutex<(BTreeSet<String>, BTreeSet<String>)>>,
+}
+
+impl Tracker {
+    fn start(pods: Api<Pod>) -> Self {
+        use kube::runtime::watcher::{self, Event};
+        let state: std::sync::Arc<std::sync::Mutex<(BTreeSet<String>, BTreeSet<String>)>> =
+            Default::default();
+        let task = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let config = watcher::Config::default().labels(LABEL);
+                let mut stream = std::pin::pin!(watcher::watcher(pods, config));
+                while let Some(event) = stream.next().await {
+                    let mut s = state.lock().expect("not poisoned");
+                    match event {
+                        Ok(Event::Apply(p) | Event::InitApply(p)) => {
+                            let name = p.metadata.name.clone().unwrap_or_default();
+                            s.1.insert(name.clone());
+                            let running = p.status.as_ref().and_then(|st| st.phase.as_deref())
+                                == Some("Running");
+                            if running {
+                                s.0.insert(name);
+                            }
+                        }
+                        Ok(Event::Delete(p)) => {
+                            s.1.remove(&p.metadata.name.unwrap_or_default());
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        };
+        Self { task, state }
+    }
+
+    fn running(&self) -> usize {
+        self.state.lock().expect("not poisoned").0.len()
+    }
+
+    fn existing(&self) -> usize {
+        self.state.lock().expect("not poisoned").1.len()
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn wait(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> (bool, String),
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (ok, progress) = done();
+        if ok {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} after {timeout:?}: {progress}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the pod phase with `count` pods over `nodes`, measuring `pids` as the hollow side.
+pub(super) async fn run(
+    client: &kube::Client,
+    nodes: &[String],
+    count: usize,
+    pids: &[u32],
+    timeout: Duration,
+) -> anyhow::Result<PodPhase> {
+    anyhow::ensure!(!nodes.is_empty(), "no nodes to bind pods to");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": NAMESPACE } }))?;
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let tracker = Tracker::start(pods.clone());
+    let before = request_counts(&metrics(client).await?);
+    let (hollow0, _) = totals(pids)?;
+    let (busy0, total0) = machine_ticks()?;
+    let t0 = Instant::now();
+
+    let creates = futures::stream::iter(0..count).map(|i| {
+        let pods = pods.clone();
+        let node = nodes[i % nodes.len()].clone();
+        async move {
+            let p = pod(&format!("bench-{i}"), &node)?;
+            pods.create(&PostParams::default(), &p).await?;
+            anyhow::Ok(())
+        }
+    });
+    let results: Vec<anyhow::Result<()>> = creates.buffer_unordered(64).collect().await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    wait("pods not Running", timeout, || {
+        let r = tracker.running();
+        (r >= count, format!("{r}/{count} Running"))
+    })
+    .await?;
+    let seconds_to_running = t0.elapsed().as_secs_f64();
+    eprintln!("{count} pre-bound pods Running in {seconds_to_running:.1}s");
+
+    let t1 = Instant::now();
+    pods.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels(LABEL),
+    )
+    .await?;
+    wait("pods not deleted", timeout, || {
+        let e = tracker.existing();
+        (e == 0, format!("{e} still there"))
+    })
+    .await?;
+    let seconds_to_deleted = t1.elapsed().as_secs_f64();
+    eprintln!("{count} pods deleted in {seconds_to_deleted:.1}s");
+
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (hollow1, _) = totals(pids)?;
+    let (busy1, total1) = machine_ticks()?;
+    let after = request_counts(&metrics(client).await?);
+    let node_minutes = nodes.len() as f64 * elapsed / 60.0;
+    let requests_per_node_minute = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let delta = v - before.get(k).copied().unwrap_or(0.0);
+            (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
+        })
+        .collect();
+    // Process ticks are in clock ticks, /proc/stat in USER_HZ: the same unit on Linux.
+    let machine = (total1 - total0).max(1) as f64;
+    Ok(PodPhase {
+        pods: count,
+        seconds_to_running,
+        seconds_to_deleted,
+        requests_per_node_minute,
+        hollow_cpu_percent: (hollow1 - hollow0) as f64 / machine * 100.0,
+        machine_cpu_percent: (busy1 - busy0) as f64 / machine * 100.0,
+    })
+}
