@@ -220,6 +220,7 @@ fn image_push_to_the_ecr_repository_with_its_token() {
         .args(["--ca-file", reg.ca_file.to_str().unwrap()])
         .env("KUBEMARK_STATE_DIR", tmp.path())
         .env("KUBEMARK_AWS_REGISTRY_HOST", &reg.host)
+        .env("KUBEMARK_LOG", "debug")
         .envs(moto.env())
         .env_remove("KUBEMARK_REGISTRY_USERNAME")
         .env_remove("KUBEMARK_REGISTRY_PASSWORD")
@@ -235,7 +236,12 @@ fn image_push_to_the_ecr_repository_with_its_token() {
         printed.starts_with(&format!("{}/kubemark-imgs/hollow-node@sha256:", reg.host)),
         "{printed}"
     );
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("auth-token"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "debug logs were on");
+    assert!(
+        !stderr.contains("auth-token") && !stderr.contains("QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu"),
+        "ECR's token is never logged"
+    );
     let tags = Command::new("curl")
         .args(["-sSf", "--cacert", reg.ca_file.to_str().unwrap()])
         .args(["-u", "AWS:123456789012-auth-token"])

@@ -636,7 +636,10 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("running after s"), "{stdout}");
+    assert!(
+        stdout.contains("created after s") && stdout.contains("running after s"),
+        "{stdout}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let s = &v["samples"][0];
     assert_eq!(s["nodes"], 3);
@@ -648,6 +651,12 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     let cpu = p["hollowCpuPercent"].as_f64().unwrap();
     let machine = p["machineCpuPercent"].as_f64().unwrap();
     assert!(cpu > 0.0 && cpu <= machine, "{cpu} of {machine}");
+    let per_pod = p["requestsPerPod"].as_object().unwrap();
+    let creates = per_pod["POST pods"].as_f64().unwrap();
+    assert!(
+        (0.99..=1.01).contains(&creates),
+        "one create per pod: {creates}"
+    );
     let mix = p["requestsPerNodeMinute"].as_object().unwrap();
     for k in ["POST pods", "PATCH pods/status"] {
         assert!(

@@ -219,6 +219,8 @@ async fn image_push_to_the_providers_registry_with_its_token() {
         .args(["--tag", "t1", "--ca-file", &ca])
         .envs(fake.env(tmp.path()))
         .env("KUBEMARK_GCE_REGISTRY_HOST", &reg.host)
+        // Debug logs of every crate: the token must not be in them either.
+        .env("KUBEMARK_LOG", "debug")
         .env_remove("KUBEMARK_REGISTRY_USERNAME")
         .env_remove("KUBEMARK_REGISTRY_PASSWORD");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
@@ -226,7 +228,8 @@ async fn image_push_to_the_providers_registry_with_its_token() {
         .unwrap();
     let printed = ok("image push", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains(fake.token()), "the token is never printed");
+    assert!(stderr.contains("DEBUG"), "debug logs were on: {stderr}");
+    assert!(!stderr.contains(fake.token()), "the token is never logged");
     let repository = format!("{}/{PROJECT}/kubemark-imgs-images/hollow-node", reg.host);
     let digest = printed
         .trim()

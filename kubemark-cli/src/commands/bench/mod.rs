@@ -45,6 +45,9 @@ struct Sample {
     /// The pod phase (`--pods`), after the idle phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pods: Option<pods::PodPhase>,
+    /// Why the pod phase did not finish (the idle numbers stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pods_error: Option<String>,
 }
 
 /// Per node Lease, the longest gap between renewals seen by a watch, up to now.
@@ -210,10 +213,14 @@ async fn idle_phase(
             .filter_map(|n| n.metadata.name)
             .collect();
         let timeout = Duration::from_secs(args.timeout);
-        Some(pods::run(&client, &names, args.pods, pids, timeout).await?)
+        match pods::run(&client, &names, args.pods, pids, timeout).await {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        }
     } else {
-        None
+        (None, None)
     };
+    let (pods, pods_error) = pods;
     Ok(Sample {
         implementation,
         processes: pids.len(),
@@ -231,19 +238,26 @@ async fn idle_phase(
         leases_missed,
         leases_late,
         pods,
+        pods_error,
     })
 }
 
-/// Upstream's ten busiest (verb, resource) pairs next to ours, per node-minute: the fidelity
-/// target is within ±15 % of upstream and never above it.
-fn fidelity(title: &str, upstream: &BTreeMap<String, f64>, ours: &BTreeMap<String, f64>) {
-    println!("\n{title}: upstream's top ten requests per node-minute, ours beside them");
+/// Upstream's ten busiest (verb, resource) pairs next to ours: the fidelity target is within
+/// ±15 % of upstream and never above it (above by less than 0.5 % counts as equal: rounding of a
+/// rate over slightly different windows).
+fn fidelity(
+    title: &str,
+    unit: &str,
+    upstream: &BTreeMap<String, f64>,
+    ours: &BTreeMap<String, f64>,
+) {
+    println!("\n{title}: upstream's top ten requests {unit}, ours beside them");
     let mut top: Vec<(&String, &f64)> = upstream.iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(a.1));
     for (k, up) in top.into_iter().take(10) {
         let o = ours.get(k).copied().unwrap_or(0.0);
         let ratio = o / up.max(1e-9);
-        let verdict = if (0.85..=1.0).contains(&ratio) {
+        let verdict = if (0.85..=1.005).contains(&ratio) {
             "ok"
         } else if ratio > 1.0 {
             "above"
@@ -450,24 +464,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "warning: this kubemark is a debug build; build with --release for representative numbers"
         );
     }
+    // A run that fails (a peer that cannot keep up, say) is reported, and the others still are.
     let mut samples = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for &n in &args.nodes {
         eprintln!("measuring {n} hollow nodes ...");
-        samples.push(
-            measure(n, &args)
-                .await
-                .with_context(|| format!("benchmark with {n} nodes"))?,
-        );
+        match measure(n, &args).await {
+            Ok(s) => samples.push(s),
+            Err(e) => failures.push(format!("kubemark-rs, {n} nodes: {e:#}")),
+        }
     }
     for &n in &args.upstream {
         eprintln!("measuring {n} upstream hollow nodes (one process each) ...");
-        let sample = measure_upstream(n, &args).await;
-        samples.push(sample.with_context(|| format!("upstream benchmark with {n} nodes"))?);
+        match measure_upstream(n, &args).await {
+            Ok(s) => samples.push(s),
+            Err(e) => failures.push(format!("upstream, {n} nodes: {e:#}")),
+        }
     }
     for &n in &args.kwok {
         eprintln!("measuring {n} kwok nodes (one controller) ...");
-        let sample = measure_kwok(n, &args).await;
-        samples.push(sample.with_context(|| format!("kwok benchmark with {n} nodes"))?);
+        match measure_kwok(n, &args).await {
+            Ok(s) => samples.push(s),
+            Err(e) => failures.push(format!("kwok, {n} nodes: {e:#}")),
+        }
     }
     println!(
         "{:<12} {:>7} {:>14} {:>14} {:>16} {:>15} {:>8} {:>13} {:>13}",
@@ -523,12 +542,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let w: Vec<String> = s.watches.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("open watches on the API server: {}", w.join(" "));
     }
-    if samples.iter().any(|s| s.pods.is_some()) {
+    if samples
+        .iter()
+        .any(|s| s.pods.is_some() || s.pods_error.is_some())
+    {
         println!(
-            "\n{:<12} {:>7} {:>7} {:>14} {:>14} {:>16} {:>16}",
+            "\n{:<12} {:>7} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
             "",
             "nodes",
             "pods",
+            "created after s",
             "running after s",
             "deleted after s",
             "hollow CPU %",
@@ -537,15 +560,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for s in &samples {
             if let Some(p) = &s.pods {
                 println!(
-                    "{:<12} {:>7} {:>7} {:>14.1} {:>14.1} {:>16.1} {:>16.1}",
+                    "{:<12} {:>7} {:>7} {:>14.1} {:>14.1} {:>14.1} {:>14.1} {:>14.1}",
                     s.implementation,
                     s.nodes,
                     p.pods,
+                    p.seconds_to_created,
                     p.seconds_to_running,
                     p.seconds_to_deleted,
                     p.hollow_cpu_percent,
                     p.machine_cpu_percent
                 );
+            }
+            if let Some(e) = &s.pods_error {
+                println!("{:<12} {:>7} failed: {e}", s.implementation, s.nodes);
             }
         }
     }
@@ -558,6 +585,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         fidelity(
             &format!("idle, {} nodes", up.nodes),
+            "per node-minute",
             &up.requests_per_node_minute,
             &ours.requests_per_node_minute,
         );
@@ -567,8 +595,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     "{} pre-bound pods created and deleted, {} nodes",
                     u.pods, up.nodes
                 ),
-                &u.requests_per_node_minute,
-                &o.requests_per_node_minute,
+                "per pod",
+                &u.requests_per_pod,
+                &o.requests_per_pod,
             );
         }
     }
@@ -580,9 +609,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "kind": "HollowBenchmark",
                 "kubernetesVersion": kubemark_core::binaries::KUBERNETES_VERSION,
                 "samples": samples,
+                "failures": failures,
             }))?,
         )?;
         eprintln!("wrote {}", path.display());
     }
+    for s in &samples {
+        if let Some(e) = &s.pods_error {
+            failures.push(format!(
+                "{}, {} nodes, pod phase: {e}",
+                s.implementation, s.nodes
+            ));
+        }
+    }
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} of the runs failed (the others are reported above)",
+        failures.len()
+    );
     Ok(())
 }

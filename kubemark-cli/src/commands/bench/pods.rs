@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 
 use super::{metrics, request_counts, totals};
 
@@ -21,12 +21,17 @@ const LABEL: &str = "kubemark.io/bench=pods";
 #[serde(rename_all = "camelCase")]
 pub(super) struct PodPhase {
     pub pods: usize,
+    /// From the first create until every create was answered (the API server's share).
+    pub seconds_to_created: f64,
     /// From the first create until every pod was Running.
     pub seconds_to_running: f64,
     /// From the delete until every pod was gone.
     pub seconds_to_deleted: f64,
     /// API requests per node-minute over the whole phase, by "VERB resource[/subresource]".
     pub requests_per_node_minute: BTreeMap<String, f64>,
+    /// The same requests per pod: comparable across implementations whose phases last
+    /// differently long.
+    pub requests_per_pod: BTreeMap<String, f64>,
     /// The hollow side's CPU as a share of the machine's (all cores) over the phase, percent.
     pub hollow_cpu_percent: f64,
     /// The whole machine's busy share over the phase, percent.
@@ -170,6 +175,7 @@ pub(super) async fn run(
     });
     let results: Vec<anyhow::Result<()>> = creates.buffer_unordered(64).collect().await;
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let seconds_to_created = t0.elapsed().as_secs_f64();
     wait("pods not Running", timeout, || {
         let r = tracker.running();
         (r >= count, format!("{r}/{count} Running"))
@@ -178,12 +184,24 @@ pub(super) async fn run(
     let seconds_to_running = t0.elapsed().as_secs_f64();
     eprintln!("{count} pre-bound pods Running in {seconds_to_running:.1}s");
 
+    // One DELETE per pod, as a test's clean-up does: a single deletecollection of thousands of
+    // pods outlives the API server's 60 s request timeout.
     let t1 = Instant::now();
-    pods.delete_collection(
-        &DeleteParams::default(),
-        &ListParams::default().labels(LABEL),
-    )
-    .await?;
+    let deletes = futures::stream::iter(0..count).map(|i| {
+        let pods = pods.clone();
+        async move {
+            match pods
+                .delete(&format!("bench-{i}"), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => anyhow::Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    });
+    let results: Vec<anyhow::Result<()>> = deletes.buffer_unordered(64).collect().await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     wait("pods not deleted", timeout, || {
         let e = tracker.existing();
         (e == 0, format!("{e} still there"))
@@ -197,20 +215,25 @@ pub(super) async fn run(
     let (busy1, total1) = machine_ticks()?;
     let after = request_counts(&metrics(client).await?);
     let node_minutes = nodes.len() as f64 * elapsed / 60.0;
-    let requests_per_node_minute = after
+    let deltas: BTreeMap<String, f64> = after
         .iter()
         .filter_map(|(k, v)| {
             let delta = v - before.get(k).copied().unwrap_or(0.0);
-            (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
+            (delta > 0.0).then(|| (k.clone(), delta))
         })
         .collect();
+    let per = |d: f64| deltas.iter().map(|(k, v)| (k.clone(), v / d)).collect();
+    let requests_per_node_minute = per(node_minutes);
+    let requests_per_pod = per(count as f64);
     // Process ticks are in clock ticks, /proc/stat in USER_HZ: the same unit on Linux.
     let machine = (total1 - total0).max(1) as f64;
     Ok(PodPhase {
         pods: count,
+        seconds_to_created,
         seconds_to_running,
         seconds_to_deleted,
         requests_per_node_minute,
+        requests_per_pod,
         hollow_cpu_percent: (hollow1 - hollow0) as f64 / machine * 100.0,
         machine_cpu_percent: (busy1 - busy0) as f64 / machine * 100.0,
     })
