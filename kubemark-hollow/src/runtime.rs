@@ -150,6 +150,7 @@ async fn join_node(
         event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
         fault: std::sync::RwLock::default(),
         observed_ready: std::sync::RwLock::default(),
+        images: std::sync::Mutex::default(),
         name,
         client,
         config,

@@ -160,6 +160,27 @@ pub async fn open_watches(client: &kube::Client, resource: &str) -> f64 {
         .sum()
 }
 
+/// Requests the API server has served for (verb, resource, subresource), any code, from its
+/// `apiserver_request_total`.
+pub async fn requests_served(
+    client: &kube::Client,
+    verb: &str,
+    resource: &str,
+    subresource: &str,
+) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains(&format!("verb=\"{verb}\""))
+                && l.contains(&format!("resource=\"{resource}\""))
+                && l.contains(&format!("subresource=\"{subresource}\""))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 /// Whether a node's Ready condition is True.
 pub fn is_ready(node: &Node) -> bool {
     node.status

@@ -815,3 +815,100 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
     nodes.stop();
     cp.stop().await.unwrap();
 }
+
+/// The request mix of a pod's life is the kubelet status manager's: a GET before each status
+/// sync, a PATCH per synced status (the start's two may coalesce), and exactly one final DELETE
+/// per pod from the kubelet; the image the pods "pulled" is in the node's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(start_control_plane().await, "mix", 2, NodeConfig::default()).await;
+    let image = "registry.k8s.io/pause:3.10";
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let count = |verb: &'static str, sub: &'static str| {
+        let client = client.clone();
+        async move { requests_served(&client, verb, "pods", sub).await }
+    };
+    let (get0, patch0, delete0) = (
+        count("GET", "").await,
+        count("PATCH", "status").await,
+        count("DELETE", "").await,
+    );
+    let n = 20;
+    for i in 0..n {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("mix-{i}") },
+            "spec": { "nodeName": format!("mix-{}", i % 2),
+                      "containers": [{ "name": "c", "image": image }] },
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    eventually(
+        &format!("{n} pods Running"),
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let list = pods.list(&ListParams::default()).await.ok()?;
+                (list.items.iter().filter(|p| phase(p) == "Running").count() == n).then_some(())
+            }
+        },
+    )
+    .await;
+    for i in 0..n {
+        pods.delete(&format!("mix-{i}"), &Default::default())
+            .await
+            .unwrap();
+    }
+    eventually("pods gone", Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default()).await.ok()?;
+            list.items.is_empty().then_some(())
+        }
+    })
+    .await;
+    // Late watch events must not bring on more deletes: give them time to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deletes = count("DELETE", "").await - delete0;
+    let patches = count("PATCH", "status").await - patch0;
+    let gets = count("GET", "").await - get0;
+    let n = n as f64;
+    assert_eq!(deletes, 2.0 * n, "ours and one final delete per pod");
+    assert!(
+        (2.0 * n..=3.0 * n).contains(&patches),
+        "one to two status PATCHes while starting and one when stopped, got {patches}"
+    );
+    assert!(
+        gets >= patches,
+        "a GET before every status sync: {gets} GETs for {patches} PATCHes"
+    );
+    let node_api: Api<Node> = Api::all(client.clone());
+    eventually(
+        "the image in both nodes' status",
+        Duration::from_secs(30),
+        || {
+            let node_api = node_api.clone();
+            async move {
+                for name in ["mix-0", "mix-1"] {
+                    let node = node_api.get(name).await.ok()?;
+                    let images = node.status?.images?;
+                    images
+                        .iter()
+                        .any(|i| i.names.iter().flatten().any(|n| n == image))
+                        .then_some(())?;
+                }
+                Some(())
+            }
+        },
+    )
+    .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}

@@ -43,12 +43,29 @@ pub struct NodeContext {
     /// The Ready status the API server last showed for this node (from the node watch): the
     /// node lifecycle controller may have changed it (Unknown), which the kubelet corrects.
     pub observed_ready: std::sync::RwLock<Option<String>>,
+    /// Images "pulled" onto this node by its pods, newest last, reported in the node status
+    /// (the scheduler's ImageLocality score reads them).
+    pub images: std::sync::Mutex<Vec<Box<str>>>,
 }
 
 impl NodeContext {
     /// The fault as it stands.
     pub fn fault(&self) -> fault::Fault {
         self.fault.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Records that a pod uses `image`; true when the node did not have it yet (a pull).
+    pub fn image_pulled(&self, image: &str) -> bool {
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        if images.iter().any(|i| &**i == image) {
+            return false;
+        }
+        images.push(image.into());
+        true
+    }
+
+    fn image_list(&self) -> Vec<Box<str>> {
+        self.images.lock().map(|i| i.clone()).unwrap_or_default()
     }
 
     /// Whether the node is cut off from the API server right now (no writes at all).
@@ -257,8 +274,13 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
                 ready = !ready;
                 transition = now.clone();
             }
-            let status = object::status(&facts, &ctx.config, &now, &transition, ready);
-            let comparable = object::status(&facts, &ctx.config, "", &transition, ready);
+            let images = ctx.image_list();
+            let mut status = object::status(&facts, &ctx.config, &now, &transition, ready);
+            let mut comparable = object::status(&facts, &ctx.config, "", &transition, ready);
+            if !images.is_empty() {
+                status["images"] = object::images(&images);
+                comparable["images"] = status["images"].clone();
+            }
             let want = if ready { "True" } else { "False" };
             let observed = ctx.observed_ready.read().ok().and_then(|o| o.clone());
             // Like the kubelet, compare with what the API server shows, not only with what we

@@ -132,6 +132,31 @@ pub fn status(
     })
 }
 
+/// The kubelet reports at most this many images (`nodeStatusMaxImages`).
+pub const MAX_IMAGES: usize = 50;
+
+/// `status.images` for the images the node's pods pulled: newest first, at most
+/// [`MAX_IMAGES`], each with its digest reference and tag and a size stable per image.
+pub fn images(images: &[Box<str>]) -> Value {
+    Value::Array(
+        images
+            .iter()
+            .rev()
+            .take(MAX_IMAGES)
+            .map(|image| {
+                let d = Sha256::digest(image.as_bytes());
+                // 2-130 MB: small images, as pause-like benchmark images are.
+                let size = 2_000_000
+                    + u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])) % 128_000_000;
+                json!({
+                    "names": [crate::pods::status::image_id(image), image],
+                    "sizeBytes": size,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// The Node a kubelet registers.
 pub fn node(facts: &NodeFacts, config: &NodeConfig) -> Value {
     let now = now_rfc3339();

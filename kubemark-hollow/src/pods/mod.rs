@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod ipam;
 pub mod status;
+mod status_manager;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -14,14 +15,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, PostParams};
 use kube::runtime::watcher::{self, Event};
+use rand::Rng;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use self::admission::Requests;
 use self::ipam::Ipam;
 use self::status::{ContainerRef, ContainerState, StatusView};
+use self::status_manager::StatusManager;
 use crate::node::NodeContext;
 use crate::node::object::now_rfc3339;
 
@@ -32,6 +35,10 @@ pub const RUN_DURATION_ANNOTATION: &str = "kubemark.io/run-duration";
 /// `restartPolicy: Always` (or `OnFailure` and a non-zero code) they restart with the kubelet's
 /// back-off, showing `CrashLoopBackOff`.
 pub const EXIT_CODE_ANNOTATION: &str = "kubemark.io/exit-code";
+
+/// The kubelet's generic PLEG relists containers every second: a started container is reported
+/// Running by the next relist, not at once.
+const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct PodState {
@@ -62,6 +69,8 @@ type ObjectRef = (ObjectKind, Box<str>, Box<str>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Local {
+    /// Containers started, not yet seen by the PLEG relist.
+    Starting,
     Running,
     BackOff,
     Terminal,
@@ -77,6 +86,7 @@ enum RestartPolicy {
 
 #[derive(Debug)]
 enum Timer {
+    Started(String),
     Exit(String),
     Restart(String),
 }
@@ -147,6 +157,18 @@ pub(crate) struct PodWorker {
     object_watches: HashMap<ObjectRef, (usize, tokio::task::AbortHandle)>,
     ip_freed: bool,
     timers: mpsc::UnboundedSender<Timer>,
+    status: StatusManager,
+    /// Pods handed to the status manager for their final delete; their watch events are
+    /// ignored until the API server reports them gone.
+    deleting: std::collections::HashSet<Box<str>>,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl PodWorker {
@@ -159,6 +181,8 @@ impl PodWorker {
             .filter_map(|(k, v)| Some((k.clone(), crate::quantity::parse(&v.0)?)))
             .collect();
         let (timers, mut timer_rx) = mpsc::unbounded_channel();
+        let (status, status_task) = StatusManager::start(ctx.clone());
+        let _status_task = AbortOnDrop(status_task.abort_handle());
         let mut worker = PodWorker {
             ctx: ctx.clone(),
             pods: HashMap::new(),
@@ -171,6 +195,8 @@ impl PodWorker {
             object_watches: HashMap::new(),
             ip_freed: false,
             timers,
+            status,
+            deleting: std::collections::HashSet::new(),
         };
         let api: Api<Pod> = Api::all(ctx.client.clone());
         let config = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.name));
@@ -228,7 +254,16 @@ impl PodWorker {
         }
     }
 
+    /// Forgets everything about a pod the API server no longer has.
     fn forget(&mut self, uid: &str) {
+        self.stop_tracking(uid);
+        self.reported_no_ip.remove(uid);
+        self.deleting.remove(uid);
+        self.status.forget(uid);
+    }
+
+    /// Releases the pod's resources and stops waiting to start it.
+    fn stop_tracking(&mut self, uid: &str) {
         if let Some(p) = self.pods.remove(uid) {
             self.release(&p);
         }
@@ -236,7 +271,6 @@ impl PodWorker {
             .retain(|p| p.metadata.uid.as_deref() != Some(uid));
         self.waiting_for_ip
             .retain(|p| p.metadata.uid.as_deref() != Some(uid));
-        self.reported_no_ip.remove(uid);
     }
 
     fn release(&mut self, p: &PodState) {
@@ -256,8 +290,9 @@ impl PodWorker {
         let gone: Vec<String> = self
             .pods
             .keys()
-            .filter(|k| !listed.contains(*k))
             .cloned()
+            .chain(self.deleting.iter().map(|u| u.to_string()))
+            .filter(|k| !listed.contains(k))
             .collect();
         for uid in gone {
             self.forget(&uid);
@@ -283,6 +318,9 @@ impl PodWorker {
             node = %self.ctx.name, pod = ?pod.metadata.name, phase, deleting = pod.metadata.deletion_timestamp.is_some(),
             "pod event"
         );
+        if self.deleting.contains(uid.as_str()) {
+            return;
+        }
         if self
             .waiting_for_ip
             .iter()
@@ -302,9 +340,11 @@ impl PodWorker {
         if let Some(state) = self.pods.get_mut(&uid) {
             // A known pod: only readiness gates can change what the kubelet reports.
             let gates = unmet_gates(&pod);
-            if state.phase == Local::Running && gates != state.unmet_gates {
+            if gates != state.unmet_gates {
                 state.unmet_gates = gates;
-                self.write_status(&uid, ContainerState::Running).await;
+                if state.phase == Local::Running {
+                    self.write_status(&uid, ContainerState::Running);
+                }
             }
             return;
         }
@@ -335,8 +375,7 @@ impl PodWorker {
             self.patch_status(
                 &pod,
                 status::rejected(&rejection.reason, &rejection.message),
-            )
-            .await;
+            );
             self.event(&pod, None, "Warning", &rejection.reason, &rejection.message);
             return;
         }
@@ -363,7 +402,7 @@ impl PodWorker {
                         "type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null,
                         "lastTransitionTime": now_rfc3339(), "reason": "PodCIDRExhausted", "message": message,
                     }]});
-                    self.patch_status(&pod, st).await;
+                    self.patch_status(&pod, st);
                     return;
                 }
                 None => None,
@@ -409,7 +448,11 @@ impl PodWorker {
                 .max()
                 .unwrap_or(0),
             unmet_gates: unmet_gates(&pod),
-            phase: Local::Running,
+            phase: if already_running {
+                Local::Running
+            } else {
+                Local::Starting
+            },
             objects: Box::new([]),
         };
         for (k, v) in &state.requests {
@@ -420,13 +463,30 @@ impl PodWorker {
         self.pods.insert(uid.clone(), state);
         if !already_running {
             self.fetch_volumes(&pod).await;
-            self.write_status(&uid, ContainerState::Waiting("ContainerCreating"))
-                .await;
+            self.write_status(&uid, ContainerState::Waiting("ContainerCreating"));
             if let Some(p) = self.pods.get(&uid) {
                 for c in p.init.iter().chain(p.app.iter()) {
-                    let image =
-                        format!("Container image \"{}\" already present on machine", c.image);
-                    self.event(&pod, Some(&c.name), "Normal", "Pulled", &image);
+                    if self.ctx.image_pulled(&c.image) {
+                        let image = &c.image;
+                        self.event(
+                            &pod,
+                            Some(&c.name),
+                            "Normal",
+                            "Pulling",
+                            &format!("Pulling image \"{image}\""),
+                        );
+                        self.event(
+                            &pod,
+                            Some(&c.name),
+                            "Normal",
+                            "Pulled",
+                            &format!("Successfully pulled image \"{image}\""),
+                        );
+                    } else {
+                        let image =
+                            format!("Container image \"{}\" already present on machine", c.image);
+                        self.event(&pod, Some(&c.name), "Normal", "Pulled", &image);
+                    }
                     self.event(
                         &pod,
                         Some(&c.name),
@@ -443,10 +503,10 @@ impl PodWorker {
                     );
                 }
             }
-            self.write_status(&uid, ContainerState::Running).await;
-            tracing::info!(node = %self.ctx.name, pod = ?pod.metadata.name, "pod running");
-        }
-        if let Some(d) = run_for {
+            // The PLEG's next relist sees the containers running.
+            let relist = PLEG_RELIST_PERIOD.mul_f64(rand::rng().random_range(0.0..1.0));
+            self.schedule(relist, Timer::Started(uid));
+        } else if let Some(d) = run_for {
             self.schedule(d, Timer::Exit(uid));
         }
     }
@@ -583,8 +643,27 @@ impl PodWorker {
         });
     }
 
+    /// The containers of a pod in phase `from` (starting, or restarting after back-off) are
+    /// seen running: report it and arm the exit timer.
+    fn now_running(&mut self, uid: String, from: Local) {
+        let Some(p) = self.pods.get_mut(&uid) else {
+            return;
+        };
+        if p.phase != from {
+            return;
+        }
+        p.phase = Local::Running;
+        let run_for = p.run_for;
+        tracing::debug!(node = %self.ctx.name, pod = %p.name, "containers running");
+        self.write_status(&uid, ContainerState::Running);
+        if let Some(d) = run_for {
+            self.schedule(d, Timer::Exit(uid));
+        }
+    }
+
     async fn on_timer(&mut self, timer: Timer) {
         match timer {
+            Timer::Started(uid) => self.now_running(uid, Local::Starting),
             Timer::Exit(uid) => {
                 let Some(p) = self.pods.get(&uid) else { return };
                 if p.phase != Local::Running {
@@ -601,12 +680,10 @@ impl PodWorker {
                     p.restarts += 1;
                     p.phase = Local::BackOff;
                     let wait = backoff(p.restarts);
-                    self.write_status(&uid, ContainerState::Waiting("CrashLoopBackOff"))
-                        .await;
+                    self.write_status(&uid, ContainerState::Waiting("CrashLoopBackOff"));
                     self.schedule(wait, Timer::Restart(uid));
                 } else {
-                    self.write_status(&uid, ContainerState::Terminated(code))
-                        .await;
+                    self.write_status(&uid, ContainerState::Terminated(code));
                     let objects = self
                         .pods
                         .get_mut(&uid)
@@ -627,25 +704,13 @@ impl PodWorker {
                     }
                 }
             }
-            Timer::Restart(uid) => {
-                let Some(p) = self.pods.get_mut(&uid) else {
-                    return;
-                };
-                if p.phase != Local::BackOff {
-                    return;
-                }
-                p.phase = Local::Running;
-                let run_for = p.run_for;
-                self.write_status(&uid, ContainerState::Running).await;
-                if let Some(d) = run_for {
-                    self.schedule(d, Timer::Exit(uid));
-                }
-            }
+            Timer::Restart(uid) => self.now_running(uid, Local::BackOff),
         }
     }
 
     /// Graceful deletion: stop the containers (at once: nothing runs), report them terminated,
-    /// then delete the pod with grace period 0, as the kubelet's status manager does.
+    /// release the pod's resources, and leave the final delete (grace period 0) to the status
+    /// manager, as the kubelet's pod worker does.
     async fn delete(&mut self, uid: &str, pod: &Pod) {
         if let Some(p) = self.pods.get_mut(uid) {
             if p.phase == Local::Deleting {
@@ -663,7 +728,7 @@ impl PodWorker {
                         &format!("Stopping container {}", c.name),
                     );
                 }
-                self.write_status(uid, ContainerState::Terminated(0)).await;
+                self.write_status(uid, ContainerState::Terminated(0));
             }
         }
         if self.ctx.partitioned() {
@@ -671,34 +736,15 @@ impl PodWorker {
             self.forget(uid);
             return;
         }
+        self.stop_tracking(uid);
+        self.deleting.insert(uid.into());
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let params = DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions {
-                uid: Some(uid.to_string()),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        self.ctx.limiter.acquire().await;
-        match Api::<Pod>::namespaced(self.ctx.client.clone(), ns)
-            .delete(name, &params)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => {
-                tracing::warn!(node = %self.ctx.name, pod = name, error = %e, "final delete failed")
-            }
-        }
-        self.forget(uid);
+        self.status.deletable(uid, ns, name);
     }
 
-    async fn write_status(&self, uid: &str, app: ContainerState) {
-        if self.ctx.partitioned() {
-            return;
-        }
+    /// Hands the pod's status, as the kubelet would generate it now, to the status manager.
+    fn write_status(&self, uid: &str, app: ContainerState) {
         let Some(p) = self.pods.get(uid) else { return };
         let now = now_rfc3339();
         let host_ip = self.ctx.ip.to_string();
@@ -717,32 +763,15 @@ impl PodWorker {
             restarts: p.restarts,
             unmet_gates: &p.unmet_gates,
         };
-        let body = json!({ "status": status::pod_status(&p.app, &p.init, &view) });
-        self.ctx.limiter.acquire().await;
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &p.namespace);
-        if let Err(e) = api
-            .patch_status(&p.name, &PatchParams::default(), &Patch::Strategic(&body))
-            .await
-        {
-            tracing::debug!(node = %self.ctx.name, pod = %p.name, error = %e, "status update failed");
-        }
+        let status = status::pod_status(&p.app, &p.init, &view);
+        self.status.set(uid, &p.namespace, &p.name, status);
     }
 
-    async fn patch_status(&self, pod: &Pod, status: serde_json::Value) {
-        if self.ctx.partitioned() {
-            return;
-        }
+    fn patch_status(&self, pod: &Pod, status: serde_json::Value) {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        self.ctx.limiter.acquire().await;
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
-        let body = json!({ "status": status });
-        if let Err(e) = api
-            .patch_status(name, &PatchParams::default(), &Patch::Strategic(&body))
-            .await
-        {
-            tracing::debug!(node = %self.ctx.name, pod = name, error = %e, "status update failed");
-        }
+        self.status.set(uid, ns, name, status);
     }
 
     /// Emits a core/v1 Event from the kubelet, without waiting for it (the kubelet's recorder is
