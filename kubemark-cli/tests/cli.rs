@@ -657,6 +657,15 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
         (0.99..=1.01).contains(&creates),
         "one create per pod: {creates}"
     );
+    let per = |k: &str| per_pod.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+    assert!(
+        (1.99..=2.01).contains(&per("DELETE pods")),
+        "the bench's delete and the kubelet's final one: {per_pod:?}"
+    );
+    assert!(
+        per("GET pods") >= per("PATCH pods/status") && per("PATCH pods/status") >= 2.0,
+        "a GET before each status sync: {per_pod:?}"
+    );
     let mix = p["requestsPerNodeMinute"].as_object().unwrap();
     for k in ["POST pods", "PATCH pods/status"] {
         assert!(

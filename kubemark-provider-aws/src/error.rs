@@ -77,36 +77,22 @@ pub(crate) fn unexpected(operation: &'static str, message: impl Into<String>) ->
     Error::new(ErrorKind::Unexpected, PROVIDER_NAME, operation, message)
 }
 
-/// Runs a delete until it succeeds, treating "not found" as done and retrying with back-off
-/// while EC2 answers `busy_code` (a dependency that is still going away).
+/// Runs a delete until the resource is gone, retrying while EC2 answers `busy_code` (a
+/// dependency that is still going away).
 pub(crate) async fn delete_while_busy<F, Fut>(
     operation: &'static str,
     busy_code: &str,
     what: &str,
-    mut attempt: F,
+    attempt: F,
 ) -> kubemark_core::provider::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = kubemark_core::provider::Result<()>>,
 {
-    let mut delay = std::time::Duration::from_millis(500);
-    for _ in 0..12 {
-        let Err(e) = attempt().await else {
-            return Ok(());
-        };
-        let code = e
-            .context()
+    let busy = |e: &Error| {
+        e.context()
             .iter()
-            .find(|(k, _)| *k == "code")
-            .map(|(_, v)| v.clone());
-        match (e.kind(), code.as_deref()) {
-            (ErrorKind::NotFound, _) => return Ok(()),
-            (_, Some(c)) if c == busy_code => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-            }
-            _ => return Err(e),
-        }
-    }
-    Err(unexpected(operation, format!("{what} stayed in use")))
+            .any(|(k, v)| *k == "code" && v == busy_code)
+    };
+    kubemark_core::provider::delete_until_gone(PROVIDER_NAME, operation, what, busy, attempt).await
 }

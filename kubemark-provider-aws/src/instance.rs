@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
     Filter, Instance, InstanceStateName, InstanceType, Placement, ResourceType,
 };
 use kubemark_core::provider::{
-    ClusterName, Error, ErrorKind, MasterSpec, MasterVm, ResourceRef, Result, Role, SshTarget,
+    ClusterName, Error, ErrorKind, MasterSpec, MasterVm, ResourceRef, Result, Role,
 };
 
 use crate::error::{map, unexpected};
@@ -43,21 +43,13 @@ async fn find(client: &Client, cluster: &ClusterName) -> Result<Vec<Instance>> {
 
 fn to_vm(i: &Instance, user: &str) -> MasterVm {
     let id = i.instance_id().unwrap_or_default().to_string();
-    let public_ip = i.public_ip_address().and_then(|a| a.parse().ok());
-    let private_ip = i.private_ip_address().and_then(|a| a.parse().ok());
-    MasterVm {
-        name: tags::name_of(i.tags()).unwrap_or_else(|| id.clone()),
+    MasterVm::new(
+        tags::name_of(i.tags()).unwrap_or_else(|| id.clone()),
         id,
-        public_ip,
-        private_ip,
-        ssh: public_ip
-            .or(private_ip)
-            .map(|ip: std::net::IpAddr| SshTarget {
-                host: ip.to_string(),
-                port: 22,
-                user: user.to_string(),
-            }),
-    }
+        i.public_ip_address().and_then(|a| a.parse().ok()),
+        i.private_ip_address().and_then(|a| a.parse().ok()),
+        user,
+    )
 }
 
 /// Debian's AWS account, which publishes the official Debian AMIs.

@@ -9,7 +9,8 @@ use kubemark_core::provider::{ClusterName, ResourceRef, Result, Role, StaticIp};
 
 use crate::client::{Clients, request_id};
 use crate::error::{delete_while_in_use, finish, found, map, unexpected};
-use crate::{PROVIDER_NAME, tags};
+use crate::tags;
+use crate::tags::check_owner;
 
 async fn get(c: &Clients, project: &str, region: &str, name: &str) -> Result<Option<Address>> {
     found(
@@ -34,17 +35,6 @@ fn to_static_ip(a: &Address) -> Result<StaticIp> {
         name: a.name.clone().unwrap_or_default(),
         address,
     })
-}
-
-/// `check_owner` for this provider.
-pub(crate) fn check_owner(
-    operation: &'static str,
-    owner: Option<(ClusterName, Role)>,
-    cluster: &ClusterName,
-    role: Role,
-    name: &str,
-) -> Result<()> {
-    kubemark_core::provider::check_owner(PROVIDER_NAME, operation, owner, cluster, role, name)
 }
 
 pub(crate) async fn ensure(

@@ -6,10 +6,10 @@ use google_cloud_gax::paginator::ItemPaginator;
 use google_cloud_lro::Poller;
 use kubemark_core::provider::{ClusterName, Disk, DiskSpec, ResourceRef, Result};
 
-use crate::address::check_owner;
 use crate::client::{Clients, request_id};
 use crate::error::{delete_while_in_use, finish, found, map, unexpected};
 use crate::tags;
+use crate::tags::check_owner;
 
 async fn get(c: &Clients, project: &str, zone: &str, name: &str) -> Result<Option<GceDisk>> {
     found(

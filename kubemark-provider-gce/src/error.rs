@@ -182,29 +182,19 @@ pub(crate) fn gone_is_ok(r: Result<()>) -> Result<()> {
     }
 }
 
-/// Runs a delete until it succeeds, treating "not found" as done and retrying with back-off while
-/// the resource is still used by something going away (an instance being deleted).
+/// Runs a delete until the resource is gone, retrying while it is still used by something
+/// going away (an instance being deleted).
 pub(crate) async fn delete_while_in_use<F, Fut>(
     operation: &'static str,
     what: &str,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    let mut delay = std::time::Duration::from_millis(500);
-    for _ in 0..12 {
-        match gone_is_ok(attempt().await) {
-            Ok(()) => return Ok(()),
-            Err(e) if has_reason(&e, "resourceInUseByAnotherResource") => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(unexpected(operation, format!("{what} stayed in use")))
+    let busy = |e: &Error| has_reason(e, "resourceInUseByAnotherResource");
+    kubemark_core::provider::delete_until_gone(PROVIDER_NAME, operation, what, busy, attempt).await
 }
 
 #[cfg(test)]

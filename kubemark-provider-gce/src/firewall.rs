@@ -11,10 +11,10 @@ use google_cloud_gax::paginator::ItemPaginator;
 use google_cloud_lro::Poller;
 use kubemark_core::provider::{ClusterName, FirewallRule, FirewallSpec, ResourceRef, Result, Role};
 
-use crate::address::check_owner;
 use crate::client::{Clients, request_id};
 use crate::error::{finish, found, gone_is_ok, map};
 use crate::tags;
+use crate::tags::check_owner;
 
 async fn get(c: &Clients, project: &str, name: &str) -> Result<Option<Firewall>> {
     found(

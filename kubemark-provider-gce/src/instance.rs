@@ -11,13 +11,11 @@ use google_cloud_compute_v1::model::{
 };
 use google_cloud_gax::paginator::ItemPaginator;
 use google_cloud_lro::Poller;
-use kubemark_core::provider::{
-    ClusterName, MasterSpec, MasterVm, ResourceRef, Result, Role, SshTarget,
-};
+use kubemark_core::provider::{ClusterName, MasterSpec, MasterVm, ResourceRef, Result, Role};
 
-use crate::address::check_owner;
 use crate::client::{Clients, request_id};
 use crate::error::{finish, found, gone_is_ok, map, unexpected};
+use crate::tags::check_owner;
 use crate::{GceConfig, tags};
 
 /// Debian 12, the image family upstream's scripts default to for the master.
@@ -39,26 +37,16 @@ async fn get(c: &Clients, project: &str, zone: &str, name: &str) -> Result<Optio
 
 fn to_vm(i: &Instance, user: &str) -> MasterVm {
     let nic = i.network_interfaces.first();
-    let public_ip = nic
-        .and_then(|n| n.access_configs.first())
-        .and_then(|a| a.nat_ip.as_deref())
-        .and_then(|a| a.parse().ok());
-    let private_ip = nic
-        .and_then(|n| n.network_ip.as_deref())
-        .and_then(|a| a.parse().ok());
-    MasterVm {
-        name: i.name.clone().unwrap_or_default(),
-        id: i.id.map(|id| id.to_string()).unwrap_or_default(),
-        public_ip,
-        private_ip,
-        ssh: public_ip
-            .or(private_ip)
-            .map(|ip: std::net::IpAddr| SshTarget {
-                host: ip.to_string(),
-                port: 22,
-                user: user.to_string(),
-            }),
-    }
+    MasterVm::new(
+        i.name.clone().unwrap_or_default(),
+        i.id.map(|id| id.to_string()).unwrap_or_default(),
+        nic.and_then(|n| n.access_configs.first())
+            .and_then(|a| a.nat_ip.as_deref())
+            .and_then(|a| a.parse().ok()),
+        nic.and_then(|n| n.network_ip.as_deref())
+            .and_then(|a| a.parse().ok()),
+        user,
+    )
 }
 
 pub(crate) async fn ensure(

@@ -14,9 +14,9 @@ use kubemark_core::provider::{
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::address::check_owner;
 use crate::client::Clients;
 use crate::error::{gone_is_ok, kind_of_status, parse_body, unexpected};
+use crate::tags::check_owner;
 use crate::{GceConfig, PROVIDER_NAME, tags};
 
 const DEFAULT_ENDPOINT: &str = "https://artifactregistry.googleapis.com";

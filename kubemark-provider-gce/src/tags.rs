@@ -11,6 +11,24 @@ use kubemark_core::provider::{
     owner_of, ownership_tags,
 };
 
+/// `check_owner` for this provider: a taken name that is not this cluster's is refused.
+pub(crate) fn check_owner(
+    operation: &'static str,
+    owner: Option<(ClusterName, Role)>,
+    cluster: &ClusterName,
+    role: Role,
+    name: &str,
+) -> kubemark_core::provider::Result<()> {
+    kubemark_core::provider::check_owner(
+        crate::PROVIDER_NAME,
+        operation,
+        owner,
+        cluster,
+        role,
+        name,
+    )
+}
+
 /// The label for each ownership tag.
 const LABELS: [(&str, &str); 3] = [
     (CLUSTER_TAG, "kubemark_cluster"),

@@ -7,8 +7,7 @@ pub use builder::{PreexistingProviderBuilder, parse_master};
 pub use config::PreexistingConfig;
 
 use kubemark_core::provider::{
-    Capabilities, ClusterName, Disk, DiskSpec, Error, FirewallRule, FirewallSpec, MasterSpec,
-    MasterVm, Provider, Registry, ResourceRef, Result, SshTarget, StaticIp,
+    Capabilities, ClusterName, Provider, Registry, ResourceRef, Result, SshTarget,
 };
 
 /// The name the CLI knows this provider by.
@@ -50,26 +49,6 @@ impl Provider for PreexistingProvider {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
-    }
-
-    async fn ensure_static_ip(&self, _: &ClusterName) -> Result<StaticIp> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_static_ip"))
-    }
-
-    async fn ensure_disk(&self, _: &ClusterName, _: &DiskSpec) -> Result<Disk> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_disk"))
-    }
-
-    async fn ensure_firewall(&self, _: &ClusterName, _: &FirewallSpec) -> Result<FirewallRule> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_firewall"))
-    }
-
-    async fn ensure_master(&self, _: &ClusterName, _: &MasterSpec) -> Result<MasterVm> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_master"))
-    }
-
-    async fn ensure_registry(&self, _: &ClusterName) -> Result<Registry> {
-        Err(Error::unsupported(PROVIDER_NAME, "ensure_registry"))
     }
 
     async fn list_owned(&self, _: &ClusterName) -> Result<Vec<ResourceRef>> {

@@ -140,7 +140,19 @@ pub async fn spawn(
     let log = dir.join("hollow-node.log");
     let out = std::fs::File::create(&log)?;
     let exe = std::env::current_exe().context("locating the kubemark binary")?;
-    let mut cmd = std::process::Command::new(exe);
+    // A profiler in front of the hollow process (e.g. `heaptrack -o /tmp/hollow`); the bench's
+    // RSS and CPU then measure the wrapper's process, so numbers of such a run are not comparable.
+    let wrapper: Vec<String> = std::env::var(HOLLOW_WRAPPER_ENV)
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    };
     cmd.args(["hollow-node", "--morph", "kubelet", "--name", PREFIX])
         .arg(format!("--count={count}"))
         .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
@@ -160,6 +172,9 @@ pub async fn spawn(
         dir: dir.to_path_buf(),
     })
 }
+
+/// Environment variable: a command (with arguments) to run the hollow-node process under.
+pub const HOLLOW_WRAPPER_ENV: &str = "KUBEMARK_HOLLOW_WRAPPER";
 
 /// The node names of `h`.
 pub fn node_names(h: &HollowProcess) -> Vec<String> {

@@ -2,10 +2,7 @@
 //! create in any cloud. It declares no capability; everything `local` makes (processes, a work
 //! directory) is owned and removed by [`crate::cluster`] and [`crate::master::LocalControlPlane`].
 
-use super::{
-    Capabilities, ClusterName, Disk, DiskSpec, Error, FirewallRule, FirewallSpec, MasterSpec,
-    MasterVm, Provider, Registry, ResourceRef, Result, StaticIp,
-};
+use super::{Capabilities, ClusterName, Provider, ResourceRef, Result};
 
 /// The provider name.
 pub const LOCAL: &str = "local";
@@ -22,26 +19,6 @@ impl Provider for LocalProvider {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
-    }
-
-    async fn ensure_static_ip(&self, _: &ClusterName) -> Result<StaticIp> {
-        Err(Error::unsupported(LOCAL, "ensure_static_ip"))
-    }
-
-    async fn ensure_disk(&self, _: &ClusterName, _: &DiskSpec) -> Result<Disk> {
-        Err(Error::unsupported(LOCAL, "ensure_disk"))
-    }
-
-    async fn ensure_firewall(&self, _: &ClusterName, _: &FirewallSpec) -> Result<FirewallRule> {
-        Err(Error::unsupported(LOCAL, "ensure_firewall"))
-    }
-
-    async fn ensure_master(&self, _: &ClusterName, _: &MasterSpec) -> Result<MasterVm> {
-        Err(Error::unsupported(LOCAL, "ensure_master"))
-    }
-
-    async fn ensure_registry(&self, _: &ClusterName) -> Result<Registry> {
-        Err(Error::unsupported(LOCAL, "ensure_registry"))
     }
 
     async fn list_owned(&self, _: &ClusterName) -> Result<Vec<ResourceRef>> {

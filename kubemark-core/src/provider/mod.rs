@@ -21,7 +21,7 @@ pub use local::{LOCAL, LocalProvider};
 pub use memory::MemoryProvider;
 pub use ownership::{
     CLUSTER_TAG, ClusterName, InvalidClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, Role,
-    check_owner, owner_of, ownership_tags,
+    check_owner, delete_until_gone, owner_of, ownership_tags,
 };
 pub use types::{
     Disk, DiskSpec, FirewallRule, FirewallSpec, Infrastructure, InfrastructureSpec, MasterSpec,
@@ -41,7 +41,9 @@ pub type DynProvider = Arc<dyn Provider>;
 /// - everything created carries [`ownership_tags`], so [`Provider::list_owned`] finds it without
 ///   local state;
 /// - [`Provider::delete`] of a missing resource succeeds;
-/// - an operation outside the declared [`Capabilities`] fails with [`ErrorKind::Unsupported`].
+/// - an operation outside the declared [`Capabilities`] fails with [`ErrorKind::Unsupported`]:
+///   that is what the `ensure_*` defaults do, so a provider implements only the ones it
+///   declares (plus `list_owned` and `delete`, which every provider must answer).
 #[async_trait::async_trait]
 pub trait Provider: std::fmt::Debug + Send + Sync {
     /// The provider's name as the CLI knows it (`gce`, `aws`, `pre-existing`, ...).
@@ -51,24 +53,39 @@ pub trait Provider: std::fmt::Debug + Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
     /// Gets or creates the master's static IP address.
-    async fn ensure_static_ip(&self, cluster: &ClusterName) -> Result<StaticIp>;
+    async fn ensure_static_ip(&self, cluster: &ClusterName) -> Result<StaticIp> {
+        let _ = cluster;
+        Err(Error::unsupported(self.name(), "ensure_static_ip"))
+    }
 
     /// Gets or creates a master disk (`spec.role` is [`Role::MasterDisk`] or
     /// [`Role::EtcdEventsDisk`]).
-    async fn ensure_disk(&self, cluster: &ClusterName, spec: &DiskSpec) -> Result<Disk>;
+    async fn ensure_disk(&self, cluster: &ClusterName, spec: &DiskSpec) -> Result<Disk> {
+        let _ = (cluster, spec);
+        Err(Error::unsupported(self.name(), "ensure_disk"))
+    }
 
     /// Gets or creates the firewall rule that opens the secure port to the master.
     async fn ensure_firewall(
         &self,
         cluster: &ClusterName,
         spec: &FirewallSpec,
-    ) -> Result<FirewallRule>;
+    ) -> Result<FirewallRule> {
+        let _ = (cluster, spec);
+        Err(Error::unsupported(self.name(), "ensure_firewall"))
+    }
 
     /// Gets or creates the master VM (with the disks and the static IP of `spec` attached).
-    async fn ensure_master(&self, cluster: &ClusterName, spec: &MasterSpec) -> Result<MasterVm>;
+    async fn ensure_master(&self, cluster: &ClusterName, spec: &MasterSpec) -> Result<MasterVm> {
+        let _ = (cluster, spec);
+        Err(Error::unsupported(self.name(), "ensure_master"))
+    }
 
     /// Gets or creates the repository for the hollow-node image, with push credentials.
-    async fn ensure_registry(&self, cluster: &ClusterName) -> Result<Registry>;
+    async fn ensure_registry(&self, cluster: &ClusterName) -> Result<Registry> {
+        let _ = cluster;
+        Err(Error::unsupported(self.name(), "ensure_registry"))
+    }
 
     /// Everything this provider finds tagged as owned by `cluster`, found by tag, not local state.
     async fn list_owned(&self, cluster: &ClusterName) -> Result<Vec<ResourceRef>>;

@@ -175,9 +175,76 @@ pub fn check_owner(
     ))
 }
 
+/// Runs a delete until the resource is gone (contract rule 2): `NotFound` counts as done, and
+/// while `busy` says the backend refuses because something still uses the resource (an instance
+/// that is going away), the delete is retried with back-off (0.5 s doubling to 10 s, about a
+/// minute in all) before giving up with an `Unexpected` error naming `what`.
+pub async fn delete_until_gone<F, Fut>(
+    provider: &str,
+    operation: &'static str,
+    what: &str,
+    busy: impl Fn(&super::Error) -> bool,
+    mut attempt: F,
+) -> super::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = super::Result<()>>,
+{
+    let mut delay = std::time::Duration::from_millis(500);
+    for _ in 0..12 {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == super::ErrorKind::NotFound => return Ok(()),
+            Err(e) if busy(&e) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(super::Error::new(
+        super::ErrorKind::Unexpected,
+        provider,
+        operation,
+        format!("{what} stayed in use"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::{Error, ErrorKind};
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_until_gone_waits_out_busy_and_takes_not_found_as_done() {
+        let busy = |e: &Error| e.to_string().contains("in use");
+        let err = |kind, m: &str| Error::new(kind, "p", "delete", m.to_string());
+        let mut calls = 0;
+        let r = delete_until_gone("p", "delete", "disk d", busy, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                match n {
+                    1 | 2 => Err(err(ErrorKind::Unexpected, "in use by vm")),
+                    _ => Err(err(ErrorKind::NotFound, "gone")),
+                }
+            }
+        })
+        .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(calls, 3);
+        let r = delete_until_gone("p", "delete", "disk d", busy, || async {
+            Err(err(ErrorKind::PermissionDenied, "no"))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::PermissionDenied);
+        let r = delete_until_gone("p", "delete", "disk d", busy, || async {
+            Err(err(ErrorKind::Unexpected, "in use"))
+        })
+        .await;
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("disk d stayed in use"), "{e}");
+    }
 
     #[test]
     fn cluster_names_are_validated() {

@@ -131,6 +131,30 @@ pub struct MasterVm {
     pub ssh: Option<SshTarget>,
 }
 
+impl MasterVm {
+    /// A VM reached over SSH on port 22 as `ssh_user`, at its public address if it has one,
+    /// else at its private one (a provider whose operator sits inside the network).
+    pub fn new(
+        name: impl Into<String>,
+        id: impl Into<String>,
+        public_ip: Option<IpAddr>,
+        private_ip: Option<IpAddr>,
+        ssh_user: &str,
+    ) -> Self {
+        MasterVm {
+            name: name.into(),
+            id: id.into(),
+            public_ip,
+            private_ip,
+            ssh: public_ip.or(private_ip).map(|ip| SshTarget {
+                host: ip.to_string(),
+                port: 22,
+                user: ssh_user.to_string(),
+            }),
+        }
+    }
+}
+
 /// Credentials to push to a registry. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegistryCredentials {

@@ -196,7 +196,7 @@ async fn idle_phase(
     let after = request_counts(&text);
     let cpu_total = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
     let node_minutes = n as f64 * elapsed / 60.0;
-    let requests_per_node_minute = after
+    let requests_per_node_minute: BTreeMap<String, f64> = after
         .iter()
         .filter_map(|(k, v)| {
             let delta = v - before.get(k).copied().unwrap_or(0.0);
@@ -213,7 +213,16 @@ async fn idle_phase(
             .filter_map(|n| n.metadata.name)
             .collect();
         let timeout = Duration::from_secs(args.timeout);
-        match pods::run(&client, &names, args.pods, pids, timeout).await {
+        match pods::run(
+            &client,
+            &names,
+            args.pods,
+            pids,
+            timeout,
+            &requests_per_node_minute,
+        )
+        .await
+        {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(format!("{e:#}"))),
         }
@@ -595,7 +604,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     "{} pre-bound pods created and deleted, {} nodes",
                     u.pods, up.nodes
                 ),
-                "per pod",
+                "per pod (above the idle rate)",
                 &u.requests_per_pod,
                 &o.requests_per_pod,
             );

@@ -29,8 +29,9 @@ pub(super) struct PodPhase {
     pub seconds_to_deleted: f64,
     /// API requests per node-minute over the whole phase, by "VERB resource[/subresource]".
     pub requests_per_node_minute: BTreeMap<String, f64>,
-    /// The same requests per pod: comparable across implementations whose phases last
-    /// differently long.
+    /// The requests the pods caused, per pod: the phase's requests minus what the same nodes
+    /// send idle (the idle phase's rate) over the phase's length. Comparable across
+    /// implementations whose phases last differently long; periodic requests (leases) cancel.
     pub requests_per_pod: BTreeMap<String, f64>,
     /// The hollow side's CPU as a share of the machine's (all cores) over the phase, percent.
     pub hollow_cpu_percent: f64,
@@ -147,6 +148,7 @@ pub(super) async fn run(
     count: usize,
     pids: &[u32],
     timeout: Duration,
+    idle_per_node_minute: &BTreeMap<String, f64>,
 ) -> anyhow::Result<PodPhase> {
     anyhow::ensure!(!nodes.is_empty(), "no nodes to bind pods to");
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -222,9 +224,19 @@ pub(super) async fn run(
             (delta > 0.0).then(|| (k.clone(), delta))
         })
         .collect();
-    let per = |d: f64| deltas.iter().map(|(k, v)| (k.clone(), v / d)).collect();
-    let requests_per_node_minute = per(node_minutes);
-    let requests_per_pod = per(count as f64);
+    let requests_per_node_minute = deltas
+        .iter()
+        .map(|(k, v)| (k.clone(), v / node_minutes))
+        .collect();
+    let requests_per_pod = deltas
+        .iter()
+        .filter_map(|(k, v)| {
+            let idle = idle_per_node_minute.get(k).copied().unwrap_or(0.0) * node_minutes;
+            let caused = (v - idle) / count as f64;
+            // Below a request per hundred pods is the idle rate's noise, not the pods.
+            (caused >= 0.01).then(|| (k.clone(), caused))
+        })
+        .collect();
     // Process ticks are in clock ticks, /proc/stat in USER_HZ: the same unit on Linux.
     let machine = (total1 - total0).max(1) as f64;
     Ok(PodPhase {
