@@ -10,6 +10,7 @@ pub mod pods;
 pub mod proxy;
 pub mod quantity;
 pub mod runtime;
+mod watch;
 
 pub use config::NodeConfig;
 pub use identity::Credentials;

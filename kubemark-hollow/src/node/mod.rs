@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::client::RateLimiter;
 use crate::config::NodeConfig;
 use crate::pods::PodWorker;
+use crate::watch::Informer;
 use object::{NodeFacts, now_rfc3339};
 
 /// Everything one node's loops share.
@@ -116,9 +117,7 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
         tokio::spawn(lease_loop(ctx.clone(), node_uid.clone())),
         tokio::spawn(status_loop(ctx.clone(), facts)),
         tokio::spawn(node_watch(ctx.clone(), cidr_tx, node_uid)),
-        tokio::spawn(drain_services(ctx.clone())),
-        tokio::spawn(drain_watch::<CSIDriver>(ctx.clone())),
-        tokio::spawn(drain_watch::<RuntimeClass>(ctx.clone())),
+        tokio::spawn(kubelet_informers(ctx.clone())),
         tokio::spawn(PodWorker::run(ctx.clone(), cidr_rx)),
         tokio::spawn(crate::npd::run(ctx.clone())),
     ];
@@ -377,51 +376,14 @@ async fn node_watch(
 
 /// Informers every kubelet of this version keeps open regardless of its pods: all Services (for
 /// pods' environment variables), CSIDrivers and RuntimeClasses. The API server carries these
-/// watches for every node, so a hollow node keeps them open too; the events are dropped.
-async fn drain_watch<K>(ctx: Arc<NodeContext>)
-where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
-    K::DynamicType: Default,
-{
-    drain_stream(
-        &ctx,
-        watcher::watcher(
-            Api::<K>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .await
-}
-
-async fn drain_services(ctx: Arc<NodeContext>) {
-    let api: Api<Service> = Api::all(ctx.client.clone());
-    drain_stream(&ctx, watcher::watcher(api, watcher::Config::default())).await
-}
-
-async fn drain_stream<K>(
-    ctx: &NodeContext,
-    stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
-) {
-    drain(&ctx.name, "informer", stream).await
-}
-
-/// Keeps a watch open and drops its events: the load on the API server is the point. A failed
-/// watch is retried after a second (the watcher relists after 410 Gone by itself).
-pub(crate) async fn drain<K>(
-    node: &str,
-    what: &str,
-    stream: impl futures::Stream<Item = watcher::Result<Event<K>>>,
-) {
-    let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(e) = event {
-            tracing::debug!(node, what, error = %e, "watch failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
+/// watches for every node, so a hollow node keeps them open too; the events are dropped. One task
+/// holds all three.
+async fn kubelet_informers(ctx: Arc<NodeContext>) {
+    let client = &ctx.client;
+    let node = ctx.name.as_str();
+    tokio::join!(
+        Informer::of::<Service>(None).drain(client.clone(), node, "services"),
+        Informer::of::<CSIDriver>(None).drain(client.clone(), node, "csidrivers"),
+        Informer::of::<RuntimeClass>(None).drain(client.clone(), node, "runtimeclasses"),
+    );
 }

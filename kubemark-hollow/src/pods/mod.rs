@@ -27,6 +27,7 @@ use self::status::{ContainerRef, ContainerState, StatusView};
 use self::status_manager::StatusManager;
 use crate::node::NodeContext;
 use crate::node::object::now_rfc3339;
+use crate::watch::Informer;
 
 /// Annotation: how long the pod's containers run before they exit (e.g. `30s`, `5m`). Lets Jobs
 /// complete. Without it, containers run until the pod is deleted.
@@ -597,13 +598,7 @@ impl PodWorker {
 
     async fn watch_object<K>(&mut self, kind: ObjectKind, ns: &str, name: &str) -> ObjectRef
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + 'static,
-        K::DynamicType: Default,
+        K: kube::Resource<DynamicType = ()>,
     {
         let key: ObjectRef = (kind, ns.into(), name.into());
         if let Some((count, _)) = self.object_watches.get_mut(&key) {
@@ -611,13 +606,11 @@ impl PodWorker {
             return key;
         }
         self.ctx.limiter.acquire().await;
-        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), ns);
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let informer = Informer::of::<K>(Some(ns)).fields(&format!("metadata.name={name}"));
+        let client = self.ctx.client.clone();
         let node = self.ctx.name.clone();
         let what = format!("{kind:?} {ns}/{name}");
-        let task = tokio::spawn(async move {
-            crate::node::drain(&node, &what, watcher::watcher(api, config)).await
-        });
+        let task = tokio::spawn(async move { informer.drain(client, &node, &what).await });
         self.object_watches
             .insert(key.clone(), (1, task.abort_handle()));
         key
