@@ -92,6 +92,12 @@ impl ProxyPool {
         }
         let config = crate::identity::load_config(&self.kubeconfig).await?;
         let client = http2_client(&config).map_err(IdentityError::Kube)?;
+        // Connect before the first proxies open their watches at once: until the connection
+        // has negotiated HTTP/2, each concurrent request would dial a connection of its own.
+        client
+            .apiserver_version()
+            .await
+            .map_err(IdentityError::Kube)?;
         clients.push((client.clone(), 1));
         Ok(client)
     }
@@ -132,18 +138,21 @@ async fn join_node(
         return Ok(());
     }
     let _proxy = proxy_task;
-    let client =
-        node_client(&credentials, &name)
-            .await
-            .map_err(|source| HollowError::Identity {
-                node: name.clone(),
-                source,
-            })?;
-    let kubelet_version = version
-        .get_or_try_init(|| async { client.apiserver_version().await.map(|v| v.git_version) })
+    // The joining steps are boxed: inline, their state would be part of this task for the
+    // node's whole life (it was the biggest single item of a node's memory).
+    let client = Box::pin(node_client(&credentials, &name))
         .await
-        .map_err(HollowError::Version)?
-        .clone();
+        .map_err(|source| HollowError::Identity {
+            node: name.clone(),
+            source,
+        })?;
+    let kubelet_version = Box::pin(
+        version
+            .get_or_try_init(|| async { client.apiserver_version().await.map(|v| v.git_version) }),
+    )
+    .await
+    .map_err(HollowError::Version)?
+    .clone();
     let ctx = Arc::new(NodeContext {
         ip: object::node_ip(&name),
         limiter: RateLimiter::new(config.qps, config.burst),

@@ -4,6 +4,9 @@
 //! (`resourceVersion=0`), then a WATCH from the list's version with bookmarks and a random 5-10
 //! minute timeout, resumed from the last version seen, and a new LIST after `410 Gone`.
 //!
+//! Informers whose objects are used (a kubelet's own pods and Node) get the same requests with
+//! typed events: [`Informer::events`].
+//!
 //! Why not kube-runtime's watcher: it decodes every object and keeps an 8 KiB line buffer and a
 //! large state machine per watch for the watch's whole life. A hollow node holds about ten such
 //! watches, which made them the biggest part of its memory. Here only the resource version is
@@ -11,10 +14,13 @@
 
 use std::time::Duration;
 
-use futures::AsyncBufReadExt;
+use std::pin::Pin;
+
+use futures::{AsyncBufRead, AsyncBufReadExt, Stream};
 use kube::api::{ListParams, WatchParams};
 use rand::Rng;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// One informer's list+watch target.
 #[derive(Debug, Clone)]
@@ -47,6 +53,49 @@ struct WatchEvent {
     #[serde(rename = "type")]
     type_: String,
     object: Object,
+}
+
+/// What a typed informer reports (the shape of kube-runtime's watcher events).
+#[derive(Debug)]
+pub(crate) enum Event<K> {
+    /// A (re)list starts.
+    Init,
+    /// An object of the list.
+    InitApply(K),
+    /// The list is complete: objects not in it are gone.
+    InitDone,
+    /// Added or changed.
+    Apply(K),
+    /// Deleted.
+    Delete(K),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", content = "object", rename_all = "UPPERCASE")]
+enum TypedEvent<K> {
+    Added(K),
+    Modified(K),
+    Deleted(K),
+    Bookmark(Listed),
+    Error(Object),
+}
+
+#[derive(Deserialize)]
+struct TypedList<K> {
+    metadata: Meta,
+    #[serde(default = "Vec::new")]
+    items: Vec<K>,
+}
+
+enum Phase<K> {
+    List,
+    Initial(std::vec::IntoIter<K>, String),
+    Watch(String),
+    Streaming(Pin<Box<dyn AsyncBufRead + Send>>, String),
+}
+
+fn gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 410)
 }
 
 /// How a watch ended.
@@ -107,33 +156,136 @@ impl Informer {
         }
     }
 
-    fn request(&self) -> kube::core::Request {
-        kube::core::Request::new(self.path.clone())
+    /// The informer's events, objects decoded as `K`. After an error the stream goes on (the
+    /// caller decides how long to wait before polling again); a relist starts with `Init`.
+    pub(crate) fn events<K>(
+        self,
+        client: kube::Client,
+    ) -> impl Stream<Item = Result<Event<K>, kube::Error>> + Send
+    where
+        K: kube::Resource + DeserializeOwned + Send + 'static,
+    {
+        futures::stream::unfold(
+            (self, client, Phase::List),
+            |(me, client, phase)| async move {
+                let (item, next) = me.step::<K>(&client, phase).await;
+                Some((item, (me, client, next)))
+            },
+        )
     }
 
-    async fn list(&self, client: &kube::Client) -> Result<String, kube::Error> {
+    async fn step<K>(
+        &self,
+        client: &kube::Client,
+        mut phase: Phase<K>,
+    ) -> (Result<Event<K>, kube::Error>, Phase<K>)
+    where
+        K: kube::Resource + DeserializeOwned + Send + 'static,
+    {
+        loop {
+            phase = match phase {
+                Phase::List => match Box::pin(self.list_typed::<K>(client)).await {
+                    Ok((items, version)) => {
+                        return (Ok(Event::Init), Phase::Initial(items.into_iter(), version));
+                    }
+                    Err(e) => return (Err(e), Phase::List),
+                },
+                Phase::Initial(mut items, version) => {
+                    return match items.next() {
+                        Some(k) => (Ok(Event::InitApply(k)), Phase::Initial(items, version)),
+                        None => (Ok(Event::InitDone), Phase::Watch(version)),
+                    };
+                }
+                Phase::Watch(version) => {
+                    let request = match self.watch_request(&version) {
+                        Ok(r) => r,
+                        Err(e) => return (Err(e), Phase::Watch(version)),
+                    };
+                    match Box::pin(client.request_stream(request)).await {
+                        Ok(body) => Phase::Streaming(Box::pin(body), version),
+                        Err(e) if gone(&e) => Phase::List,
+                        Err(e) => return (Err(e), Phase::Watch(version)),
+                    }
+                }
+                Phase::Streaming(mut body, version) => {
+                    let mut line = Vec::new();
+                    match body.read_until(b'\n', &mut line).await {
+                        Ok(0) => Phase::Watch(version),
+                        Err(e) => return (Err(kube::Error::ReadEvents(e)), Phase::Watch(version)),
+                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {
+                            Phase::Streaming(body, version)
+                        }
+                        Ok(_) => match serde_json::from_slice::<TypedEvent<K>>(&line) {
+                            Ok(TypedEvent::Added(k) | TypedEvent::Modified(k)) => {
+                                let version = k.meta().resource_version.clone().unwrap_or(version);
+                                return (Ok(Event::Apply(k)), Phase::Streaming(body, version));
+                            }
+                            Ok(TypedEvent::Deleted(k)) => {
+                                let version = k.meta().resource_version.clone().unwrap_or(version);
+                                return (Ok(Event::Delete(k)), Phase::Streaming(body, version));
+                            }
+                            Ok(TypedEvent::Bookmark(b)) => {
+                                let version = b.metadata.resource_version.unwrap_or(version);
+                                Phase::Streaming(body, version)
+                            }
+                            Ok(TypedEvent::Error(status)) => {
+                                tracing::debug!(path = %self.path, code = ?status.code, "watch error event; relisting");
+                                Phase::List
+                            }
+                            Err(e) => {
+                                return (Err(kube::Error::SerdeError(e)), Phase::Watch(version));
+                            }
+                        },
+                    }
+                }
+            };
+        }
+    }
+
+    async fn list_typed<K: DeserializeOwned>(
+        &self,
+        client: &kube::Client,
+    ) -> Result<(Vec<K>, String), kube::Error> {
+        let text = client.request_text(self.list_request()?).await?;
+        let list: TypedList<K> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+        Ok((
+            list.items,
+            list.metadata.resource_version.unwrap_or_default(),
+        ))
+    }
+
+    fn list_request(&self) -> Result<http::Request<Vec<u8>>, kube::Error> {
         let mut params = ListParams::default().match_any().limit(500);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
-        let request = self
-            .request()
+        self.request()
             .list(&params)
-            .map_err(kube::Error::BuildRequest)?;
-        let text = client.request_text(request).await?;
-        let listed: Listed = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
-        Ok(listed.metadata.resource_version.unwrap_or_default())
+            .map_err(kube::Error::BuildRequest)
     }
 
-    async fn watch(&self, client: &kube::Client, from: &str) -> Result<End, kube::Error> {
+    fn watch_request(&self, from: &str) -> Result<http::Request<Vec<u8>>, kube::Error> {
         // client-go's reflector: minWatchTimeout (5 min) times a factor in [1, 2).
         let timeout = 300 + rand::rng().random_range(0..300);
         let mut params = WatchParams::default().timeout(timeout);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
-        let request = self
-            .request()
+        self.request()
             .watch(&params, from)
-            .map_err(kube::Error::BuildRequest)?;
+            .map_err(kube::Error::BuildRequest)
+    }
+
+    fn request(&self) -> kube::core::Request {
+        kube::core::Request::new(self.path.clone())
+    }
+
+    async fn list(&self, client: &kube::Client) -> Result<String, kube::Error> {
+        let text = client.request_text(self.list_request()?).await?;
+        let listed: Listed = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+        Ok(listed.metadata.resource_version.unwrap_or_default())
+    }
+
+    async fn watch(&self, client: &kube::Client, from: &str) -> Result<End, kube::Error> {
+        let request = self.watch_request(from)?;
         let body = Box::pin(client.request_stream(request)).await?;
         let mut body = std::pin::pin!(body);
         let mut last = from.to_string();
@@ -160,5 +312,45 @@ impl Informer {
                 last = v;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    #[test]
+    fn watch_lines_decode_as_the_api_server_writes_them() {
+        let added = br#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","resourceVersion":"7"}}}"#;
+        match serde_json::from_slice::<TypedEvent<Pod>>(added).unwrap() {
+            TypedEvent::Added(p) => assert_eq!(p.metadata.resource_version.as_deref(), Some("7")),
+            _ => panic!("not an ADDED event"),
+        }
+        let bookmark = br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
+        match serde_json::from_slice::<TypedEvent<Pod>>(bookmark).unwrap() {
+            TypedEvent::Bookmark(b) => {
+                assert_eq!(b.metadata.resource_version.as_deref(), Some("12"))
+            }
+            _ => panic!("not a BOOKMARK"),
+        }
+        let gone = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#;
+        match serde_json::from_slice::<TypedEvent<Pod>>(gone).unwrap() {
+            TypedEvent::Error(s) => assert_eq!(s.code, Some(410)),
+            _ => panic!("not an ERROR"),
+        }
+        // The untyped drain reads only the version, of any kind.
+        let any: WatchEvent = serde_json::from_slice(added).unwrap();
+        assert_eq!(
+            any.object.metadata.unwrap().resource_version.as_deref(),
+            Some("7")
+        );
+        let list: TypedList<Pod> = serde_json::from_str(
+            r#"{"kind":"PodList","metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"a"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.metadata.resource_version.as_deref(), Some("5"));
+        assert_eq!(list.items.len(), 1);
     }
 }

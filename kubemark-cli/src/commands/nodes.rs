@@ -350,5 +350,16 @@ pub async fn wait_ready(
 
 /// Stops the hollow-node process (SIGTERM, then SIGKILL); a no-op when it is gone.
 pub async fn stop(h: &HollowProcess) {
-    terminate_pid(h.pid, &h.dir.display().to_string(), Duration::from_secs(10)).await;
+    let marker = h.dir.display().to_string();
+    // The process leads its own group; a wrapper (KUBEMARK_HOLLOW_WRAPPER) puts the hollow
+    // process below the leader, so the whole group is signalled, not only the leader.
+    let group = nix::unistd::Pid::from_raw(-(h.pid as i32));
+    let ours = kubemark_core::master::pid_is_ours(h.pid, &marker);
+    if ours {
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+    }
+    terminate_pid(h.pid, &marker, Duration::from_secs(10)).await;
+    if ours {
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    }
 }

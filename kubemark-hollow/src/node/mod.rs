@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, Event};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 use crate::client::RateLimiter;
 use crate::config::NodeConfig;
 use crate::pods::PodWorker;
-use crate::watch::Informer;
+use crate::watch::{Event, Informer};
 use object::{NodeFacts, now_rfc3339};
 
 /// Everything one node's loops share.
@@ -110,7 +109,7 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
         kubelet_version,
         boot_id: uuid_like(),
     };
-    register(&ctx, &facts).await?;
+    Box::pin(register(&ctx, &facts)).await?;
     let (cidr_tx, cidr_rx) = watch::channel(None);
     let node_uid = Arc::new(std::sync::Mutex::new(None::<String>));
     let tasks = [
@@ -263,7 +262,9 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut transition = now_rfc3339();
     let mut ready = true;
-    let mut last_written: Option<(serde_json::Value, tokio::time::Instant)> = None;
+    // A digest of the status last written, not the status: kept for the node's life, a JSON
+    // tree of the status cost every node tens of KiB.
+    let mut last_written: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let fault = ctx.fault();
         let at = tokio::time::Instant::now();
@@ -289,7 +290,8 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
                 || match &last_written {
                     None => true,
                     Some((prev, at)) => {
-                        *prev != comparable || at.elapsed() >= ctx.config.status_report_frequency
+                        *prev != object::digest(&comparable)
+                            || at.elapsed() >= ctx.config.status_report_frequency
                     }
                 };
             if due {
@@ -299,7 +301,10 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
                     .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
                     .await
                 {
-                    Ok(_) => last_written = Some((comparable, tokio::time::Instant::now())),
+                    Ok(_) => {
+                        last_written =
+                            Some((object::digest(&comparable), tokio::time::Instant::now()))
+                    }
                     Err(e) => {
                         tracing::debug!(node = %ctx.name, error = %e, "node status update failed")
                     }
@@ -317,9 +322,8 @@ async fn node_watch(
     cidr: watch::Sender<Option<String>>,
     node_uid: Arc<std::sync::Mutex<Option<String>>>,
 ) {
-    let api: Api<Node> = Api::all(ctx.client.clone());
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", ctx.name));
-    let mut stream = std::pin::pin!(watcher::watcher(api, config));
+    let own = Informer::of::<Node>(None).fields(&format!("metadata.name={}", ctx.name));
+    let mut stream = std::pin::pin!(own.events::<Node>(ctx.client.clone()));
     let mut last_fault: Option<String> = None;
     while let Some(event) = stream.next().await {
         let node = match event {

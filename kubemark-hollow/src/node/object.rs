@@ -41,6 +41,14 @@ pub fn node_ip(name: &str) -> Ipv4Addr {
     }
 }
 
+/// A digest of a JSON value, to tell whether a status changed without keeping it.
+pub fn digest(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
 /// RFC 3339 at second precision, as the API server stores times.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc()

@@ -16,7 +16,6 @@ use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher::{self, Event};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -27,7 +26,7 @@ use self::status::{ContainerRef, ContainerState, StatusView};
 use self::status_manager::StatusManager;
 use crate::node::NodeContext;
 use crate::node::object::now_rfc3339;
-use crate::watch::Informer;
+use crate::watch::{Event, Informer};
 
 /// Annotation: how long the pod's containers run before they exit (e.g. `30s`, `5m`). Lets Jobs
 /// complete. Without it, containers run until the pod is deleted.
@@ -199,9 +198,8 @@ impl PodWorker {
             status,
             deleting: std::collections::HashSet::new(),
         };
-        let api: Api<Pod> = Api::all(ctx.client.clone());
-        let config = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.name));
-        let mut stream = std::pin::pin!(watcher::watcher(api, config));
+        let pods = Informer::of::<Pod>(None).fields(&format!("spec.nodeName={}", ctx.name));
+        let mut stream = std::pin::pin!(pods.events::<Pod>(ctx.client.clone()));
         let mut listed = std::collections::HashSet::new();
         loop {
             tokio::select! {
@@ -209,10 +207,10 @@ impl PodWorker {
                     Some(Ok(Event::Init)) => listed.clear(),
                     Some(Ok(Event::InitApply(pod))) => {
                         listed.insert(pod.metadata.uid.clone().unwrap_or_default());
-                        worker.apply(pod).await;
+                        Box::pin(worker.apply(pod)).await;
                     }
                     Some(Ok(Event::InitDone)) => worker.forget_unlisted(&listed),
-                    Some(Ok(Event::Apply(pod))) => worker.apply(pod).await,
+                    Some(Ok(Event::Apply(pod))) => Box::pin(worker.apply(pod)).await,
                     Some(Ok(Event::Delete(pod))) => worker.forget(pod.metadata.uid.as_deref().unwrap_or_default()),
                     Some(Err(e)) => {
                         tracing::debug!(node = %ctx.name, error = %e, "pod watch failed; retrying");
@@ -223,13 +221,13 @@ impl PodWorker {
                 changed = cidr.changed() => {
                     if changed.is_err() { return; }
                     let value = cidr.borrow_and_update().clone();
-                    if let Some(value) = value { worker.set_cidr(&value).await; }
+                    if let Some(value) = value { Box::pin(worker.set_cidr(&value)).await; }
                 }
-                                Some(timer) = timer_rx.recv() => worker.on_timer(timer).await,
+                Some(timer) = timer_rx.recv() => Box::pin(worker.on_timer(timer)).await,
             }
             if std::mem::take(&mut worker.ip_freed) {
                 for pod in std::mem::take(&mut worker.waiting_for_ip) {
-                    worker.apply(pod).await;
+                    Box::pin(worker.apply(pod)).await;
                 }
             }
         }

@@ -10,7 +10,6 @@
 //! per sync, one DELETE per pod.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,12 +67,6 @@ enum Outcome {
     /// The pod is no longer there (or is another pod now).
     Gone,
     Retry,
-}
-
-fn digest(v: &Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    h.finish()
 }
 
 impl StatusManager {
@@ -181,7 +174,7 @@ impl StatusManager {
             return Outcome::Gone;
         }
         if let Some(status) = &entry.status {
-            let hash = digest(status);
+            let hash = crate::node::object::digest(status);
             let unchanged = {
                 let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.written.get(uid) == Some(&hash)
