@@ -1,28 +1,34 @@
-//! A lean list+watch for the informers whose events a hollow component never reads (the
-//! kubelet's Services, CSIDrivers, RuntimeClasses, mounted ConfigMaps and Secrets; all of the
-//! proxy's). The API server sees what a client-go reflector sends: a LIST served from its cache
-//! (`resourceVersion=0`), then a WATCH from the list's version with bookmarks and a random 5-10
-//! minute timeout, resumed from the last version seen, and a new LIST after `410 Gone`.
+//! The informers of a hollow kubelet and kube-proxy, sent as client-go v1.36's reflector sends
+//! them: a *watch list* (`WATCH ?sendInitialEvents=true&resourceVersionMatch=NotOlderThan`, the
+//! `WatchListClient` behaviour on by default since client-go 1.35) whose initial events end with
+//! a bookmark, then the watch goes on with bookmarks and a random 5-10 minute timeout and is
+//! resumed from the last version seen; after `410 Gone` it starts over. An API server that
+//! refuses watch lists gets a LIST (`resourceVersion=0`) and a WATCH instead, as client-go falls
+//! back.
 //!
-//! Informers whose objects are used (a kubelet's own pods and Node) get the same requests with
-//! typed events: [`Informer::events`].
+//! Informers whose events nothing reads (the kubelet's Services, CSIDrivers, RuntimeClasses,
+//! mounted ConfigMaps and Secrets; all of the proxy's) decode only resource versions:
+//! [`Informer::drain`]. The kubelet's own pods and Node are decoded: [`Informer::events`].
 //!
 //! Why not kube-runtime's watcher: it decodes every object and keeps an 8 KiB line buffer and a
 //! large state machine per watch for the watch's whole life. A hollow node holds about ten such
-//! watches, which made them the biggest part of its memory. Here only the resource version is
-//! decoded, a line is buffered only while it arrives, and the LIST exists only while it runs.
+//! watches, which made them the biggest part of its memory. Here a line is buffered only while it
+//! arrives, and a LIST exists only while it runs.
 
+use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::time::Duration;
 
-use std::pin::Pin;
-
-use futures::{AsyncBufRead, AsyncBufReadExt, Stream};
+use futures::{AsyncBufRead, AsyncBufReadExt, Stream, StreamExt};
 use kube::api::{ListParams, WatchParams};
 use rand::Rng;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// One informer's list+watch target.
+/// The annotation of the bookmark that ends a watch list's initial events.
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// One informer's target.
 #[derive(Debug, Clone)]
 pub(crate) struct Informer {
     path: String,
@@ -34,25 +40,35 @@ pub(crate) struct Informer {
 struct Meta {
     #[serde(rename = "resourceVersion")]
     resource_version: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
 }
 
+/// An object of which only the version is read.
 #[derive(Deserialize)]
-struct Listed {
-    metadata: Meta,
-}
-
-#[derive(Deserialize)]
-struct Object {
+pub(crate) struct Skipped {
     metadata: Option<Meta>,
-    /// Set when the object is a Status (an `ERROR` event).
+}
+
+#[derive(Deserialize)]
+struct Status {
     code: Option<u16>,
 }
 
-#[derive(Deserialize)]
-struct WatchEvent {
-    #[serde(rename = "type")]
-    type_: String,
-    object: Object,
+/// Objects an informer decodes: anything with a resource version.
+pub(crate) trait Versioned {
+    fn version(&self) -> Option<&str>;
+}
+
+impl<K: kube::Resource> Versioned for K {
+    fn version(&self) -> Option<&str> {
+        self.meta().resource_version.as_deref()
+    }
+}
+
+impl Versioned for Skipped {
+    fn version(&self) -> Option<&str> {
+        self.metadata.as_ref()?.resource_version.as_deref()
+    }
 }
 
 /// What a typed informer reports (the shape of kube-runtime's watcher events).
@@ -76,8 +92,8 @@ enum TypedEvent<K> {
     Added(K),
     Modified(K),
     Deleted(K),
-    Bookmark(Listed),
-    Error(Object),
+    Bookmark(Skipped),
+    Error(Status),
 }
 
 #[derive(Deserialize)]
@@ -87,23 +103,30 @@ struct TypedList<K> {
     items: Vec<K>,
 }
 
+type Body = Pin<Box<dyn AsyncBufRead + Send>>;
+
 enum Phase<K> {
-    List,
-    Initial(std::vec::IntoIter<K>, String),
+    /// Start over: a watch list (or a LIST where the server refuses those).
+    Start,
+    /// Items of a LIST still to hand out.
+    Listed(std::vec::IntoIter<K>, String),
+    /// (Re)connect the watch from a version.
     Watch(String),
-    Streaming(Pin<Box<dyn AsyncBufRead + Send>>, String),
+    /// Reading a watch; `initial` while a watch list's initial events last.
+    Streaming {
+        body: Body,
+        version: String,
+        initial: bool,
+    },
 }
 
 fn gone(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 410)
 }
 
-/// How a watch ended.
-enum End {
-    /// The server closed it (timeout): resume from this version.
-    Closed(String),
-    /// The version is too old (`410 Gone`) or the server sent an error: list again.
-    Relist,
+/// A refusal of the watch-list parameters themselves (not a transient failure).
+fn refused(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422))
 }
 
 impl Informer {
@@ -128,30 +151,14 @@ impl Informer {
         self
     }
 
-    /// Keeps the informer's list+watch going until dropped; failures are retried after a second,
-    /// as a reflector's back-off does.
+    /// Keeps the informer going until dropped, reading only versions; failures are retried
+    /// after a second, as a reflector's back-off does.
     pub(crate) async fn drain(self, client: kube::Client, node: &str, what: &str) {
-        let mut version: Option<String> = None;
-        loop {
-            let from = match version.take() {
-                Some(v) => v,
-                None => match Box::pin(self.list(&client)).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::debug!(node, what, error = %e, "list failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            match Box::pin(self.watch(&client, &from)).await {
-                Ok(End::Closed(last)) => version = Some(last),
-                Ok(End::Relist) => {}
-                Err(e) => {
-                    tracing::debug!(node, what, error = %e, "watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    version = Some(from);
-                }
+        let mut events = std::pin::pin!(self.events::<Skipped>(client));
+        while let Some(event) = events.next().await {
+            if let Err(e) = event {
+                tracing::debug!(node, what, error = %e, "informer failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
@@ -163,77 +170,143 @@ impl Informer {
         client: kube::Client,
     ) -> impl Stream<Item = Result<Event<K>, kube::Error>> + Send
     where
-        K: kube::Resource + DeserializeOwned + Send + 'static,
+        K: Versioned + DeserializeOwned + Send + 'static,
     {
-        futures::stream::unfold(
-            (self, client, Phase::List),
-            |(me, client, phase)| async move {
-                let (item, next) = me.step::<K>(&client, phase).await;
-                Some((item, (me, client, next)))
-            },
-        )
+        let state = (self, client, Phase::Start, true);
+        futures::stream::unfold(state, |(me, client, phase, watch_list)| async move {
+            let (item, next, watch_list) = me.step::<K>(&client, phase, watch_list).await;
+            Some((item, (me, client, next, watch_list)))
+        })
     }
 
     async fn step<K>(
         &self,
         client: &kube::Client,
         mut phase: Phase<K>,
-    ) -> (Result<Event<K>, kube::Error>, Phase<K>)
+        mut watch_list: bool,
+    ) -> (Result<Event<K>, kube::Error>, Phase<K>, bool)
     where
-        K: kube::Resource + DeserializeOwned + Send + 'static,
+        K: Versioned + DeserializeOwned + Send + 'static,
     {
         loop {
             phase = match phase {
-                Phase::List => match Box::pin(self.list_typed::<K>(client)).await {
-                    Ok((items, version)) => {
-                        return (Ok(Event::Init), Phase::Initial(items.into_iter(), version));
+                Phase::Start if watch_list => match Box::pin(self.open(client, "", true)).await {
+                    Ok(body) => {
+                        let next = Phase::Streaming {
+                            body,
+                            version: String::new(),
+                            initial: true,
+                        };
+                        return (Ok(Event::Init), next, watch_list);
                     }
-                    Err(e) => return (Err(e), Phase::List),
+                    Err(e) if refused(&e) => {
+                        tracing::debug!(path = %self.path, error = %e, "watch list refused; listing");
+                        watch_list = false;
+                        Phase::Start
+                    }
+                    Err(e) => return (Err(e), Phase::Start, watch_list),
                 },
-                Phase::Initial(mut items, version) => {
-                    return match items.next() {
-                        Some(k) => (Ok(Event::InitApply(k)), Phase::Initial(items, version)),
-                        None => (Ok(Event::InitDone), Phase::Watch(version)),
-                    };
-                }
-                Phase::Watch(version) => {
-                    let request = match self.watch_request(&version) {
-                        Ok(r) => r,
-                        Err(e) => return (Err(e), Phase::Watch(version)),
-                    };
-                    match Box::pin(client.request_stream(request)).await {
-                        Ok(body) => Phase::Streaming(Box::pin(body), version),
-                        Err(e) if gone(&e) => Phase::List,
-                        Err(e) => return (Err(e), Phase::Watch(version)),
+                Phase::Start => match Box::pin(self.list::<K>(client)).await {
+                    Ok((items, version)) => {
+                        let next = Phase::Listed(items.into_iter(), version);
+                        return (Ok(Event::Init), next, watch_list);
                     }
+                    Err(e) => return (Err(e), Phase::Start, watch_list),
+                },
+                Phase::Listed(mut items, version) => {
+                    return match items.next() {
+                        Some(k) => (
+                            Ok(Event::InitApply(k)),
+                            Phase::Listed(items, version),
+                            watch_list,
+                        ),
+                        None => (Ok(Event::InitDone), Phase::Watch(version), watch_list),
+                    };
                 }
-                Phase::Streaming(mut body, version) => {
+                Phase::Watch(version) => match Box::pin(self.open(client, &version, false)).await {
+                    Ok(body) => Phase::Streaming {
+                        body,
+                        version,
+                        initial: false,
+                    },
+                    Err(e) if gone(&e) => Phase::Start,
+                    Err(e) => return (Err(e), Phase::Watch(version), watch_list),
+                },
+                Phase::Streaming {
+                    mut body,
+                    version,
+                    initial,
+                } => {
+                    // A fresh buffer per event: an idle watch holds no buffer at all.
                     let mut line = Vec::new();
-                    match body.read_until(b'\n', &mut line).await {
-                        Ok(0) => Phase::Watch(version),
-                        Err(e) => return (Err(kube::Error::ReadEvents(e)), Phase::Watch(version)),
-                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {
-                            Phase::Streaming(body, version)
+                    let read = body.read_until(b'\n', &mut line).await;
+                    let resume = |version: String| {
+                        // A watch list cut off before its end starts over.
+                        if initial {
+                            Phase::Start
+                        } else {
+                            Phase::Watch(version)
                         }
+                    };
+                    match read {
+                        Ok(0) => resume(version),
+                        Err(e) => {
+                            return (Err(kube::Error::ReadEvents(e)), resume(version), watch_list);
+                        }
+                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => Phase::Streaming {
+                            body,
+                            version,
+                            initial,
+                        },
                         Ok(_) => match serde_json::from_slice::<TypedEvent<K>>(&line) {
                             Ok(TypedEvent::Added(k) | TypedEvent::Modified(k)) => {
-                                let version = k.meta().resource_version.clone().unwrap_or(version);
-                                return (Ok(Event::Apply(k)), Phase::Streaming(body, version));
+                                let version = k.version().map(str::to_string).unwrap_or(version);
+                                let event = if initial {
+                                    Event::InitApply(k)
+                                } else {
+                                    Event::Apply(k)
+                                };
+                                let next = Phase::Streaming {
+                                    body,
+                                    version,
+                                    initial,
+                                };
+                                return (Ok(event), next, watch_list);
                             }
                             Ok(TypedEvent::Deleted(k)) => {
-                                let version = k.meta().resource_version.clone().unwrap_or(version);
-                                return (Ok(Event::Delete(k)), Phase::Streaming(body, version));
+                                let version = k.version().map(str::to_string).unwrap_or(version);
+                                let next = Phase::Streaming {
+                                    body,
+                                    version,
+                                    initial,
+                                };
+                                return (Ok(Event::Delete(k)), next, watch_list);
                             }
                             Ok(TypedEvent::Bookmark(b)) => {
-                                let version = b.metadata.resource_version.unwrap_or(version);
-                                Phase::Streaming(body, version)
+                                let version = b.version().map(str::to_string).unwrap_or(version);
+                                let end = b
+                                    .metadata
+                                    .as_ref()
+                                    .and_then(|m| m.annotations.as_ref())
+                                    .and_then(|a| a.get(INITIAL_EVENTS_END))
+                                    .is_some_and(|v| v == "true");
+                                let next = Phase::Streaming {
+                                    body,
+                                    version,
+                                    initial: initial && !end,
+                                };
+                                if initial && end {
+                                    return (Ok(Event::InitDone), next, watch_list);
+                                }
+                                next
                             }
                             Ok(TypedEvent::Error(status)) => {
-                                tracing::debug!(path = %self.path, code = ?status.code, "watch error event; relisting");
-                                Phase::List
+                                tracing::debug!(path = %self.path, code = ?status.code, "watch error event; starting over");
+                                Phase::Start
                             }
                             Err(e) => {
-                                return (Err(kube::Error::SerdeError(e)), Phase::Watch(version));
+                                let e = kube::Error::SerdeError(e);
+                                return (Err(e), resume(version), watch_list);
                             }
                         },
                     }
@@ -242,11 +315,18 @@ impl Informer {
         }
     }
 
-    async fn list_typed<K: DeserializeOwned>(
+    async fn list<K: DeserializeOwned>(
         &self,
         client: &kube::Client,
     ) -> Result<(Vec<K>, String), kube::Error> {
-        let text = client.request_text(self.list_request()?).await?;
+        let mut params = ListParams::default().match_any().limit(500);
+        params.field_selector = self.fields.clone();
+        params.label_selector = self.labels.clone();
+        let request = self
+            .request()
+            .list(&params)
+            .map_err(kube::Error::BuildRequest)?;
+        let text = client.request_text(request).await?;
         let list: TypedList<K> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
         Ok((
             list.items,
@@ -254,64 +334,29 @@ impl Informer {
         ))
     }
 
-    fn list_request(&self) -> Result<http::Request<Vec<u8>>, kube::Error> {
-        let mut params = ListParams::default().match_any().limit(500);
-        params.field_selector = self.fields.clone();
-        params.label_selector = self.labels.clone();
-        self.request()
-            .list(&params)
-            .map_err(kube::Error::BuildRequest)
-    }
-
-    fn watch_request(&self, from: &str) -> Result<http::Request<Vec<u8>>, kube::Error> {
+    /// Opens a watch from `from`, or a watch list (`from` empty) when `initial`.
+    async fn open(
+        &self,
+        client: &kube::Client,
+        from: &str,
+        initial: bool,
+    ) -> Result<Body, kube::Error> {
         // client-go's reflector: minWatchTimeout (5 min) times a factor in [1, 2).
         let timeout = 300 + rand::rng().random_range(0..300);
         let mut params = WatchParams::default().timeout(timeout);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
-        self.request()
+        params.send_initial_events = initial;
+        let request = self
+            .request()
             .watch(&params, from)
-            .map_err(kube::Error::BuildRequest)
+            .map_err(kube::Error::BuildRequest)?;
+        let body = client.request_stream(request).await?;
+        Ok(Box::pin(body))
     }
 
     fn request(&self) -> kube::core::Request {
         kube::core::Request::new(self.path.clone())
-    }
-
-    async fn list(&self, client: &kube::Client) -> Result<String, kube::Error> {
-        let text = client.request_text(self.list_request()?).await?;
-        let listed: Listed = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
-        Ok(listed.metadata.resource_version.unwrap_or_default())
-    }
-
-    async fn watch(&self, client: &kube::Client, from: &str) -> Result<End, kube::Error> {
-        let request = self.watch_request(from)?;
-        let body = Box::pin(client.request_stream(request)).await?;
-        let mut body = std::pin::pin!(body);
-        let mut last = from.to_string();
-        loop {
-            // A fresh buffer per event: an idle watch holds no buffer at all.
-            let mut line = Vec::new();
-            let n = body
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(kube::Error::ReadEvents)?;
-            if n == 0 {
-                return Ok(End::Closed(last));
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let event: WatchEvent =
-                serde_json::from_slice(&line).map_err(kube::Error::SerdeError)?;
-            if event.type_ == "ERROR" {
-                tracing::debug!(path = %self.path, code = ?event.object.code, "watch error event; relisting");
-                return Ok(End::Relist);
-            }
-            if let Some(v) = event.object.metadata.and_then(|m| m.resource_version) {
-                last = v;
-            }
-        }
     }
 }
 
@@ -331,7 +376,9 @@ mod tests {
         let bookmark = br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
         match serde_json::from_slice::<TypedEvent<Pod>>(bookmark).unwrap() {
             TypedEvent::Bookmark(b) => {
-                assert_eq!(b.metadata.resource_version.as_deref(), Some("12"))
+                assert_eq!(b.version(), Some("12"));
+                let a = b.metadata.unwrap().annotations.unwrap();
+                assert_eq!(a[INITIAL_EVENTS_END], "true");
             }
             _ => panic!("not a BOOKMARK"),
         }
@@ -340,12 +387,11 @@ mod tests {
             TypedEvent::Error(s) => assert_eq!(s.code, Some(410)),
             _ => panic!("not an ERROR"),
         }
-        // The untyped drain reads only the version, of any kind.
-        let any: WatchEvent = serde_json::from_slice(added).unwrap();
-        assert_eq!(
-            any.object.metadata.unwrap().resource_version.as_deref(),
-            Some("7")
-        );
+        // The draining informers read only the version, of any kind.
+        match serde_json::from_slice::<TypedEvent<Skipped>>(added).unwrap() {
+            TypedEvent::Added(o) => assert_eq!(o.version(), Some("7")),
+            _ => panic!("not an ADDED event"),
+        }
         let list: TypedList<Pod> = serde_json::from_str(
             r#"{"kind":"PodList","metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"a"}}]}"#,
         )

@@ -839,6 +839,8 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
         count("PATCH", "status").await,
         count("DELETE", "").await,
     );
+    let cm_lists0 = requests_served(&client, "LIST", "configmaps", "").await;
+    let cm_watches0 = requests_served(&client, "WATCH", "configmaps", "").await;
     let n = 20;
     for i in 0..n {
         let pod: Pod = serde_json::from_value(serde_json::json!({
@@ -879,6 +881,13 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
     let deletes = count("DELETE", "").await - delete0;
     let patches = count("PATCH", "status").await - patch0;
     let gets = count("GET", "").await - get0;
+    let cm_lists = requests_served(&client, "LIST", "configmaps", "").await - cm_lists0;
+    let cm_watches = requests_served(&client, "WATCH", "configmaps", "").await - cm_watches0;
+    assert!(
+        cm_lists == 0.0 && cm_watches >= 2.0,
+        "each node's kube-root-ca.crt informer is a watch list, as client-go 1.36's: \
+         {cm_lists} LISTs, {cm_watches} WATCHes"
+    );
     let n = n as f64;
     assert_eq!(deletes, 2.0 * n, "ours and one final delete per pod");
     assert!(
