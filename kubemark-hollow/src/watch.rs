@@ -108,6 +108,8 @@ type Body = Pin<Box<dyn AsyncBufRead + Send>>;
 enum Phase<K> {
     /// Start over: a watch list (or a LIST where the server refuses those).
     Start,
+    /// Start over with a LIST.
+    List,
     /// Items of a LIST still to hand out.
     Listed(std::vec::IntoIter<K>, String),
     /// (Re)connect the watch from a version.
@@ -124,9 +126,10 @@ fn gone(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 410)
 }
 
-/// A refusal of the watch-list parameters themselves (not a transient failure).
+/// A server that does not take watch lists at all (their parameters refused) gets LISTs from
+/// then on; any other failure (403 until the Node authorizer catches up) is per attempt.
 fn refused(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422))
+    matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 422))
 }
 
 impl Informer {
@@ -199,14 +202,16 @@ impl Informer {
                         };
                         return (Ok(Event::Init), next, watch_list);
                     }
-                    Err(e) if refused(&e) => {
-                        tracing::debug!(path = %self.path, error = %e, "watch list refused; listing");
-                        watch_list = false;
-                        Phase::Start
+                    Err(e) => {
+                        // As client-go: a failed watch list (the Node authorizer not yet knowing
+                        // the pod that grants access, a timeout) falls back to a LIST, because
+                        // progress beats waiting.
+                        tracing::debug!(path = %self.path, error = %e, "watch list failed; listing");
+                        watch_list = !refused(&e);
+                        Phase::List
                     }
-                    Err(e) => return (Err(e), Phase::Start, watch_list),
                 },
-                Phase::Start => match Box::pin(self.list::<K>(client)).await {
+                Phase::Start | Phase::List => match Box::pin(self.list::<K>(client)).await {
                     Ok((items, version)) => {
                         let next = Phase::Listed(items.into_iter(), version);
                         return (Ok(Event::Init), next, watch_list);
