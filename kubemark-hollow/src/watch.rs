@@ -34,6 +34,8 @@ pub(crate) struct Informer {
     path: String,
     fields: Option<String>,
     labels: Option<String>,
+    /// Start with watch lists; false once the server refused their parameters.
+    watch_list: bool,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +141,7 @@ impl Informer {
             path: K::url_path(&(), namespace),
             fields: None,
             labels: None,
+            watch_list: true,
         }
     }
 
@@ -175,57 +178,53 @@ impl Informer {
     where
         K: Versioned + DeserializeOwned + Send + 'static,
     {
-        let state = (self, client, Phase::Start, true);
-        futures::stream::unfold(state, |(me, client, phase, watch_list)| async move {
-            let (item, next, watch_list) = me.step::<K>(&client, phase, watch_list).await;
-            Some((item, (me, client, next, watch_list)))
+        let state = (self, client, Phase::Start);
+        futures::stream::unfold(state, |(mut me, client, phase)| async move {
+            let (item, next) = me.step::<K>(&client, phase).await;
+            Some((item, (me, client, next)))
         })
     }
 
     async fn step<K>(
-        &self,
+        &mut self,
         client: &kube::Client,
         mut phase: Phase<K>,
-        mut watch_list: bool,
-    ) -> (Result<Event<K>, kube::Error>, Phase<K>, bool)
+    ) -> (Result<Event<K>, kube::Error>, Phase<K>)
     where
         K: Versioned + DeserializeOwned + Send + 'static,
     {
         loop {
             phase = match phase {
-                Phase::Start if watch_list => match Box::pin(self.open(client, "", true)).await {
-                    Ok(body) => {
-                        let next = Phase::Streaming {
-                            body,
-                            version: String::new(),
-                            initial: true,
-                        };
-                        return (Ok(Event::Init), next, watch_list);
+                Phase::Start if self.watch_list => {
+                    match Box::pin(self.open(client, "", true)).await {
+                        Ok(body) => {
+                            let next = Phase::Streaming {
+                                body,
+                                version: String::new(),
+                                initial: true,
+                            };
+                            return (Ok(Event::Init), next);
+                        }
+                        Err(e) => {
+                            // As client-go: a failed watch list (the Node authorizer not yet
+                            // knowing the pod that grants access, a timeout) falls back to a
+                            // LIST, because progress beats waiting.
+                            tracing::debug!(path = %self.path, error = %e, "watch list failed; listing");
+                            self.watch_list = !refused(&e);
+                            Phase::List
+                        }
                     }
-                    Err(e) => {
-                        // As client-go: a failed watch list (the Node authorizer not yet knowing
-                        // the pod that grants access, a timeout) falls back to a LIST, because
-                        // progress beats waiting.
-                        tracing::debug!(path = %self.path, error = %e, "watch list failed; listing");
-                        watch_list = !refused(&e);
-                        Phase::List
-                    }
-                },
+                }
                 Phase::Start | Phase::List => match Box::pin(self.list::<K>(client)).await {
                     Ok((items, version)) => {
-                        let next = Phase::Listed(items.into_iter(), version);
-                        return (Ok(Event::Init), next, watch_list);
+                        return (Ok(Event::Init), Phase::Listed(items.into_iter(), version));
                     }
-                    Err(e) => return (Err(e), Phase::Start, watch_list),
+                    Err(e) => return (Err(e), Phase::Start),
                 },
                 Phase::Listed(mut items, version) => {
                     return match items.next() {
-                        Some(k) => (
-                            Ok(Event::InitApply(k)),
-                            Phase::Listed(items, version),
-                            watch_list,
-                        ),
-                        None => (Ok(Event::InitDone), Phase::Watch(version), watch_list),
+                        Some(k) => (Ok(Event::InitApply(k)), Phase::Listed(items, version)),
+                        None => (Ok(Event::InitDone), Phase::Watch(version)),
                     };
                 }
                 Phase::Watch(version) => match Box::pin(self.open(client, &version, false)).await {
@@ -235,7 +234,7 @@ impl Informer {
                         initial: false,
                     },
                     Err(e) if gone(&e) => Phase::Start,
-                    Err(e) => return (Err(e), Phase::Watch(version), watch_list),
+                    Err(e) => return (Err(e), Phase::Watch(version)),
                 },
                 Phase::Streaming {
                     mut body,
@@ -245,75 +244,74 @@ impl Informer {
                     // A fresh buffer per event: an idle watch holds no buffer at all.
                     let mut line = Vec::new();
                     let read = body.read_until(b'\n', &mut line).await;
-                    let resume = |version: String| {
-                        // A watch list cut off before its end starts over.
+                    // A watch list cut off before its end starts over.
+                    let resume = |version| {
                         if initial {
                             Phase::Start
                         } else {
                             Phase::Watch(version)
                         }
                     };
-                    match read {
-                        Ok(0) => resume(version),
-                        Err(e) => {
-                            return (Err(kube::Error::ReadEvents(e)), resume(version), watch_list);
+                    let decoded = match read {
+                        Ok(0) => {
+                            phase = resume(version);
+                            continue;
                         }
-                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => Phase::Streaming {
-                            body,
-                            version,
-                            initial,
-                        },
+                        Err(e) => return (Err(kube::Error::ReadEvents(e)), resume(version)),
+                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {
+                            phase = Phase::Streaming {
+                                body,
+                                version,
+                                initial,
+                            };
+                            continue;
+                        }
                         Ok(_) => match serde_json::from_slice::<TypedEvent<K>>(&line) {
-                            Ok(TypedEvent::Added(k) | TypedEvent::Modified(k)) => {
-                                let version = k.version().map(str::to_string).unwrap_or(version);
-                                let event = if initial {
-                                    Event::InitApply(k)
-                                } else {
-                                    Event::Apply(k)
-                                };
-                                let next = Phase::Streaming {
-                                    body,
-                                    version,
-                                    initial,
-                                };
-                                return (Ok(event), next, watch_list);
-                            }
-                            Ok(TypedEvent::Deleted(k)) => {
-                                let version = k.version().map(str::to_string).unwrap_or(version);
-                                let next = Phase::Streaming {
-                                    body,
-                                    version,
-                                    initial,
-                                };
-                                return (Ok(Event::Delete(k)), next, watch_list);
-                            }
-                            Ok(TypedEvent::Bookmark(b)) => {
-                                let version = b.version().map(str::to_string).unwrap_or(version);
-                                let end = b
-                                    .metadata
-                                    .as_ref()
-                                    .and_then(|m| m.annotations.as_ref())
-                                    .and_then(|a| a.get(INITIAL_EVENTS_END))
-                                    .is_some_and(|v| v == "true");
-                                let next = Phase::Streaming {
-                                    body,
-                                    version,
-                                    initial: initial && !end,
-                                };
-                                if initial && end {
-                                    return (Ok(Event::InitDone), next, watch_list);
-                                }
-                                next
-                            }
-                            Ok(TypedEvent::Error(status)) => {
-                                tracing::debug!(path = %self.path, code = ?status.code, "watch error event; starting over");
-                                Phase::Start
-                            }
-                            Err(e) => {
-                                let e = kube::Error::SerdeError(e);
-                                return (Err(e), resume(version), watch_list);
-                            }
+                            Ok(decoded) => decoded,
+                            Err(e) => return (Err(kube::Error::SerdeError(e)), resume(version)),
                         },
+                    };
+                    let newer =
+                        |v: Option<&str>, version: String| v.map_or(version, str::to_string);
+                    let (event, version, initial) = match decoded {
+                        TypedEvent::Added(k) | TypedEvent::Modified(k) => {
+                            let version = newer(k.version(), version);
+                            let event = if initial {
+                                Event::InitApply(k)
+                            } else {
+                                Event::Apply(k)
+                            };
+                            (Some(event), version, initial)
+                        }
+                        TypedEvent::Deleted(k) => {
+                            let version = newer(k.version(), version);
+                            (Some(Event::Delete(k)), version, initial)
+                        }
+                        TypedEvent::Bookmark(b) => {
+                            let end = b
+                                .metadata
+                                .as_ref()
+                                .and_then(|m| m.annotations.as_ref())
+                                .and_then(|a| a.get(INITIAL_EVENTS_END))
+                                .is_some_and(|v| v == "true");
+                            let version = newer(b.version(), version);
+                            let done = (initial && end).then_some(Event::InitDone);
+                            (done, version, initial && !end)
+                        }
+                        TypedEvent::Error(status) => {
+                            tracing::debug!(path = %self.path, code = ?status.code, "watch error event; starting over");
+                            phase = Phase::Start;
+                            continue;
+                        }
+                    };
+                    let next = Phase::Streaming {
+                        body,
+                        version,
+                        initial,
+                    };
+                    match event {
+                        Some(event) => return (Ok(event), next),
+                        None => next,
                     }
                 }
             };

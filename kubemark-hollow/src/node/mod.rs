@@ -128,7 +128,8 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
     Ok(())
 }
 
-struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+/// Aborts the tasks when dropped: a node's loops end with the node.
+pub(crate) struct AbortOnDrop(pub(crate) Vec<tokio::task::AbortHandle>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -74,7 +74,6 @@ enum Local {
     Running,
     BackOff,
     Terminal,
-    Deleting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,14 +162,6 @@ pub(crate) struct PodWorker {
     deleting: std::collections::HashSet<Box<str>>,
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl PodWorker {
     /// Runs until the process stops. `cidr` carries the node's podCIDR once allocated.
     pub(crate) async fn run(ctx: Arc<NodeContext>, mut cidr: watch::Receiver<Option<String>>) {
@@ -182,7 +173,7 @@ impl PodWorker {
             .collect();
         let (timers, mut timer_rx) = mpsc::unbounded_channel();
         let (status, status_task) = StatusManager::start(ctx.clone());
-        let _status_task = AbortOnDrop(status_task.abort_handle());
+        let _status_task = crate::node::AbortOnDrop(vec![status_task.abort_handle()]);
         let mut worker = PodWorker {
             ctx: ctx.clone(),
             pods: HashMap::new(),
@@ -703,24 +694,21 @@ impl PodWorker {
     /// release the pod's resources, and leave the final delete (grace period 0) to the status
     /// manager, as the kubelet's pod worker does.
     async fn delete(&mut self, uid: &str, pod: &Pod) {
-        if let Some(p) = self.pods.get_mut(uid) {
-            if p.phase == Local::Deleting {
-                return;
+        // The pod leaves `pods` below and its UID is in `deleting` until the API server reports it
+        // gone, so this runs once per pod.
+        if let Some(p) = self.pods.get(uid)
+            && p.phase != Local::Terminal
+        {
+            for c in p.app.iter() {
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {}", c.name),
+                );
             }
-            let was_active = p.phase != Local::Terminal;
-            p.phase = Local::Deleting;
-            if was_active {
-                for c in p.app.clone().iter() {
-                    self.event(
-                        pod,
-                        Some(&c.name),
-                        "Normal",
-                        "Killing",
-                        &format!("Stopping container {}", c.name),
-                    );
-                }
-                self.write_status(uid, ContainerState::Terminated(0));
-            }
+            self.write_status(uid, ContainerState::Terminated(0));
         }
         if self.ctx.partitioned() {
             // Cut off: the pod stays Terminating; after healing the relist brings it back here.

@@ -64,7 +64,7 @@ struct FetchedMeta {
 
 enum Outcome {
     Done,
-    /// The pod is no longer there (or is another pod now).
+    /// The pod is no longer there (or is another pod now): forget it.
     Gone,
     Retry,
 }
@@ -80,8 +80,12 @@ impl StatusManager {
         (manager, task)
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn entry<R>(&self, uid: &str, ns: &str, name: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
         let entry = state.pending.entry(uid.into()).or_insert_with(|| Entry {
             namespace: ns.into(),
             name: name.into(),
@@ -107,7 +111,7 @@ impl StatusManager {
 
     /// Drops everything about a pod the API server no longer has.
     pub(crate) fn forget(&self, uid: &str) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
         state.pending.remove(uid);
         state.written.remove(uid);
     }
@@ -120,12 +124,14 @@ impl StatusManager {
                 continue;
             }
             let batch: Vec<(Box<str>, Entry)> = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.state();
                 state.pending.drain().collect()
             };
             for (uid, entry) in batch {
-                if let Outcome::Retry = self.sync(&ctx, &uid, &entry).await {
-                    self.requeue(uid, entry);
+                match self.sync(&ctx, &uid, &entry).await {
+                    Outcome::Done => {}
+                    Outcome::Gone => self.forget(&uid),
+                    Outcome::Retry => self.requeue(uid, entry),
                 }
             }
         }
@@ -133,7 +139,7 @@ impl StatusManager {
 
     /// Puts a failed entry back unless a newer status came meanwhile.
     fn requeue(&self, uid: Box<str>, entry: Entry) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
         let slot = state.pending.entry(uid).or_insert(Entry {
             status: None,
             deletable: false,
@@ -159,10 +165,7 @@ impl StatusManager {
         };
         let fetched: Fetched = match ctx.client.request(request).await {
             Ok(f) => f,
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                self.forget(uid);
-                return Outcome::Gone;
-            }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Outcome::Gone,
             Err(e) => {
                 tracing::debug!(node = %ctx.name, pod = %entry.name, error = %e, "pod status sync: get failed");
                 return Outcome::Retry;
@@ -170,13 +173,12 @@ impl StatusManager {
         };
         if fetched.metadata.uid.as_deref() != Some(uid) {
             // Deleted and recreated under the same name: the status belonged to the old pod.
-            self.forget(uid);
             return Outcome::Gone;
         }
         if let Some(status) = &entry.status {
             let hash = crate::node::object::digest(status);
             let unchanged = {
-                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state();
                 state.written.get(uid) == Some(&hash)
             };
             if !unchanged {
@@ -191,13 +193,10 @@ impl StatusManager {
                     .await
                 {
                     Ok(_) => {
-                        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut state = self.state();
                         state.written.insert(uid.into(), hash);
                     }
-                    Err(kube::Error::Api(s)) if s.code == 404 => {
-                        self.forget(uid);
-                        return Outcome::Gone;
-                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => return Outcome::Gone,
                     Err(e) => {
                         tracing::debug!(node = %ctx.name, pod = %entry.name, error = %e, "status update failed");
                         return Outcome::Retry;
@@ -219,10 +218,7 @@ impl StatusManager {
         ctx.limiter.acquire().await;
         match api.delete(&entry.name, &params).await {
             Ok(_) => Outcome::Done,
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
-                self.forget(uid);
-                Outcome::Gone
-            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Outcome::Gone,
             Err(e) => {
                 tracing::warn!(node = %ctx.name, pod = %entry.name, error = %e, "final delete failed");
                 Outcome::Retry
