@@ -173,6 +173,20 @@ fn totals(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
 }
 
 /// The idle phase: settle, then CPU, RSS, request mix and watches over `args.idle` seconds.
+/// The requests served between two `request_counts`, by "VERB resource", where there were any.
+fn request_deltas(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let delta = v - before.get(k).copied().unwrap_or(0.0);
+            (delta > 0.0).then(|| (k.clone(), delta))
+        })
+        .collect()
+}
+
 async fn idle_phase(
     implementation: &'static str,
     n: usize,
@@ -196,14 +210,11 @@ async fn idle_phase(
     let after = request_counts(&text);
     let cpu_total = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
     let node_minutes = n as f64 * elapsed / 60.0;
-    let requests_per_node_minute: BTreeMap<String, f64> = after
-        .iter()
-        .filter_map(|(k, v)| {
-            let delta = v - before.get(k).copied().unwrap_or(0.0);
-            (delta > 0.0).then(|| (k.clone(), delta / node_minutes))
-        })
+    let requests_per_node_minute: BTreeMap<String, f64> = request_deltas(&before, &after)
+        .into_iter()
+        .map(|(k, delta)| (k, delta / node_minutes))
         .collect();
-    let pods = if args.pods > 0 {
+    let (pods, pods_error) = if args.pods > 0 {
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
         let names: Vec<String> = nodes
             .list(&Default::default())
@@ -229,7 +240,6 @@ async fn idle_phase(
     } else {
         (None, None)
     };
-    let (pods, pods_error) = pods;
     Ok(Sample {
         implementation,
         processes: pids.len(),

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::{metrics, request_counts, totals};
+use super::{metrics, request_counts, request_deltas, totals};
 
 const NAMESPACE: &str = "kubemark-bench";
 const LABEL: &str = "kubemark.io/bench=pods";
@@ -217,13 +217,7 @@ pub(super) async fn run(
     let (busy1, total1) = machine_ticks()?;
     let after = request_counts(&metrics(client).await?);
     let node_minutes = nodes.len() as f64 * elapsed / 60.0;
-    let deltas: BTreeMap<String, f64> = after
-        .iter()
-        .filter_map(|(k, v)| {
-            let delta = v - before.get(k).copied().unwrap_or(0.0);
-            (delta > 0.0).then(|| (k.clone(), delta))
-        })
-        .collect();
+    let deltas = request_deltas(&before, &after);
     let requests_per_node_minute = deltas
         .iter()
         .map(|(k, v)| (k.clone(), v / node_minutes))
