@@ -133,7 +133,28 @@ pub struct LocalControlPlane {
     done: bool,
 }
 
+/// A free port below the kernel's ephemeral range. A port the kernel hands out for `:0` is
+/// released before the component binds it, and in between any outgoing connection (hollow nodes
+/// open thousands) may take it as its local port; ports below the range are never given out that
+/// way, so only another listener could take one. Ports from 20000 up stay free for the bench's
+/// upstream hollow kubelets (`--kubelet-port` 20000 + 2i).
 fn free_port() -> Result<u16, MasterError> {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let high = ephemeral_start.min(20_000);
+    let low = high / 2;
+    for _ in 0..256 {
+        if low >= high {
+            break;
+        }
+        let port = rand::random_range(low..high);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // Everything tried was taken: fall back to the kernel's choice.
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
     Ok(listener
         .local_addr()
