@@ -92,15 +92,16 @@ pub async fn run(ctx: Arc<NodeContext>) {
                         transitions.insert(t.to_string(), now.clone());
                     }
                     if let Some(p) = &problem {
-                        event(&ctx, p).await;
+                        Box::pin(event(&ctx, p)).await;
                     }
                 }
                 let body = json!({ "status": { "conditions": conditions(problem.as_deref(), &now, &transitions) } });
                 ctx.limiter.acquire().await;
-                match nodes
-                    .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
-                    .await
-                {
+                // Boxed, as every request of a long-lived loop: inline, the request's state
+                // (1.5 KiB) would stay part of the loop's for the node's whole life.
+                let params = PatchParams::default();
+                let patch = Patch::Strategic(&body);
+                match Box::pin(nodes.patch_status(&ctx.name, &params, &patch)).await {
                     Ok(_) => reported = Some((problem, tokio::time::Instant::now())),
                     Err(e) => {
                         tracing::debug!(node = %ctx.name, error = %e, "problem detector update failed")

@@ -116,8 +116,7 @@ async fn join_node(
     // The proxy is its own client (kube-proxy's identity), not the node's.
     let proxy_task = match proxy {
         Some(pool) => {
-            let client = pool
-                .client()
+            let client = Box::pin(pool.client())
                 .await
                 .map_err(|source| HollowError::Identity {
                     node: name.clone(),

@@ -73,27 +73,29 @@ impl Versioned for Skipped {
     }
 }
 
-/// What a typed informer reports (the shape of kube-runtime's watcher events).
+/// What a typed informer reports (the shape of kube-runtime's watcher events). Objects are
+/// boxed: a consumer's task holds an event across awaits, and an inline `Pod` (2.4 KiB) would
+/// be part of that task's state for the node's whole life.
 #[derive(Debug)]
 pub(crate) enum Event<K> {
     /// A (re)list starts.
     Init,
     /// An object of the list.
-    InitApply(K),
+    InitApply(Box<K>),
     /// The list is complete: objects not in it are gone.
     InitDone,
     /// Added or changed.
-    Apply(K),
+    Apply(Box<K>),
     /// Deleted.
-    Delete(K),
+    Delete(Box<K>),
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "type", content = "object", rename_all = "UPPERCASE")]
 enum TypedEvent<K> {
-    Added(K),
-    Modified(K),
-    Deleted(K),
+    Added(Box<K>),
+    Modified(Box<K>),
+    Deleted(Box<K>),
     Bookmark(Skipped),
     Error(Status),
 }
@@ -159,14 +161,25 @@ impl Informer {
 
     /// Keeps the informer going until dropped, reading only versions; failures are retried
     /// after a second, as a reflector's back-off does.
-    pub(crate) async fn drain(self, client: kube::Client, node: &str, what: &str) {
-        let mut events = std::pin::pin!(self.events::<Skipped>(client));
-        while let Some(event) = events.next().await {
-            if let Err(e) = event {
-                tracing::debug!(node, what, error = %e, "informer failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    pub(crate) fn drain<'a>(
+        self,
+        client: kube::Client,
+        node: &'a str,
+        what: &'a str,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        // A combinator, not an `async fn`: moved-from parameters and locals would keep their
+        // slots in the future's state for the informer's whole life.
+        self.events::<Skipped>(client).for_each(move |event| {
+            // Logged and dropped here, not held across the wait.
+            let failed = event
+                .map_err(|e| tracing::debug!(node, what, error = %e, "informer failed; retrying"))
+                .is_err();
+            async move {
+                if failed {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
-        }
+        })
     }
 
     /// The informer's events, objects decoded as `K`. After an error the stream goes on (the
@@ -223,7 +236,10 @@ impl Informer {
                 },
                 Phase::Listed(mut items, version) => {
                     return match items.next() {
-                        Some(k) => (Ok(Event::InitApply(k)), Phase::Listed(items, version)),
+                        Some(k) => (
+                            Ok(Event::InitApply(Box::new(k))),
+                            Phase::Listed(items, version),
+                        ),
                         None => (Ok(Event::InitDone), Phase::Watch(version)),
                     };
                 }

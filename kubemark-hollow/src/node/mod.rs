@@ -187,72 +187,84 @@ async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<(), NodeError>
 
 /// Renews the Lease every quarter of its duration, by update with the cached object (no GET
 /// before each renewal), as the kubelet's lease controller does.
+///
+/// Requests in this and the node's other long-lived loops are boxed: inline, a request's state
+/// (about 1.5 KiB each) would stay part of the loop's for the node's whole life.
 async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option<String>>>) {
-    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
-    let duration = ctx.config.lease_duration;
-    let interval = duration / 4;
-    let mut cached: Option<Lease> = None;
+    let interval = ctx.config.lease_duration / 4;
+    let mut cached: Option<Box<Lease>> = None;
     loop {
         if ctx.partitioned() {
             tokio::time::sleep(jittered(interval, 0.04)).await;
             continue;
         }
-        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-            k8s_openapi::jiff::Timestamp::now(),
-        );
-        let result = match cached.take() {
-            Some(mut lease) => {
-                if let Some(spec) = lease.spec.as_mut() {
-                    spec.renew_time = Some(now);
-                }
+        cached = Box::pin(renew(&ctx, cached.take(), &node_uid)).await;
+        let wait = match cached {
+            Some(_) => jittered(interval, 0.04),
+            None => Duration::from_millis(500),
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One renewal: an update of the cached Lease, or (none cached, or the last attempt failed) a
+/// GET and update, or a create. Returns the Lease to update next time.
+async fn renew(
+    ctx: &NodeContext,
+    cached: Option<Box<Lease>>,
+    node_uid: &std::sync::Mutex<Option<String>>,
+) -> Option<Box<Lease>> {
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
+    let duration = ctx.config.lease_duration;
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let result = match cached {
+        Some(mut lease) => {
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.renew_time = Some(now);
+            }
+            leases
+                .replace(&ctx.name, &PostParams::default(), &lease)
+                .await
+        }
+        None => match leases.get_opt(&ctx.name).await {
+            Ok(Some(mut lease)) => {
+                let spec = lease.spec.get_or_insert_with(Default::default);
+                spec.holder_identity = Some(ctx.name.clone());
+                spec.lease_duration_seconds = Some(duration.as_secs() as i32);
+                spec.renew_time = Some(now);
                 leases
                     .replace(&ctx.name, &PostParams::default(), &lease)
                     .await
             }
-            None => match leases.get_opt(&ctx.name).await {
-                Ok(Some(mut lease)) => {
-                    let spec = lease.spec.get_or_insert_with(Default::default);
-                    spec.holder_identity = Some(ctx.name.clone());
-                    spec.lease_duration_seconds = Some(duration.as_secs() as i32);
-                    spec.renew_time = Some(now);
-                    leases
-                        .replace(&ctx.name, &PostParams::default(), &lease)
-                        .await
-                }
-                Ok(None) => {
-                    let uid = node_uid.lock().ok().and_then(|u| u.clone());
-                    let lease: Lease = serde_json::from_value(json!({
-                        "metadata": {
-                            "name": ctx.name, "namespace": "kube-node-lease",
-                            "ownerReferences": uid.map(|uid| vec![json!({
-                                "apiVersion": "v1", "kind": "Node", "name": ctx.name, "uid": uid,
-                            })]),
-                        },
-                        "spec": {
-                            "holderIdentity": ctx.name,
-                            "leaseDurationSeconds": duration.as_secs(),
-                        },
-                    }))
-                    .expect("valid lease");
-                    let mut lease = lease;
-                    if let Some(spec) = lease.spec.as_mut() {
-                        spec.renew_time = Some(now);
-                    }
-                    leases.create(&PostParams::default(), &lease).await
-                }
-                Err(e) => Err(e),
-            },
-        };
-        match result {
-            Ok(lease) => {
-                cached = Some(lease);
-                tokio::time::sleep(jittered(interval, 0.04)).await;
+            Ok(None) => {
+                let uid = node_uid.lock().ok().and_then(|u| u.clone());
+                let lease: Lease = serde_json::from_value(json!({
+                    "metadata": {
+                        "name": ctx.name, "namespace": "kube-node-lease",
+                        "ownerReferences": uid.map(|uid| vec![json!({
+                            "apiVersion": "v1", "kind": "Node", "name": ctx.name, "uid": uid,
+                        })]),
+                    },
+                    "spec": {
+                        "holderIdentity": ctx.name,
+                        "leaseDurationSeconds": duration.as_secs(),
+                        "renewTime": now,
+                    },
+                }))
+                .expect("valid lease");
+                leases.create(&PostParams::default(), &lease).await
             }
-            Err(e) => {
-                // A conflict means our cached copy is stale: fetch it on the next attempt.
-                tracing::debug!(node = %ctx.name, error = %e, "lease renewal failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(lease) => Some(Box::new(lease)),
+        Err(e) => {
+            // A conflict means our cached copy is stale: fetch it on the next attempt.
+            tracing::debug!(node = %ctx.name, error = %e, "lease renewal failed");
+            None
         }
     }
 }
@@ -298,10 +310,9 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
             if due {
                 ctx.limiter.acquire().await;
                 let body = json!({ "status": status });
-                match nodes
-                    .patch_status(&ctx.name, &PatchParams::default(), &Patch::Strategic(&body))
-                    .await
-                {
+                let params = PatchParams::default();
+                let patch = Patch::Strategic(&body);
+                match Box::pin(nodes.patch_status(&ctx.name, &params, &patch)).await {
                     Ok(_) => {
                         last_written =
                             Some((object::digest(&comparable), tokio::time::Instant::now()))
@@ -328,7 +339,7 @@ async fn node_watch(
     let mut last_fault: Option<String> = None;
     while let Some(event) = stream.next().await {
         let node = match event {
-            Ok(Event::Apply(n) | Event::InitApply(n)) => n,
+            Ok(Event::Apply(n) | Event::InitApply(n)) => *n,
             Ok(_) => continue,
             Err(e) => {
                 tracing::debug!(node = %ctx.name, error = %e, "node watch failed; retrying");

@@ -128,7 +128,8 @@ impl StatusManager {
                 state.pending.drain().collect()
             };
             for (uid, entry) in batch {
-                match self.sync(&ctx, &uid, &entry).await {
+                // Boxed: the requests' state exists only while a sync runs.
+                match Box::pin(self.sync(&ctx, &uid, &entry)).await {
                     Outcome::Done => {}
                     Outcome::Gone => self.forget(&uid),
                     Outcome::Retry => self.requeue(uid, entry),
