@@ -2,51 +2,337 @@
 //! that node multiplexed on it, as a real kubelet does. kube-client's default stack speaks
 //! HTTP/1.1 with one connection per open watch, which would cost each node 3-4 sockets (and the
 //! API server 3-4 TLS sessions) instead of one. See `docs/hollow-nodes.md`.
+//!
+//! The connection is driven with `h2` directly, not through hyper's client: hyper's pool and
+//! per-connection dispatch queue cost every node about 12 KiB more, for features (pooling,
+//! HTTP/1.1) a hollow node does not use. kube's `Client` accepts any `tower::Service`, so the
+//! rest of kube (requests, errors, auth) is unchanged.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
 use kube::client::{Body, ConfigExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tower::ServiceBuilder;
 
-/// Builds a client that negotiates HTTP/2 (falling back to HTTP/1.1 if the server refuses).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// client-go's HTTP/2 health check: a PING when nothing was read for 30 s (`ReadIdleTimeout`),
+/// the connection closed when no answer comes within 15 s (`PingTimeout`). Watches on a dead
+/// connection (API server restarted, half-open socket) then resume on a new one.
+const READ_IDLE: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a node could not connect to the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The kubeconfig's server is not an `https://` URL with a host.
+    #[error("the API server URL {0} is not https://host[:port]: hollow nodes speak only TLS")]
+    Url(String),
+    /// The TLS server name is not a valid DNS name or IP address.
+    #[error("invalid TLS server name {0:?}")]
+    ServerName(String),
+    /// TCP connect failed.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// host:port
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TCP connect or TLS handshake took longer than 10 s.
+    #[error("connecting to {0}: timed out after 10 s")]
+    Timeout(String),
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {addr}: {source}")]
+    Tls {
+        /// host:port
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server did not agree to HTTP/2 (ALPN `h2`), which every kube-apiserver does.
+    #[error(
+        "{0} did not negotiate HTTP/2 (ALPN h2); a load balancer in front of the API server that speaks only HTTP/1.1 is not supported"
+    )]
+    NoHttp2(String),
+    /// The HTTP/2 handshake or a request on the connection failed.
+    #[error("HTTP/2: {0}")]
+    Http2(#[from] h2::Error),
+}
+
+/// Builds a client whose requests and watches share one HTTP/2 connection, redialled when it
+/// fails.
 pub fn http2_client(config: &kube::Config) -> Result<kube::Client, kube::Error> {
     kubemark_core::tls::install_crypto_provider();
     let mut tls = config.rustls_client_config()?;
     // One server per client: rustls's default resumption cache (256 sessions, allocated up
     // front) cost every hollow node 14 KiB for nothing.
     tls.resumption = rustls::client::Resumption::in_memory_sessions(4);
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    let hyper: HyperClient<_, Body> = HyperClient::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        // Keepalive pings find a dead connection (API server restart) within ~30 s, so watches
-        // resume instead of hanging on a half-open socket.
-        .http2_keep_alive_interval(Some(Duration::from_secs(15)))
-        .http2_keep_alive_timeout(Duration::from_secs(15))
-        .http2_keep_alive_while_idle(true)
-        .build(https);
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let target = Target::new(config, tls)
+        .map_err(|e| kube::Error::Service(Box::new(e) as tower::BoxError))?;
     // Bearer tokens (bootstrap) need kube's auth layer; client certificates live in the TLS config.
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
-        .map_err(|e: hyper_util::client::legacy::Error| -> tower::BoxError { Box::new(e) })
-        .service(hyper);
+        .service(Connection(Arc::new(target)));
     Ok(kube::Client::new(service, config.default_namespace.clone()))
+}
+
+/// A `tower::Service` sending each request as a stream of the node's HTTP/2 connection.
+#[derive(Clone)]
+struct Connection(Arc<Target>);
+
+struct Target {
+    addr: String,
+    server_name: ServerName<'static>,
+    tls: tokio_rustls::TlsConnector,
+    current: Mutex<Option<Live>>,
+}
+
+struct Live {
+    send: h2::client::SendRequest<Bytes>,
+    /// Set by the connection's task when the connection ends.
+    closed: Arc<AtomicBool>,
+}
+
+impl Target {
+    fn new(config: &kube::Config, tls: rustls::ClientConfig) -> Result<Self, ConnectError> {
+        let url = &config.cluster_url;
+        let host = url
+            .host()
+            .filter(|_| url.scheme_str() == Some("https"))
+            .ok_or_else(|| ConnectError::Url(url.to_string()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = config.tls_server_name.as_deref().unwrap_or(host);
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| ConnectError::ServerName(name.to_string()))?;
+        let port = url.port_u16().unwrap_or(443);
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Target {
+            addr,
+            server_name,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            current: Mutex::new(None),
+        })
+    }
+
+    /// The live connection, dialled if there is none. Callers wait for one dial together (under
+    /// the lock) instead of each dialling a connection of its own.
+    async fn sender(&self) -> Result<h2::client::SendRequest<Bytes>, ConnectError> {
+        let mut current = self.current.lock().await;
+        if let Some(live) = current
+            .as_ref()
+            .filter(|l| !l.closed.load(Ordering::Acquire))
+        {
+            return Ok(live.send.clone());
+        }
+        *current = None;
+        let live = self.dial().await?;
+        let send = live.send.clone();
+        *current = Some(live);
+        Ok(send)
+    }
+
+    async fn dial(&self) -> Result<Live, ConnectError> {
+        let addr = &self.addr;
+        let timed_out = |_| ConnectError::Timeout(addr.clone());
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr.as_str()))
+            .await
+            .map_err(timed_out)?
+            .map_err(|source| ConnectError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.tls.connect(self.server_name.clone(), tcp),
+        )
+        .await
+        .map_err(timed_out)?
+        .map_err(|source| ConnectError::Tls {
+            addr: addr.clone(),
+            source,
+        })?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(ConnectError::NoHttp2(addr.clone()));
+        }
+        let read = Arc::new(AtomicBool::new(false));
+        let io = Tracked {
+            io: tls,
+            read: read.clone(),
+        };
+        let (send, connection) = h2::client::handshake(io).await?;
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(drive(connection, read, closed.clone()));
+        Ok(Live { send, closed })
+    }
+}
+
+/// Runs the connection until it ends or fails its health check.
+async fn drive<T>(
+    mut connection: h2::client::Connection<T, Bytes>,
+    read: Arc<AtomicBool>,
+    closed: Arc<AtomicBool>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ping = connection.ping_pong();
+    let mut connection = std::pin::pin!(connection);
+    loop {
+        tokio::select! {
+            result = &mut connection => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "API server connection ended");
+                }
+                break;
+            }
+            _ = tokio::time::sleep(READ_IDLE) => {
+                if read.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                let Some(ping) = ping.as_mut() else { continue };
+                let pong = tokio::time::timeout(PING_TIMEOUT, ping.ping(h2::Ping::opaque()));
+                tokio::select! {
+                    _ = &mut connection => break,
+                    answered = pong => if !matches!(answered, Ok(Ok(_))) {
+                        tracing::debug!("API server connection failed its health check; closing it");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    closed.store(true, Ordering::Release);
+}
+
+impl tower::Service<http::Request<Body>> for Connection {
+    type Response = http::Response<ResponseBody>;
+    type Error = tower::BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Backpressure is the connection's stream limit, met in `ready()` below.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let target = self.0.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let send = target.sender().await?;
+            let mut send = send.ready().await.map_err(ConnectError::from)?;
+            let end = body.is_empty();
+            let (response, mut stream) = send
+                .send_request(http::Request::from_parts(parts, ()), end)
+                .map_err(ConnectError::from)?;
+            if !end {
+                stream.send_data(body, true).map_err(ConnectError::from)?;
+            }
+            let response = response.await.map_err(ConnectError::from)?;
+            Ok(response.map(ResponseBody))
+        })
+    }
+}
+
+/// A response body read from its HTTP/2 stream, releasing flow-control capacity as it is read.
+pub struct ResponseBody(h2::RecvStream);
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        match ready!(self.0.poll_data(cx)) {
+            Some(Ok(data)) => {
+                let _ = self.0.flow_control().release_capacity(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            None => match ready!(self.0.poll_trailers(cx)) {
+                Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                Ok(None) => Poll::Ready(None),
+                Err(e) => Poll::Ready(Some(Err(e))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+}
+
+/// The TLS stream, noting that something was read (for the health check).
+struct Tracked<T> {
+    io: T,
+    read: Arc<AtomicBool>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = ready!(Pin::new(&mut self.io).poll_read(cx, buf));
+        if buf.filled().len() > before {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// A token bucket, as client-go's `--kube-api-qps` / `--kube-api-burst` limiter.
@@ -103,6 +389,30 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connection_errors_name_the_server_and_the_cause() {
+        let plain = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let Err(err) = http2_client(&plain) else {
+            panic!("an http:// server was accepted")
+        };
+        let err = err.to_string();
+        assert!(err.contains("is not https://"), "{err}");
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("https://127.0.0.1:{port}");
+        let client = http2_client(&kube::Config::new(url.parse().unwrap())).unwrap();
+        let err = client.apiserver_version().await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("connecting to 127.0.0.1:{port}")) && err.contains("refused"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn bucket_allows_burst_then_paces_at_qps() {

@@ -338,13 +338,20 @@ impl Informer {
         &self,
         client: &kube::Client,
     ) -> Result<(Vec<K>, String), kube::Error> {
-        let mut params = ListParams::default().match_any().limit(500);
+        let mut params = ListParams::default().limit(500);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
-        let request = self
+        let mut request = self
             .request()
             .list(&params)
             .map_err(kube::Error::BuildRequest)?;
+        // As client-go's reflector: `limit=500&resourceVersion=0`, served from the API server's
+        // watch cache. kube-core drops `resourceVersion=0` when a limit is set, which would
+        // turn every fallback LIST into a paginated read from etcd.
+        let uri = format!("{}&resourceVersion=0", request.uri());
+        *request.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
+            kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e.into()))
+        })?;
         let text = client.request_text(request).await?;
         let list: TypedList<K> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
         Ok((
@@ -381,9 +388,120 @@ impl Informer {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
     use k8s_openapi::api::core::v1::Pod;
 
     use super::*;
+
+    /// A client whose API server answers from a script, in order, and records the URIs it was
+    /// asked for; once the script is exhausted it never answers.
+    fn scripted(script: &[(u16, &str)]) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queue: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::new(Mutex::new(
+            script.iter().map(|(c, b)| (*c, b.to_string())).collect(),
+        ));
+        let recorded = seen.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            recorded.lock().unwrap().push(request.uri().to_string());
+            let next = queue.lock().unwrap().pop_front();
+            async move {
+                let Some((code, body)) = next else {
+                    return std::future::pending().await;
+                };
+                let response = http::Response::builder()
+                    .status(code)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        (kube::Client::new(service, "default"), seen)
+    }
+
+    fn status(code: u16) -> String {
+        format!(
+            r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"m","reason":"R","code":{code}}}"#
+        )
+    }
+
+    const LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"a","resourceVersion":"4"}}]}"#;
+    const WATCH: &str = concat!(
+        r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"b","resourceVersion":"6"}}}"#,
+        "\n",
+        r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"Expired","code":410}}"#,
+        "\n",
+    );
+
+    /// Reads `n` events and names them.
+    async fn names(
+        stream: impl Stream<Item = Result<Event<Pod>, kube::Error>>,
+        n: usize,
+    ) -> Vec<String> {
+        let name = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
+        stream
+            .take(n)
+            .map(|e| match e {
+                Ok(Event::Init) => "init".to_string(),
+                Ok(Event::InitApply(p)) => format!("list {}", name(&p)),
+                Ok(Event::InitDone) => "done".to_string(),
+                Ok(Event::Apply(p)) => format!("apply {}", name(&p)),
+                Ok(Event::Delete(p)) => format!("delete {}", name(&p)),
+                Err(e) => format!("error {e}"),
+            })
+            .collect()
+            .await
+    }
+
+    fn kinds(uris: &[String]) -> Vec<&'static str> {
+        uris.iter()
+            .map(|u| {
+                match (
+                    u.contains("watch=true"),
+                    u.contains("sendInitialEvents=true"),
+                ) {
+                    (true, true) => "watch-list",
+                    (true, false) => "watch",
+                    (false, _) => "list",
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_server_refusing_watch_lists_gets_lists_from_then_on() {
+        let (client, seen) =
+            scripted(&[(400, &status(400)), (200, LIST), (200, WATCH), (200, LIST)]);
+        let events = names(Informer::of::<Pod>(None).events::<Pod>(client), 5).await;
+        assert_eq!(events, ["init", "list a", "done", "apply b", "init"]);
+        let seen = seen.lock().unwrap();
+        // The watch resumes from the list's version; after 410 the informer lists again
+        // instead of retrying the refused watch list.
+        assert_eq!(kinds(&seen), ["watch-list", "list", "watch", "list"]);
+        assert!(
+            seen[1].contains("resourceVersion=0") && seen[1].contains("limit=500"),
+            "{}",
+            seen[1]
+        );
+        assert!(seen[2].contains("resourceVersion=5"), "{}", seen[2]);
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_watch_list_falls_back_to_a_list_for_that_attempt_only() {
+        let (client, seen) = scripted(&[(403, &status(403)), (200, LIST), (200, WATCH)]);
+        let mut stream = Box::pin(Informer::of::<Pod>(None).events::<Pod>(client));
+        let events = names(stream.by_ref(), 4).await;
+        assert_eq!(events, ["init", "list a", "done", "apply b"]);
+        // After the 410 the informer starts over with a watch list again (which the exhausted
+        // script never answers).
+        let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+        assert!(next.is_err(), "no answer expected");
+        assert_eq!(
+            kinds(&seen.lock().unwrap()),
+            ["watch-list", "list", "watch", "watch-list"]
+        );
+    }
 
     #[test]
     fn watch_lines_decode_as_the_api_server_writes_them() {
