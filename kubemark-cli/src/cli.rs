@@ -231,6 +231,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub pods: usize,
 
+    /// Repeat the pod phase this many times on the same nodes. The report gives each
+    /// implementation's means and, per request kind, the range over the rounds: one round cannot
+    /// tell a difference in the request mix from run-to-run variation.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub pod_rounds: u32,
+
     /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]

@@ -630,6 +630,8 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
             "5",
             "--pods",
             "30",
+            "--pod-rounds",
+            "2",
             "--json",
             json.to_str().unwrap(),
         ],
@@ -673,4 +675,16 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
             "{k}: {mix:?}"
         );
     }
+    // Two rounds on the same nodes (the second reuses the pod names), their means above.
+    let rounds = p["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    let running: Vec<f64> = rounds
+        .iter()
+        .map(|r| r["secondsToRunning"].as_f64().unwrap())
+        .collect();
+    let mean = p["secondsToRunning"].as_f64().unwrap();
+    assert!(
+        (mean - (running[0] + running[1]) / 2.0).abs() < 1e-9,
+        "{mean} vs {running:?}"
+    );
 }

@@ -224,18 +224,24 @@ async fn idle_phase(
             .filter_map(|n| n.metadata.name)
             .collect();
         let timeout = Duration::from_secs(args.timeout);
-        match pods::run(
-            &client,
-            &names,
-            args.pods,
-            pids,
-            timeout,
-            &requests_per_node_minute,
-        )
-        .await
-        {
-            Ok(p) => (Some(p), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
+        let mut rounds = Vec::new();
+        let mut failed = None;
+        for round in 1..=args.pod_rounds {
+            if args.pod_rounds > 1 {
+                eprintln!("pod round {round} of {}", args.pod_rounds);
+            }
+            let idle = &requests_per_node_minute;
+            match pods::run(&client, &names, args.pods, pids, timeout, idle).await {
+                Ok(p) => rounds.push(p),
+                Err(e) => {
+                    failed = Some(format!("round {round}: {e:#}"));
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => (pods::PodPhase::mean(rounds), None),
+            Some(e) => (None, Some(e)),
         }
     } else {
         (None, None)
@@ -263,18 +269,33 @@ async fn idle_phase(
 
 /// Upstream's ten busiest (verb, resource) pairs next to ours: the fidelity target is within
 /// ±15 % of upstream and never above it (above by less than 0.5 % counts as equal: rounding of a
-/// rate over slightly different windows).
+/// rate over slightly different windows). With several rounds the means are compared and each
+/// side's range over its rounds is shown.
 fn fidelity(
     title: &str,
     unit: &str,
-    upstream: &BTreeMap<String, f64>,
-    ours: &BTreeMap<String, f64>,
+    upstream: (&BTreeMap<String, f64>, &[&BTreeMap<String, f64>]),
+    ours: (&BTreeMap<String, f64>, &[&BTreeMap<String, f64>]),
 ) {
     println!("\n{title}: upstream's top ten requests {unit}, ours beside them");
-    let mut top: Vec<(&String, &f64)> = upstream.iter().collect();
+    let range = |rounds: &[&BTreeMap<String, f64>], k: &str| {
+        let v: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.get(k).copied().unwrap_or(0.0))
+            .collect();
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        if v.len() > 1 {
+            format!(" [{lo:.2}-{hi:.2}]")
+        } else {
+            String::new()
+        }
+    };
+    let mut top: Vec<(&String, &f64)> = upstream.0.iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(a.1));
     for (k, up) in top.into_iter().take(10) {
-        let o = ours.get(k).copied().unwrap_or(0.0);
+        let o = ours.0.get(k).copied().unwrap_or(0.0);
         let ratio = o / up.max(1e-9);
         let verdict = if (0.85..=1.005).contains(&ratio) {
             "ok"
@@ -283,7 +304,8 @@ fn fidelity(
         } else {
             "below"
         };
-        println!("  {k:<40} upstream {up:>9.3}  ours {o:>9.3}  {ratio:>6.2}x  {verdict}");
+        let (ur, or) = (range(upstream.1, k), range(ours.1, k));
+        println!("  {k:<40} upstream {up:>9.3}{ur}  ours {o:>9.3}{or}  {ratio:>6.2}x  {verdict}");
     }
 }
 
@@ -605,18 +627,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         fidelity(
             &format!("idle, {} nodes", up.nodes),
             "per node-minute",
-            &up.requests_per_node_minute,
-            &ours.requests_per_node_minute,
+            (&up.requests_per_node_minute, &[]),
+            (&ours.requests_per_node_minute, &[]),
         );
         if let (Some(u), Some(o)) = (&up.pods, &ours.pods) {
+            fn per_round(p: &pods::PodPhase) -> Vec<&BTreeMap<String, f64>> {
+                p.rounds.iter().map(|r| &r.requests_per_pod).collect()
+            }
+            let rounds = match u.rounds.len() {
+                0 => String::new(),
+                n => format!(", means of {n} rounds"),
+            };
             fidelity(
                 &format!(
-                    "{} pre-bound pods created and deleted, {} nodes",
+                    "{} pre-bound pods created and deleted, {} nodes{rounds}",
                     u.pods, up.nodes
                 ),
                 "per pod (above the idle rate)",
-                &u.requests_per_pod,
-                &o.requests_per_pod,
+                (&u.requests_per_pod, &per_round(u)),
+                (&o.requests_per_pod, &per_round(o)),
             );
         }
     }

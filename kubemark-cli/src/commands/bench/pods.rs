@@ -37,6 +37,41 @@ pub(super) struct PodPhase {
     pub hollow_cpu_percent: f64,
     /// The whole machine's busy share over the phase, percent.
     pub machine_cpu_percent: f64,
+    /// With `--pod-rounds` above 1: each round; the fields above are then their means.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<PodPhase>,
+}
+
+impl PodPhase {
+    /// The means of several rounds (a request kind missing from a round counts as 0 there),
+    /// keeping the rounds. One round is returned as it is.
+    pub(super) fn mean(mut rounds: Vec<PodPhase>) -> Option<PodPhase> {
+        if rounds.len() <= 1 {
+            return rounds.pop();
+        }
+        let n = rounds.len() as f64;
+        let avg = |f: fn(&PodPhase) -> f64| rounds.iter().map(f).sum::<f64>() / n;
+        let avg_map = |f: fn(&PodPhase) -> &BTreeMap<String, f64>| {
+            let mut sum: BTreeMap<String, f64> = BTreeMap::new();
+            for r in &rounds {
+                for (k, v) in f(r) {
+                    *sum.entry(k.clone()).or_default() += v;
+                }
+            }
+            sum.into_iter().map(|(k, v)| (k, v / n)).collect()
+        };
+        Some(PodPhase {
+            pods: rounds[0].pods,
+            seconds_to_created: avg(|r| r.seconds_to_created),
+            seconds_to_running: avg(|r| r.seconds_to_running),
+            seconds_to_deleted: avg(|r| r.seconds_to_deleted),
+            requests_per_node_minute: avg_map(|r| &r.requests_per_node_minute),
+            requests_per_pod: avg_map(|r| &r.requests_per_pod),
+            hollow_cpu_percent: avg(|r| r.hollow_cpu_percent),
+            machine_cpu_percent: avg(|r| r.machine_cpu_percent),
+            rounds,
+        })
+    }
 }
 
 /// (busy, total) jiffies of the machine, all cores.
@@ -242,5 +277,42 @@ pub(super) async fn run(
         requests_per_pod,
         hollow_cpu_percent: (hollow1 - hollow0) as f64 / machine * 100.0,
         machine_cpu_percent: (busy1 - busy0) as f64 / machine * 100.0,
+        rounds: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(running: f64, per_pod: &[(&str, f64)]) -> PodPhase {
+        PodPhase {
+            pods: 10,
+            seconds_to_created: 1.0,
+            seconds_to_running: running,
+            seconds_to_deleted: 2.0,
+            requests_per_node_minute: BTreeMap::new(),
+            requests_per_pod: per_pod.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            hollow_cpu_percent: 5.0,
+            machine_cpu_percent: 50.0,
+            rounds: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rounds_are_averaged_and_kept() {
+        assert!(PodPhase::mean(Vec::new()).is_none());
+        let one = PodPhase::mean(vec![round(3.0, &[("GET pods", 2.0)])]).unwrap();
+        assert!(one.rounds.is_empty(), "a single round is reported as it is");
+        let mean = PodPhase::mean(vec![
+            round(3.0, &[("GET pods", 2.0), ("WATCH pods", 0.1)]),
+            round(5.0, &[("GET pods", 3.0)]),
+        ])
+        .unwrap();
+        assert_eq!(mean.seconds_to_running, 4.0);
+        assert_eq!(mean.requests_per_pod["GET pods"], 2.5);
+        // Missing from a round counts as none in that round.
+        assert_eq!(mean.requests_per_pod["WATCH pods"], 0.05);
+        assert_eq!(mean.rounds.len(), 2);
+    }
 }
