@@ -231,7 +231,7 @@ async fn idle_phase(
                 eprintln!("pod round {round} of {}", args.pod_rounds);
             }
             let idle = &requests_per_node_minute;
-            match pods::run(&client, &names, args.pods, pids, timeout, idle).await {
+            match pods::run(&client, round, &names, args.pods, pids, timeout, idle).await {
                 Ok(p) => rounds.push(p),
                 Err(e) => {
                     failed = Some(format!("round {round}: {e:#}"));

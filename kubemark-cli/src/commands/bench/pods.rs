@@ -177,8 +177,11 @@ async fn wait(
 }
 
 /// Runs the pod phase with `count` pods over `nodes`, measuring `pids` as the hollow side.
+/// Pods are named after the `round`: a peer whose watch lags (KWOK deletes pods by name) would
+/// otherwise take a late delete of the last round's pod for one of this round's.
 pub(super) async fn run(
     client: &kube::Client,
+    round: u32,
     nodes: &[String],
     count: usize,
     pids: &[u32],
@@ -205,12 +208,15 @@ pub(super) async fn run(
         let pods = pods.clone();
         let node = nodes[i % nodes.len()].clone();
         async move {
-            let p = pod(&format!("bench-{i}"), &node)?;
+            let p = pod(&format!("bench-{round}-{i}"), &node)?;
             pods.create(&PostParams::default(), &p).await?;
             anyhow::Ok(())
         }
     });
-    let results: Vec<anyhow::Result<()>> = creates.buffer_unordered(64).collect().await;
+    let results: Vec<anyhow::Result<()>> =
+        tokio::time::timeout(timeout, creates.buffer_unordered(64).collect())
+            .await
+            .map_err(|_| anyhow::anyhow!("pod creates not all answered after {timeout:?}"))?;
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     let seconds_to_created = t0.elapsed().as_secs_f64();
     wait("pods not Running", timeout, || {
@@ -228,7 +234,7 @@ pub(super) async fn run(
         let pods = pods.clone();
         async move {
             match pods
-                .delete(&format!("bench-{i}"), &DeleteParams::default())
+                .delete(&format!("bench-{round}-{i}"), &DeleteParams::default())
                 .await
             {
                 Ok(_) => anyhow::Ok(()),
@@ -237,7 +243,10 @@ pub(super) async fn run(
             }
         }
     });
-    let results: Vec<anyhow::Result<()>> = deletes.buffer_unordered(64).collect().await;
+    let results: Vec<anyhow::Result<()>> =
+        tokio::time::timeout(timeout, deletes.buffer_unordered(64).collect())
+            .await
+            .map_err(|_| anyhow::anyhow!("pod deletes not all answered after {timeout:?}"))?;
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     wait("pods not deleted", timeout, || {
         let e = tracker.existing();
