@@ -239,18 +239,64 @@ impl tower::Service<http::Request<Body>> for Connection {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
-            let send = target.sender().await?;
-            let mut send = send.ready().await.map_err(ConnectError::from)?;
-            let end = body.is_empty();
-            let (response, mut stream) = send
-                .send_request(http::Request::from_parts(parts, ()), end)
-                .map_err(ConnectError::from)?;
-            if !end {
-                stream.send_data(body, true).map_err(ConnectError::from)?;
+            let mut retries = 0;
+            loop {
+                let response = target.send(&parts, body.clone()).await?;
+                match retry_after(&response) {
+                    Some(wait) if retries < MAX_RETRIES => {
+                        retries += 1;
+                        tracing::debug!(uri = %parts.uri, status = %response.status(), ?wait, retries, "retrying after the server's Retry-After");
+                        drop(response);
+                        tokio::time::sleep(wait).await;
+                    }
+                    _ => return Ok(response.map(ResponseBody)),
+                }
             }
-            let response = response.await.map_err(ConnectError::from)?;
-            Ok(response.map(ResponseBody))
         })
+    }
+}
+
+/// client-go's request retries: at most 10 (`rest.Request`'s default `maxRetries`).
+const MAX_RETRIES: u32 = 10;
+
+/// As client-go's `checkWait`: a 429 (API Priority and Fairness rejecting the request) or a 5xx
+/// that says when to come back (`Retry-After: <seconds>`) is sent again after that long; the
+/// request was not processed. Without the header the error goes to the caller.
+fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
+    let status = response.status();
+    if status != http::StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+impl Target {
+    /// Sends one request on the connection (dialled if needed) and waits for its response head.
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<http::Response<h2::RecvStream>, ConnectError> {
+        let mut request = http::Request::new(());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.headers_mut() = parts.headers.clone();
+        let send = self.sender().await?;
+        let mut send = send.ready().await?;
+        let end = body.is_empty();
+        let (response, mut stream) = send.send_request(request, end)?;
+        if !end {
+            stream.send_data(body, true)?;
+        }
+        Ok(response.await?)
     }
 }
 
@@ -389,6 +435,29 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_follow_client_go_429_and_5xx_with_retry_after_only() {
+        let response = |code: u16, after: Option<&str>| {
+            let mut r = http::Response::builder().status(code);
+            if let Some(a) = after {
+                r = r.header("Retry-After", a);
+            }
+            r.body(()).unwrap()
+        };
+        assert_eq!(
+            retry_after(&response(429, Some("1"))),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(&response(503, Some("3"))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retry_after(&response(429, None)), None);
+        assert_eq!(retry_after(&response(500, Some("soon"))), None);
+        assert_eq!(retry_after(&response(409, Some("1"))), None);
+        assert_eq!(retry_after(&response(200, Some("1"))), None);
+    }
 
     #[tokio::test]
     async fn connection_errors_name_the_server_and_the_cause() {
