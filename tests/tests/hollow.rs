@@ -816,6 +816,92 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
     cp.stop().await.unwrap();
 }
 
+/// As a kubelet's volume manager: a pod whose service-account token cannot be fetched stays
+/// ContainerCreating with a FailedMount event, and starts once the token can be had (retried
+/// with back-off), instead of running without its volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_waits_for_its_token_before_its_containers_start() {
+    init_logging();
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        credentials,
+        dir: _dir,
+    } = with_nodes(
+        start_control_plane().await,
+        "mounts",
+        1,
+        NodeConfig::default(),
+    )
+    .await;
+    let account = serde_json::json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": { "name": "late", "namespace": "default" },
+    });
+    apply(&cp, account.clone()).await;
+    // Bound to a node that has not joined yet; its service account is gone when it does.
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "waiter", "namespace": "default", "labels": { "app": "waiter" } },
+            "spec": { "nodeName": "mounts-late", "serviceAccountName": "late",
+                      "containers": [{ "name": "c", "image": "x" }] },
+        }),
+    )
+    .await;
+    let out = kubectl(&cp, &["delete", "serviceaccount", "late"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let late = spawn_nodes(
+        &credentials,
+        HollowOptions::names("mounts-late", 1),
+        NodeConfig::default(),
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let failed = eventually("a FailedMount event", Duration::from_secs(60), || {
+        let events = events.clone();
+        async move {
+            let list = events
+                .list(
+                    &ListParams::default().fields("involvedObject.name=waiter,reason=FailedMount"),
+                )
+                .await
+                .ok()?;
+            list.items.into_iter().next()
+        }
+    })
+    .await;
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("failed to fetch token") && message.contains("not found"),
+        "{message}"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let waiting = pods.get("waiter").await.unwrap();
+    assert_eq!(phase(&waiting), "Pending");
+    let state = waiting.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(
+        state.waiting.and_then(|w| w.reason).as_deref(),
+        Some("ContainerCreating")
+    );
+    apply(&cp, account).await;
+    pods_where(&pods, "app=waiter", "the waiter Running", 1, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    late.stop();
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
 /// The request mix of a pod's life is the kubelet status manager's: a GET before each status
 /// sync, a PATCH per synced status (the start's two may coalesce), and exactly one final DELETE
 /// per pod from the kubelet; the image the pods "pulled" is in the node's status.

@@ -88,7 +88,28 @@ enum Timer {
     Started(String),
     Exit(String),
     Restart(String),
+    /// Retry the failed token requests of a pod still waiting for its volumes.
+    Mount(String),
 }
+
+/// The kubelet volume manager's back-off for a failed mount: 500 ms doubling to 2 min 2 s.
+fn mount_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500)
+        .saturating_mul(1 << attempt.min(8))
+        .min(Duration::from_secs(122))
+}
+
+/// A pod whose service-account tokens could not be fetched yet (the Node authorizer answers 403
+/// until it has seen the pod bound here): its containers start once they are, as a kubelet's
+/// wait for the volumes to mount.
+struct PendingMount {
+    pod: Box<Pod>,
+    tokens: Vec<Token>,
+    attempt: u32,
+}
+
+/// A projected service-account token to fetch: the volume it is for, and the request.
+type Token = (String, TokenRequest);
 
 /// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -160,6 +181,8 @@ pub(crate) struct PodWorker {
     /// Pods handed to the status manager for their final delete; their watch events are
     /// ignored until the API server reports them gone.
     deleting: std::collections::HashSet<Box<str>>,
+    /// Pods waiting for their volumes (failed token requests), by UID.
+    mounting: HashMap<String, PendingMount>,
 }
 
 impl PodWorker {
@@ -188,6 +211,7 @@ impl PodWorker {
             timers,
             status,
             deleting: std::collections::HashSet::new(),
+            mounting: HashMap::new(),
         };
         let pods = Informer::of::<Pod>(None).fields(&format!("spec.nodeName={}", ctx.name));
         let mut stream = std::pin::pin!(pods.events::<Pod>(ctx.client.clone()));
@@ -221,6 +245,96 @@ impl PodWorker {
                 // loop 2.4 KiB bigger for the node's whole life.
                 Box::pin(worker.retry_waiting_for_ip()).await;
             }
+        }
+    }
+
+    /// The volumes are mounted: pull (once per node and image), create and start the
+    /// containers; the PLEG sees them running at its next relist.
+    fn containers_started(&mut self, pod: &Pod, uid: String) {
+        if let Some(p) = self.pods.get(&uid) {
+            for c in p.init.iter().chain(p.app.iter()) {
+                if self.ctx.image_pulled(&c.image) {
+                    let image = &c.image;
+                    self.event(
+                        pod,
+                        Some(&c.name),
+                        "Normal",
+                        "Pulling",
+                        &format!("Pulling image \"{image}\""),
+                    );
+                    self.event(
+                        pod,
+                        Some(&c.name),
+                        "Normal",
+                        "Pulled",
+                        &format!("Successfully pulled image \"{image}\""),
+                    );
+                } else {
+                    let image =
+                        format!("Container image \"{}\" already present on machine", c.image);
+                    self.event(pod, Some(&c.name), "Normal", "Pulled", &image);
+                }
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    "Normal",
+                    "Created",
+                    &format!("Created container: {}", c.name),
+                );
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    "Normal",
+                    "Started",
+                    &format!("Started container {}", c.name),
+                );
+            }
+        }
+        // The PLEG's next relist sees the containers running.
+        let relist = PLEG_RELIST_PERIOD.mul_f64(rand::rng().random_range(0.0..1.0));
+        self.schedule(relist, Timer::Started(uid));
+    }
+
+    /// Some token requests failed: report it (once, as the kubelet's event correlator folds the
+    /// repeats) and retry them after the volume manager's back-off.
+    fn mount_failed(&mut self, pod: Box<Pod>, tokens: Vec<Token>, attempt: u32, error: &str) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        if attempt == 0 {
+            let volume = tokens.first().map(|(v, _)| v.as_str()).unwrap_or_default();
+            let message = format!(
+                "MountVolume.SetUp failed for volume \"{volume}\" : failed to fetch token: {error}"
+            );
+            self.event(&pod, None, "Warning", "FailedMount", &message);
+        }
+        self.schedule(mount_backoff(attempt), Timer::Mount(uid.clone()));
+        self.mounting.insert(
+            uid,
+            PendingMount {
+                pod,
+                tokens,
+                attempt,
+            },
+        );
+    }
+
+    async fn retry_mount(&mut self, uid: String) {
+        let Some(pending) = self.mounting.remove(&uid) else {
+            return;
+        };
+        // Deleted (or gone) meanwhile: nothing to start.
+        if self
+            .pods
+            .get(&uid)
+            .is_none_or(|p| p.phase != Local::Starting)
+        {
+            return;
+        }
+        let (failed, error) = self.request_tokens(&pending.pod, pending.tokens).await;
+        match error {
+            None => self.containers_started(&pending.pod, uid),
+            Some(e) => self.mount_failed(pending.pod, failed, pending.attempt + 1, &e),
         }
     }
 
@@ -458,50 +572,12 @@ impl PodWorker {
         self.reported_no_ip.remove(&uid);
         self.pods.insert(uid.clone(), state);
         if !already_running {
-            self.fetch_volumes(&pod).await;
+            let (failed, error) = self.fetch_volumes(&pod).await;
             self.write_status(&uid, ContainerState::Waiting("ContainerCreating"));
-            if let Some(p) = self.pods.get(&uid) {
-                for c in p.init.iter().chain(p.app.iter()) {
-                    if self.ctx.image_pulled(&c.image) {
-                        let image = &c.image;
-                        self.event(
-                            &pod,
-                            Some(&c.name),
-                            "Normal",
-                            "Pulling",
-                            &format!("Pulling image \"{image}\""),
-                        );
-                        self.event(
-                            &pod,
-                            Some(&c.name),
-                            "Normal",
-                            "Pulled",
-                            &format!("Successfully pulled image \"{image}\""),
-                        );
-                    } else {
-                        let image =
-                            format!("Container image \"{}\" already present on machine", c.image);
-                        self.event(&pod, Some(&c.name), "Normal", "Pulled", &image);
-                    }
-                    self.event(
-                        &pod,
-                        Some(&c.name),
-                        "Normal",
-                        "Created",
-                        &format!("Created container: {}", c.name),
-                    );
-                    self.event(
-                        &pod,
-                        Some(&c.name),
-                        "Normal",
-                        "Started",
-                        &format!("Started container {}", c.name),
-                    );
-                }
+            match error {
+                None => self.containers_started(&pod, uid),
+                Some(e) => self.mount_failed(Box::new(pod), failed, 0, &e),
             }
-            // The PLEG's next relist sees the containers running.
-            let relist = PLEG_RELIST_PERIOD.mul_f64(rand::rng().random_range(0.0..1.0));
-            self.schedule(relist, Timer::Started(uid));
         } else if let Some(d) = run_for {
             self.schedule(d, Timer::Exit(uid));
         }
@@ -511,13 +587,12 @@ impl PodWorker {
     /// kubelet fetches them (GET, and a TokenRequest bound to the pod), so the API server carries
     /// that load too. Every pod gets a `kube-api-access-*` projected volume by default, so every
     /// pod start costs a TokenRequest and a ConfigMap read, as with a real kubelet. A missing
-    /// object does not block a hollow pod.
-    async fn fetch_volumes(&mut self, pod: &Pod) {
+    /// ConfigMap or Secret does not block a hollow pod; a token that could not be fetched does
+    /// (see `request_tokens`). Returns the token requests that failed, with the first failure's
+    /// message.
+    async fn fetch_volumes(&mut self, pod: &Pod) -> (Vec<Token>, Option<String>) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let spec = pod.spec.as_ref();
-        let sa = spec
-            .and_then(|s| s.service_account_name.as_deref())
-            .unwrap_or("default");
         let mut configmaps = Vec::new();
         let mut secrets = Vec::new();
         let mut tokens = Vec::new();
@@ -542,11 +617,10 @@ impl PodWorker {
                     secrets.push(secret.name.clone());
                 }
                 if let Some(token) = &source.service_account_token {
-                    tokens.push(token.clone());
+                    tokens.push((v.name.clone(), token.clone()));
                 }
             }
         }
-        let client = self.ctx.client.clone();
         // The kubelet's default (watch-based) manager keeps one single-object watch per
         // referenced ConfigMap and Secret while a pod on the node uses it.
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -566,29 +640,53 @@ impl PodWorker {
         if let Some(p) = self.pods.get_mut(&uid) {
             p.objects = refs.into_boxed_slice();
         }
-        for token in tokens {
-            let request = TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: token.audience.map(|a| vec![a]),
-                    expiration_seconds: Some(token.expiration_seconds.unwrap_or(3607)),
-                    bound_object_ref: Some(BoundObjectReference {
-                        api_version: Some("v1".into()),
-                        kind: Some("Pod".into()),
-                        name: pod.metadata.name.clone(),
-                        uid: pod.metadata.uid.clone(),
+        let requests = tokens
+            .into_iter()
+            .map(|(volume, token)| {
+                let request = TokenRequest {
+                    spec: Some(TokenRequestSpec {
+                        audiences: token.audience.map(|a| vec![a]),
+                        expiration_seconds: Some(token.expiration_seconds.unwrap_or(3607)),
+                        bound_object_ref: Some(BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: pod.metadata.name.clone(),
+                            uid: pod.metadata.uid.clone(),
+                        }),
                     }),
-                }),
-                ..TokenRequest::default()
-            };
+                    ..TokenRequest::default()
+                };
+                (volume, request)
+            })
+            .collect();
+        self.request_tokens(pod, requests).await
+    }
+
+    /// Requests `tokens` for the pod's service account; returns those that failed, with the
+    /// first failure's message. The kubelet keeps a pod's containers from starting until every
+    /// token is there.
+    async fn request_tokens(&self, pod: &Pod, tokens: Vec<Token>) -> (Vec<Token>, Option<String>) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            .unwrap_or("default");
+        let api = Api::<ServiceAccount>::namespaced(self.ctx.client.clone(), ns);
+        let mut failed = Vec::new();
+        let mut error = None;
+        for (volume, request) in tokens {
             self.ctx.limiter.acquire().await;
-            let api = Api::<ServiceAccount>::namespaced(client.clone(), ns);
             if let Err(e) = api
                 .create_token_request(sa, &PostParams::default(), &request)
                 .await
             {
                 tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");
+                error.get_or_insert_with(|| e.to_string());
+                failed.push((volume, request));
             }
         }
+        (failed, error)
     }
 
     async fn watch_object<K>(&mut self, kind: ObjectKind, ns: &str, name: &str) -> ObjectRef
@@ -693,6 +791,7 @@ impl PodWorker {
                 }
             }
             Timer::Restart(uid) => self.now_running(uid, Local::BackOff),
+            Timer::Mount(uid) => self.retry_mount(uid).await,
         }
     }
 
