@@ -133,21 +133,23 @@ impl Target {
         })
     }
 
-    /// The live connection, dialled if there is none. Callers wait for one dial together (under
-    /// the lock) instead of each dialling a connection of its own.
-    async fn sender(&self) -> Result<h2::client::SendRequest<Bytes>, ConnectError> {
+    /// The live connection (with its "closed" flag), dialled if there is none. Callers wait for
+    /// one dial together (under the lock) instead of each dialling a connection of its own.
+    async fn sender(
+        &self,
+    ) -> Result<(h2::client::SendRequest<Bytes>, Arc<AtomicBool>), ConnectError> {
         let mut current = self.current.lock().await;
         if let Some(live) = current
             .as_ref()
             .filter(|l| !l.closed.load(Ordering::Acquire))
         {
-            return Ok(live.send.clone());
+            return Ok((live.send.clone(), live.closed.clone()));
         }
         *current = None;
         let live = self.dial().await?;
-        let send = live.send.clone();
+        let found = (live.send.clone(), live.closed.clone());
         *current = Some(live);
-        Ok(send)
+        Ok(found)
     }
 
     async fn dial(&self) -> Result<Live, ConnectError> {
@@ -285,14 +287,37 @@ impl Target {
         parts: &http::request::Parts,
         body: Bytes,
     ) -> Result<http::Response<h2::RecvStream>, ConnectError> {
-        let mut request = http::Request::new(());
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = parts.uri.clone();
-        *request.headers_mut() = parts.headers.clone();
-        let send = self.sender().await?;
-        let mut send = send.ready().await?;
+        let request = || {
+            let mut request = http::Request::new(());
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.headers_mut() = parts.headers.clone();
+            request
+        };
         let end = body.is_empty();
-        let (response, mut stream) = send.send_request(request, end)?;
+        // A connection that cannot open another stream (the server sent GOAWAY, as an API server
+        // with --goaway-chance does, while its open watches go on) is left to its streams and
+        // the request goes to a new one, as Go's HTTP/2 transport does: otherwise every request
+        // of the node would fail until the last watch on the old connection ended.
+        let mut attempts = 0;
+        let (response, mut stream) = loop {
+            attempts += 1;
+            let (send, closed) = self.sender().await?;
+            let opened = match send.ready().await {
+                Ok(mut send) => send.send_request(request(), end),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(opened) => break opened,
+                Err(e) => {
+                    closed.store(true, Ordering::Release);
+                    if attempts >= 2 {
+                        return Err(e.into());
+                    }
+                    tracing::debug!(error = %e, "API server connection takes no new streams; redialling");
+                }
+            }
+        };
         if !end {
             stream.send_data(body, true)?;
         }

@@ -1012,3 +1012,59 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
     nodes.stop();
     cp.stop().await.unwrap();
 }
+
+/// An API server that sends GOAWAY at random (`--goaway-chance`, as HA clusters run it) closes a
+/// node's connection to new streams while the watches on it go on. The node sends its next
+/// request on a new connection, as Go's HTTP/2 transport does; otherwise every request of that
+/// node would fail until its last watch on the old connection ended, minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
+    let cp = start_control_plane_with(|o| {
+        // The largest chance the API server accepts: 2 % of requests answered with a GOAWAY.
+        o.apiserver_args.push("--goaway-chance=0.02".into());
+    })
+    .await;
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(cp, "goaway", 2, NodeConfig::default()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // ~6 requests per pod from the nodes: a GOAWAY is all but certain (0.98^240 < 1 %).
+    apply(&cp, deployment("churn", 40)).await;
+    pods_where(&pods, "app=churn", "40 pods Running", 40, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let out = kubectl(&cp, &["scale", "deployment", "churn", "--replicas=0"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pods_where(&pods, "app=churn", "the pods gone", 0, |_| true).await;
+    // Both nodes still renew their leases afterwards.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-node-lease");
+    let renewed = |lease: k8s_openapi::api::coordination::v1::Lease| {
+        lease.spec.and_then(|s| s.renew_time).map(|t| t.0)
+    };
+    let before: Vec<_> = futures::future::join_all(["goaway-0", "goaway-1"].map(|n| leases.get(n)))
+        .await
+        .into_iter()
+        .map(|l| renewed(l.unwrap()))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for (name, before) in ["goaway-0", "goaway-1"].into_iter().zip(before) {
+        let after = renewed(leases.get(name).await.unwrap());
+        assert!(
+            after > before,
+            "{name}: lease not renewed ({before:?} -> {after:?})"
+        );
+    }
+    wait_ready_nodes(&client, 2, Duration::from_secs(5)).await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}

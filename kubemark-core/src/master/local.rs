@@ -41,6 +41,9 @@ pub struct LocalOptions {
     /// Extra kube-controller-manager flags (they win over the defaults, e.g. a shorter
     /// `--node-monitor-grace-period` for tests).
     pub controller_manager_args: Vec<String>,
+    /// Extra kube-apiserver flags (they win over the defaults, e.g. `--goaway-chance` to test
+    /// clients against an API server that sends GOAWAY).
+    pub apiserver_args: Vec<String>,
 }
 
 impl LocalOptions {
@@ -58,6 +61,7 @@ impl LocalOptions {
             keep_data: false,
             ready_timeout: Duration::from_secs(120),
             controller_manager_args: Vec::new(),
+            apiserver_args: Vec::new(),
         }
     }
 }
@@ -265,10 +269,12 @@ impl LocalControlPlane {
         .await?;
 
         let (l, n, b) = (&self.layout, &self.network, &self.options.binaries);
+        let mut api_args = apiserver_args(l, n);
+        api_args.extend(self.options.apiserver_args.iter().cloned());
         let apiserver = ComponentProcess::spawn(
             "kube-apiserver",
             &b.kube_apiserver,
-            &apiserver_args(l, n),
+            &api_args,
             l.log_dir.join("kube-apiserver.log"),
         )?;
         self.processes.push(apiserver);
