@@ -675,7 +675,7 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
             "{k}: {mix:?}"
         );
     }
-    // Two rounds on the same nodes (the second reuses the pod names), their means above.
+    // Two rounds on the same nodes (pods named per round), their means above.
     let rounds = p["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
     let running: Vec<f64> = rounds

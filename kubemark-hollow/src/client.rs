@@ -186,6 +186,49 @@ impl Target {
         tokio::spawn(drive(connection, read, closed.clone()));
         Ok(Live { send, closed })
     }
+
+    /// Sends one request on the connection (dialled if needed) and waits for its response head.
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<http::Response<h2::RecvStream>, ConnectError> {
+        let request = || {
+            let mut request = http::Request::new(());
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.headers_mut() = parts.headers.clone();
+            request
+        };
+        let end = body.is_empty();
+        // A connection that cannot open another stream (the server sent GOAWAY, as an API server
+        // with --goaway-chance does, while its open watches go on) is left to its streams and
+        // the request goes to a new one, as Go's HTTP/2 transport does: otherwise every request
+        // of the node would fail until the last watch on the old connection ended.
+        let mut attempts = 0;
+        let (response, mut stream) = loop {
+            attempts += 1;
+            let (send, closed) = self.sender().await?;
+            let opened = match send.ready().await {
+                Ok(mut send) => send.send_request(request(), end),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(opened) => break opened,
+                Err(e) => {
+                    closed.store(true, Ordering::Release);
+                    if attempts >= 2 {
+                        return Err(e.into());
+                    }
+                    tracing::debug!(error = %e, "API server connection takes no new streams; redialling");
+                }
+            }
+        };
+        if !end {
+            stream.send_data(body, true)?;
+        }
+        Ok(response.await?)
+    }
 }
 
 /// Runs the connection until it ends or fails its health check.
@@ -278,51 +321,6 @@ fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(seconds))
-}
-
-impl Target {
-    /// Sends one request on the connection (dialled if needed) and waits for its response head.
-    async fn send(
-        &self,
-        parts: &http::request::Parts,
-        body: Bytes,
-    ) -> Result<http::Response<h2::RecvStream>, ConnectError> {
-        let request = || {
-            let mut request = http::Request::new(());
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = parts.uri.clone();
-            *request.headers_mut() = parts.headers.clone();
-            request
-        };
-        let end = body.is_empty();
-        // A connection that cannot open another stream (the server sent GOAWAY, as an API server
-        // with --goaway-chance does, while its open watches go on) is left to its streams and
-        // the request goes to a new one, as Go's HTTP/2 transport does: otherwise every request
-        // of the node would fail until the last watch on the old connection ended.
-        let mut attempts = 0;
-        let (response, mut stream) = loop {
-            attempts += 1;
-            let (send, closed) = self.sender().await?;
-            let opened = match send.ready().await {
-                Ok(mut send) => send.send_request(request(), end),
-                Err(e) => Err(e),
-            };
-            match opened {
-                Ok(opened) => break opened,
-                Err(e) => {
-                    closed.store(true, Ordering::Release);
-                    if attempts >= 2 {
-                        return Err(e.into());
-                    }
-                    tracing::debug!(error = %e, "API server connection takes no new streams; redialling");
-                }
-            }
-        };
-        if !end {
-            stream.send_data(body, true)?;
-        }
-        Ok(response.await?)
-    }
 }
 
 /// A response body read from its HTTP/2 stream, releasing flow-control capacity as it is read.

@@ -176,6 +176,28 @@ async fn wait(
     }
 }
 
+/// Runs `request(i)` for pods 0..count, 64 at a time, as a test's client would; every one must
+/// succeed, and all must be answered within `timeout`.
+async fn each_pod<F, Fut>(
+    count: usize,
+    what: &str,
+    timeout: Duration,
+    request: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let all = futures::stream::iter(0..count)
+        .map(request)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>();
+    let results = tokio::time::timeout(timeout, all)
+        .await
+        .map_err(|_| anyhow::anyhow!("pod {what} not all answered after {timeout:?}"))?;
+    results.into_iter().collect()
+}
+
 /// Runs the pod phase with `count` pods over `nodes`, measuring `pids` as the hollow side.
 /// Pods are named after the `round`: a peer whose watch lags (KWOK deletes pods by name) would
 /// otherwise take a late delete of the last round's pod for one of this round's.
@@ -204,7 +226,7 @@ pub(super) async fn run(
     let (busy0, total0) = machine_ticks()?;
     let t0 = Instant::now();
 
-    let creates = futures::stream::iter(0..count).map(|i| {
+    each_pod(count, "creates", timeout, |i| {
         let pods = pods.clone();
         let node = nodes[i % nodes.len()].clone();
         async move {
@@ -212,12 +234,8 @@ pub(super) async fn run(
             pods.create(&PostParams::default(), &p).await?;
             anyhow::Ok(())
         }
-    });
-    let results: Vec<anyhow::Result<()>> =
-        tokio::time::timeout(timeout, creates.buffer_unordered(64).collect())
-            .await
-            .map_err(|_| anyhow::anyhow!("pod creates not all answered after {timeout:?}"))?;
-    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    })
+    .await?;
     let seconds_to_created = t0.elapsed().as_secs_f64();
     wait("pods not Running", timeout, || {
         let r = tracker.running();
@@ -230,7 +248,7 @@ pub(super) async fn run(
     // One DELETE per pod, as a test's clean-up does: a single deletecollection of thousands of
     // pods outlives the API server's 60 s request timeout.
     let t1 = Instant::now();
-    let deletes = futures::stream::iter(0..count).map(|i| {
+    each_pod(count, "deletes", timeout, |i| {
         let pods = pods.clone();
         async move {
             match pods
@@ -242,12 +260,8 @@ pub(super) async fn run(
                 Err(e) => Err(e.into()),
             }
         }
-    });
-    let results: Vec<anyhow::Result<()>> =
-        tokio::time::timeout(timeout, deletes.buffer_unordered(64).collect())
-            .await
-            .map_err(|_| anyhow::anyhow!("pod deletes not all answered after {timeout:?}"))?;
-    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    })
+    .await?;
     wait("pods not deleted", timeout, || {
         let e = tracker.existing();
         (e == 0, format!("{e} still there"))
