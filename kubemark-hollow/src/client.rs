@@ -5,8 +5,9 @@
 //!
 //! The connection is driven with `h2` directly, not through hyper's client: hyper's pool and
 //! per-connection dispatch queue cost every node about 12 KiB more, for features (pooling,
-//! HTTP/1.1) a hollow node does not use. kube's `Client` accepts any `tower::Service`, so the
-//! rest of kube (requests, errors, auth) is unchanged.
+//! HTTP/1.1) a hollow node does not use. Requests are kube-core's, sent by [`ApiClient`] rather
+//! than `kube::Client`, whose 1,024-slot request queue and its worker task cost every node
+//! another 10 KiB (see [`ApiClient`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,15 +16,17 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{AsyncBufRead, TryStreamExt};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use kube::client::{Body, ConfigExt};
+use kube::client::ConfigExt;
 use rustls::pki_types::ServerName;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tower::ServiceBuilder;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// client-go's HTTP/2 health check: a PING when nothing was read for 30 s (`ReadIdleTimeout`),
@@ -72,23 +75,204 @@ pub enum ConnectError {
     Http2(#[from] h2::Error),
 }
 
-/// Builds a client whose requests and watches share one HTTP/2 connection, redialled when it
-/// fails.
-pub fn http2_client(config: &kube::Config) -> Result<kube::Client, kube::Error> {
-    kubemark_core::tls::install_crypto_provider();
-    let mut tls = config.rustls_client_config()?;
-    // One server per client: rustls's default resumption cache (256 sessions, allocated up
-    // front) cost every hollow node 14 KiB for nothing.
-    tls.resumption = rustls::client::Resumption::in_memory_sessions(4);
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let target = Target::new(config, tls)
-        .map_err(|e| kube::Error::Service(Box::new(e) as tower::BoxError))?;
-    // Bearer tokens (bootstrap) need kube's auth layer; client certificates live in the TLS config.
-    let service = ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(config.auth_layer()?)
-        .service(Connection(Arc::new(target)));
-    Ok(kube::Client::new(service, config.default_namespace.clone()))
+/// Request bodies are whole (`Full`): kube's token-refreshing auth layer wants an
+/// `http_body::Body`.
+type RequestBody = http_body_util::Full<Bytes>;
+
+type BoxService = tower::util::BoxCloneSyncService<
+    http::Request<RequestBody>,
+    http::Response<ResponseBody>,
+    BoxError,
+>;
+
+/// A hollow node's API client: kube-core's requests (`kube::core::Request`), sent on one
+/// HTTP/2 connection that is redialled when it fails, with client-go's retries, answers decoded
+/// and failures turned into `kube::Error` as `kube::Client` does.
+///
+/// Why not `kube::Client`: it always puts a 1,024-slot `tower::Buffer` and that buffer's worker
+/// task in front of the service, 10 KiB for every node, and one more task hop per request; the
+/// connection here is shared under a lock and needs no queue. Like `kube::Client` it takes any
+/// `tower::Service` ([`ApiClient::from_service`]), which is how tests put a scripted API server
+/// behind it; [`ApiClient::to_kube`] lends it to code that wants a `kube::Client`.
+#[derive(Clone)]
+pub struct ApiClient {
+    service: BoxService,
+    user_agent: Option<http::HeaderValue>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiClient {
+    /// A client for `config`'s server and credentials (client certificates, or tokens through
+    /// kube's auth layer) on one HTTP/2 connection, dialled on first use.
+    pub fn new(config: &kube::Config) -> Result<Self, kube::Error> {
+        kubemark_core::tls::install_crypto_provider();
+        let mut tls = config.rustls_client_config()?;
+        // No TLS session resumption, as client-go (Go's TLS client keeps no session cache
+        // unless told to). rustls's default cache (256 sessions, allocated up front) cost every
+        // hollow node 14 KiB, a smaller one still 2 KiB, for a server it dials once.
+        tls.resumption = rustls::client::Resumption::disabled();
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        let target = Target::new(config, tls).map_err(|e| kube::Error::Service(Box::new(e)))?;
+        // Bearer tokens (bootstrap) need kube's auth layer; client certificates live in the
+        // TLS config.
+        let service = ServiceBuilder::new()
+            .layer(config.base_uri_layer())
+            .option_layer(config.auth_layer()?)
+            .service(Connection(Arc::new(target)));
+        Ok(Self::from_service(service))
+    }
+
+    /// A client over any service answering HTTP requests: a scripted API server in tests, or
+    /// another transport.
+    pub fn from_service<S>(service: S) -> Self
+    where
+        S: tower::Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        ApiClient {
+            service: BoxService::new(service.map_err(Into::into)),
+            user_agent: None,
+        }
+    }
+
+    /// The same connection, sending `agent` as every request's `User-Agent` (a kubelet sends
+    /// `kubelet/<version> (<os>/<arch>) kubernetes/<commit>`; audit logs show it).
+    pub fn with_user_agent(mut self, agent: &str) -> Self {
+        self.user_agent = http::HeaderValue::from_str(agent).ok();
+        self
+    }
+
+    /// Sends `request`, retried as client-go retries (see [`retry_after`]); an error status
+    /// becomes `kube::Error::Api` with the server's `Status`.
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<ResponseBody>, kube::Error> {
+        let (mut parts, body) = request.into_parts();
+        if let Some(agent) = &self.user_agent {
+            parts
+                .headers
+                .entry(http::header::USER_AGENT)
+                .or_insert_with(|| agent.clone());
+        }
+        let body = Bytes::from(body);
+        let mut retries = 0;
+        let response = loop {
+            let mut attempt = http::Request::new(RequestBody::new(body.clone()));
+            *attempt.method_mut() = parts.method.clone();
+            *attempt.uri_mut() = parts.uri.clone();
+            *attempt.headers_mut() = parts.headers.clone();
+            let response = self
+                .service
+                .clone()
+                .oneshot(attempt)
+                .await
+                .map_err(kube::Error::Service)?;
+            match retry_after(&response) {
+                Some(wait) if retries < MAX_RETRIES => {
+                    retries += 1;
+                    tracing::debug!(uri = %parts.uri, status = %response.status(), ?wait, retries, "retrying after the server's Retry-After");
+                    drop(response);
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break response,
+            }
+        };
+        let status = response.status();
+        if !(status.is_client_error() || status.is_server_error()) {
+            return Ok(response);
+        }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?
+            .to_bytes();
+        let failure = serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+            // Not every error is a Status (a proxy's HTML page): keep its text, one line.
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            kube::core::Status::failure(&text, "Failed to parse error data")
+                .with_code(status.as_u16())
+        });
+        Err(kube::Error::Api(failure.boxed()))
+    }
+
+    /// Sends `request` and decodes its JSON answer.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<T, kube::Error> {
+        let bytes = self.request_bytes(request).await?;
+        serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)
+    }
+
+    /// Sends `request` and returns its whole answer.
+    pub async fn request_bytes(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<Bytes, kube::Error> {
+        let response = self.send(request).await?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        Ok(body.to_bytes())
+    }
+
+    /// Sends `request` and returns its answer as it arrives (a watch).
+    pub async fn request_stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<impl AsyncBufRead + Send + 'static, kube::Error> {
+        let response = self.send(request).await?;
+        Ok(response
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other)
+            .into_async_read())
+    }
+
+    /// The API server's version (`GET /version`).
+    pub async fn apiserver_version(
+        &self,
+    ) -> Result<k8s_openapi::apimachinery::pkg::version::Info, kube::Error> {
+        let request = http::Request::get("/version")
+            .body(Vec::new())
+            .map_err(kube::Error::HttpError)?;
+        self.request(request).await
+    }
+
+    /// A `kube::Client` over the same connection, for code written against kube's `Api` (it
+    /// brings kube's request queue back; meant for short-lived uses such as bootstrapping).
+    pub fn to_kube(&self) -> kube::Client {
+        let service = self.service.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let service = service.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = RequestBody::new(body.collect().await?.to_bytes());
+                let response = service
+                    .oneshot(http::Request::from_parts(parts, body))
+                    .await?;
+                Ok::<_, BoxError>(response)
+            }
+        });
+        kube::Client::new(service, "default")
+    }
 }
 
 /// A `tower::Service` sending each request as a stream of the node's HTTP/2 connection.
@@ -268,9 +452,10 @@ async fn drive<T>(
     closed.store(true, Ordering::Release);
 }
 
-impl tower::Service<http::Request<Body>> for Connection {
+impl tower::Service<http::Request<RequestBody>> for Connection {
     type Response = http::Response<ResponseBody>;
-    type Error = tower::BoxError;
+    // Boxed: kube's auth layer, put in front of this service for tokens, has this error type.
+    type Error = BoxError;
     type Future =
         Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
 
@@ -279,24 +464,13 @@ impl tower::Service<http::Request<Body>> for Connection {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let target = self.0.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
-            let mut retries = 0;
-            loop {
-                let response = target.send(&parts, body.clone()).await?;
-                match retry_after(&response) {
-                    Some(wait) if retries < MAX_RETRIES => {
-                        retries += 1;
-                        tracing::debug!(uri = %parts.uri, status = %response.status(), ?wait, retries, "retrying after the server's Retry-After");
-                        drop(response);
-                        tokio::time::sleep(wait).await;
-                    }
-                    _ => return Ok(response.map(ResponseBody)),
-                }
-            }
+            let response = target.send(&parts, body).await?;
+            Ok(response.map(|stream| ResponseBody(Inner::Stream(stream))))
         })
     }
 }
@@ -323,8 +497,20 @@ fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
-/// A response body read from its HTTP/2 stream, releasing flow-control capacity as it is read.
-pub struct ResponseBody(h2::RecvStream);
+/// A response body: read from its HTTP/2 stream, releasing flow-control capacity as it is
+/// read, or whole (from a service other than the connection, such as a test's).
+pub struct ResponseBody(Inner);
+
+enum Inner {
+    Stream(h2::RecvStream),
+    Whole(Option<Bytes>),
+}
+
+impl From<Bytes> for ResponseBody {
+    fn from(bytes: Bytes) -> Self {
+        ResponseBody(Inner::Whole(Some(bytes).filter(|b| !b.is_empty())))
+    }
+}
 
 impl http_body::Body for ResponseBody {
     type Data = Bytes;
@@ -334,13 +520,17 @@ impl http_body::Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        match ready!(self.0.poll_data(cx)) {
+        let stream = match &mut self.0 {
+            Inner::Stream(stream) => stream,
+            Inner::Whole(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        };
+        match ready!(stream.poll_data(cx)) {
             Some(Ok(data)) => {
-                let _ = self.0.flow_control().release_capacity(data.len());
+                let _ = stream.flow_control().release_capacity(data.len());
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Some(Err(e)) => Poll::Ready(Some(Err(e))),
-            None => match ready!(self.0.poll_trailers(cx)) {
+            None => match ready!(stream.poll_trailers(cx)) {
                 Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
                 Ok(None) => Poll::Ready(None),
                 Err(e) => Poll::Ready(Some(Err(e))),
@@ -349,7 +539,10 @@ impl http_body::Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        match &self.0 {
+            Inner::Stream(stream) => stream.is_end_stream(),
+            Inner::Whole(bytes) => bytes.is_none(),
+        }
     }
 }
 
@@ -482,10 +675,101 @@ mod tests {
         assert_eq!(retry_after(&response(200, Some("1"))), None);
     }
 
+    /// A client whose API server answers from `script` in order, counting the requests.
+    fn scripted(
+        script: Vec<http::Response<&'static str>>,
+    ) -> (ApiClient, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            script,
+        )));
+        let recorded = seen.clone();
+        let service = tower::service_fn(move |request: http::Request<RequestBody>| {
+            recorded.lock().unwrap().push(request.headers().clone());
+            let next = script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("script exhausted");
+            async move { Ok::<_, BoxError>(next.map(|b| ResponseBody::from(Bytes::from(b)))) }
+        });
+        (ApiClient::from_service(service), seen)
+    }
+
+    fn respond(
+        code: u16,
+        retry_after: Option<&str>,
+        body: &'static str,
+    ) -> http::Response<&'static str> {
+        let mut r = http::Response::builder().status(code);
+        if let Some(a) = retry_after {
+            r = r.header("Retry-After", a);
+        }
+        r.body(body).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_request_is_sent_again_after_retry_after() {
+        let (client, seen) = scripted(vec![
+            respond(429, Some("2"), "{}"),
+            respond(503, Some("1"), "{}"),
+            respond(
+                200,
+                None,
+                r#"{"major":"1","minor":"36","gitVersion":"v1.36.3"}"#,
+            ),
+        ]);
+        let client = client.with_user_agent("kubelet/v1.36.3 (linux/amd64) kubernetes/unknown");
+        let start = Instant::now();
+        let version = client.apiserver_version().await.unwrap();
+        assert_eq!(version.git_version, "v1.36.3");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "waited 2 s, then 1 s"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen.iter().all(|h| h[http::header::USER_AGENT]
+                == "kubelet/v1.36.3 (linux/amd64) kubernetes/unknown")
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_carry_the_servers_status_or_its_text_on_one_line() {
+        let (client, seen) = scripted(vec![
+            respond(
+                409,
+                None,
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"already exists","reason":"AlreadyExists","code":409}"#,
+            ),
+            respond(502, None, "<html>\n<b>Bad gateway</b>\n</html>"),
+            respond(500, None, "{}"),
+        ]);
+        let get = || {
+            http::Request::get("/api/v1/nodes/n")
+                .body(Vec::new())
+                .unwrap()
+        };
+        let Err(kube::Error::Api(s)) = client.request_bytes(get()).await else {
+            panic!("409 accepted")
+        };
+        assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+        let Err(kube::Error::Api(s)) = client.request_bytes(get()).await else {
+            panic!("502 accepted")
+        };
+        assert_eq!(s.code, 502);
+        assert_eq!(s.message, "<html> <b>Bad gateway</b> </html>");
+        // A 5xx without Retry-After is the caller's to handle: not sent again.
+        assert!(client.request_bytes(get()).await.is_err());
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
     #[tokio::test]
     async fn connection_errors_name_the_server_and_the_cause() {
         let plain = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
-        let Err(err) = http2_client(&plain) else {
+        let Err(err) = ApiClient::new(&plain) else {
             panic!("an http:// server was accepted")
         };
         let err = err.to_string();
@@ -497,7 +781,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("https://127.0.0.1:{port}");
-        let client = http2_client(&kube::Config::new(url.parse().unwrap())).unwrap();
+        let client = ApiClient::new(&kube::Config::new(url.parse().unwrap())).unwrap();
         let err = client.apiserver_version().await.unwrap_err().to_string();
         assert!(
             err.contains(&format!("connecting to 127.0.0.1:{port}")) && err.contains("refused"),

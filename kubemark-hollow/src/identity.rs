@@ -14,6 +14,8 @@ use k8s_openapi::api::certificates::v1::{
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::client::ApiClient;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
@@ -118,10 +120,10 @@ pub async fn node_config(
 pub async fn node_client(
     credentials: &Credentials,
     node: &str,
-) -> Result<kube::Client, IdentityError> {
+) -> Result<ApiClient, IdentityError> {
     match resolve(credentials, node).await? {
         (_, Some(client)) => Ok(client),
-        (config, None) => Ok(crate::client::http2_client(&config)?),
+        (config, None) => Ok(ApiClient::new(&config)?),
     }
 }
 
@@ -130,7 +132,7 @@ pub async fn node_client(
 async fn resolve(
     credentials: &Credentials,
     node: &str,
-) -> Result<(kube::Config, Option<kube::Client>), IdentityError> {
+) -> Result<(kube::Config, Option<ApiClient>), IdentityError> {
     match credentials {
         Credentials::Kubeconfig(path) => Ok((load_config(path).await?, None)),
         Credentials::Bootstrap {
@@ -163,11 +165,11 @@ async fn resolve(
 }
 
 /// A client with `config` when the API server accepts its certificate.
-async fn still_valid(config: &kube::Config, node: &str) -> Option<kube::Client> {
-    let client = crate::client::http2_client(config).ok()?;
+async fn still_valid(config: &kube::Config, node: &str) -> Option<ApiClient> {
+    let client = ApiClient::new(config).ok()?;
     // 401 means the certificate is not (or no longer) accepted; anything else proves it is.
     let rejected = matches!(
-        Api::<Node>::all(client.clone()).get_opt(node).await,
+        crate::api::Api::<Node>::all(client.clone()).get_opt(node).await,
         Err(kube::Error::Api(s)) if s.code == 401
     );
     (!rejected).then_some(client)
@@ -190,7 +192,8 @@ pub async fn request_certificate(
     params.distinguished_name = dn;
     let request = params.serialize_request(&key)?.pem()?;
 
-    let client = crate::client::http2_client(bootstrap)?;
+    // Short-lived: kube's `Api` (and kube-runtime's wait) are fine here.
+    let client = ApiClient::new(bootstrap)?.to_kube();
     let csrs: Api<CertificateSigningRequest> = Api::all(client);
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta {

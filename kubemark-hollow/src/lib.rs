@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod api;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -9,7 +9,7 @@ use k8s_openapi::api::networking::v1::ServiceCIDR;
 use crate::watch::Informer;
 
 /// Runs the proxy of node `node` with `client` (a kube-proxy identity) until dropped.
-pub async fn run(node: String, client: kube::Client) {
+pub async fn run(node: String, client: crate::client::ApiClient) {
     let own = format!("metadata.name={node}");
     tokio::join!(
         Informer::of::<Service>(None)

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::version::Info;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{RateLimiter, http2_client};
+use crate::client::{ApiClient, RateLimiter};
 use crate::config::NodeConfig;
 use crate::identity::{Credentials, IdentityError, node_client};
 use crate::node::{self, NodeContext, object};
@@ -77,11 +78,11 @@ const PROXIES_PER_CONNECTION: usize = 20;
 /// The kube-proxy clients of a process, filled on demand.
 struct ProxyPool {
     kubeconfig: std::path::PathBuf,
-    clients: tokio::sync::Mutex<Vec<(kube::Client, usize)>>,
+    clients: tokio::sync::Mutex<Vec<(ApiClient, usize)>>,
 }
 
 impl ProxyPool {
-    async fn client(&self) -> Result<kube::Client, IdentityError> {
+    async fn client(&self) -> Result<ApiClient, IdentityError> {
         let mut clients = self.clients.lock().await;
         if let Some((c, users)) = clients
             .iter_mut()
@@ -91,16 +92,34 @@ impl ProxyPool {
             return Ok(c.clone());
         }
         let config = crate::identity::load_config(&self.kubeconfig).await?;
-        let client = http2_client(&config).map_err(IdentityError::Kube)?;
+        let client = ApiClient::new(&config).map_err(IdentityError::Kube)?;
         // Connect before the first proxies open their watches at once: until the connection
         // has negotiated HTTP/2, each concurrent request would dial a connection of its own.
-        client
+        let version = client
             .apiserver_version()
             .await
             .map_err(IdentityError::Kube)?;
+        let client = client.with_user_agent(&user_agent("kube-proxy", &version));
         clients.push((client.clone(), 1));
         Ok(client)
     }
+}
+
+/// client-go's default `User-Agent` for `command` built at the API server's version (hollow
+/// nodes run at that version): `kubelet/v1.36.3 (linux/amd64) kubernetes/abcdef0`.
+fn user_agent(command: &str, version: &Info) -> String {
+    // client-go drops a version's `-suffix`, keeps seven characters of the commit and says
+    // `unknown` for what is empty.
+    let known = |s: &str| {
+        if s.is_empty() {
+            "unknown".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let release = known(version.git_version.split('-').next().unwrap_or_default());
+    let commit = known(&version.git_commit.chars().take(7).collect::<String>());
+    format!("{command}/{release} (linux/amd64) kubernetes/{commit}")
 }
 
 async fn join_node(
@@ -108,7 +127,7 @@ async fn join_node(
     credentials: Credentials,
     config: Arc<NodeConfig>,
     gate: Arc<Semaphore>,
-    version: Arc<tokio::sync::OnceCell<String>>,
+    version: Arc<tokio::sync::OnceCell<Info>>,
     kubelet: bool,
     proxy: Option<Arc<ProxyPool>>,
 ) -> Result<(), HollowError> {
@@ -145,13 +164,11 @@ async fn join_node(
             node: name.clone(),
             source,
         })?;
-    let kubelet_version = Box::pin(
-        version
-            .get_or_try_init(|| async { client.apiserver_version().await.map(|v| v.git_version) }),
-    )
-    .await
-    .map_err(HollowError::Version)?
-    .clone();
+    let version = Box::pin(version.get_or_try_init(|| client.apiserver_version()))
+        .await
+        .map_err(HollowError::Version)?;
+    let client = client.with_user_agent(&user_agent("kubelet", version));
+    let kubelet_version = version.git_version.clone();
     let ctx = Arc::new(NodeContext {
         ip: object::node_ip(&name),
         limiter: RateLimiter::new(config.qps, config.burst),
@@ -233,5 +250,27 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_client_gos() {
+        let version = |v: &str, c: &str| Info {
+            git_version: v.into(),
+            git_commit: c.into(),
+            ..Info::default()
+        };
+        assert_eq!(
+            user_agent("kubelet", &version("v1.36.3", "0123456789abcdef")),
+            "kubelet/v1.36.3 (linux/amd64) kubernetes/0123456"
+        );
+        assert_eq!(
+            user_agent("kube-proxy", &version("v1.36.3-dirty", "")),
+            "kube-proxy/v1.36.3 (linux/amd64) kubernetes/unknown"
+        );
     }
 }

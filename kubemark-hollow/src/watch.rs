@@ -25,6 +25,8 @@ use rand::Rng;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::client::ApiClient;
+
 /// The annotation of the bookmark that ends a watch list's initial events.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
@@ -163,7 +165,7 @@ impl Informer {
     /// after a second, as a reflector's back-off does.
     pub(crate) fn drain<'a>(
         self,
-        client: kube::Client,
+        client: ApiClient,
         node: &'a str,
         what: &'a str,
     ) -> impl Future<Output = ()> + Send + 'a {
@@ -186,7 +188,7 @@ impl Informer {
     /// caller decides how long to wait before polling again); a relist starts with `Init`.
     pub(crate) fn events<K>(
         self,
-        client: kube::Client,
+        client: ApiClient,
     ) -> impl Stream<Item = Result<Event<K>, kube::Error>> + Send
     where
         K: Versioned + DeserializeOwned + Send + 'static,
@@ -200,7 +202,7 @@ impl Informer {
 
     async fn step<K>(
         &mut self,
-        client: &kube::Client,
+        client: &ApiClient,
         mut phase: Phase<K>,
     ) -> (Result<Event<K>, kube::Error>, Phase<K>)
     where
@@ -336,7 +338,7 @@ impl Informer {
 
     async fn list<K: DeserializeOwned>(
         &self,
-        client: &kube::Client,
+        client: &ApiClient,
     ) -> Result<(Vec<K>, String), kube::Error> {
         let mut params = ListParams::default().limit(500);
         params.field_selector = self.fields.clone();
@@ -352,8 +354,7 @@ impl Informer {
         *request.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
             kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e.into()))
         })?;
-        let text = client.request_text(request).await?;
-        let list: TypedList<K> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+        let list: TypedList<K> = client.request(request).await?;
         Ok((
             list.items,
             list.metadata.resource_version.unwrap_or_default(),
@@ -363,7 +364,7 @@ impl Informer {
     /// Opens a watch from `from`, or a watch list (`from` empty) when `initial`.
     async fn open(
         &self,
-        client: &kube::Client,
+        client: &ApiClient,
         from: &str,
         initial: bool,
     ) -> Result<Body, kube::Error> {
@@ -397,27 +398,29 @@ mod tests {
 
     /// A client whose API server answers from a script, in order, and records the URIs it was
     /// asked for; once the script is exhausted it never answers.
-    fn scripted(script: &[(u16, &str)]) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
+    fn scripted(script: &[(u16, &str)]) -> (ApiClient, Arc<Mutex<Vec<String>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let queue: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::new(Mutex::new(
             script.iter().map(|(c, b)| (*c, b.to_string())).collect(),
         ));
         let recorded = seen.clone();
-        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
-            recorded.lock().unwrap().push(request.uri().to_string());
-            let next = queue.lock().unwrap().pop_front();
-            async move {
-                let Some((code, body)) = next else {
-                    return std::future::pending().await;
-                };
-                let response = http::Response::builder()
-                    .status(code)
-                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                    .unwrap();
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        (kube::Client::new(service, "default"), seen)
+        let service = tower::service_fn(
+            move |request: http::Request<http_body_util::Full<bytes::Bytes>>| {
+                recorded.lock().unwrap().push(request.uri().to_string());
+                let next = queue.lock().unwrap().pop_front();
+                async move {
+                    let Some((code, body)) = next else {
+                        return std::future::pending().await;
+                    };
+                    let response = http::Response::builder()
+                        .status(code)
+                        .body(crate::client::ResponseBody::from(bytes::Bytes::from(body)))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            },
+        );
+        (ApiClient::from_service(service), seen)
     }
 
     fn status(code: u16) -> String {

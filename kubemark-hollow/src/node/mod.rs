@@ -13,12 +13,13 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::storage::v1::CSIDriver;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::client::RateLimiter;
+use crate::api::Api;
+use crate::client::{ApiClient, RateLimiter};
 use crate::config::NodeConfig;
 use crate::pods::PodWorker;
 use crate::watch::{Event, Informer};
@@ -29,7 +30,7 @@ pub struct NodeContext {
     /// The node's name.
     pub name: String,
     /// A client authenticated as this node.
-    pub client: kube::Client,
+    pub client: ApiClient,
     /// This node's client-side rate limit (not applied to leases, as in the kubelet).
     pub limiter: RateLimiter,
     /// This node's event rate limit, separate as the kubelet's event recorder's.

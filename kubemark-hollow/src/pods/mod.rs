@@ -15,7 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
-use kube::api::{Api, PostParams};
+use kube::api::PostParams;
+
+use crate::api::Api;
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -678,7 +680,7 @@ impl PodWorker {
         for (volume, request) in tokens {
             self.ctx.limiter.acquire().await;
             if let Err(e) = api
-                .create_token_request(sa, &PostParams::default(), &request)
+                .create_subresource::<TokenRequest>("token", sa, &PostParams::default(), &request)
                 .await
             {
                 tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");

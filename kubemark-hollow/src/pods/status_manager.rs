@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+
+use crate::api::Api;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -155,9 +157,7 @@ impl StatusManager {
     async fn sync(&self, ctx: &NodeContext, uid: &str, entry: &Entry) -> Outcome {
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &entry.namespace);
         ctx.limiter.acquire().await;
-        let request = match kube::core::Request::new(api.resource_url())
-            .get(&entry.name, &Default::default())
-        {
+        let request = match api.get_request(&entry.name) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(node = %ctx.name, pod = %entry.name, error = %e, "bad pod request");
