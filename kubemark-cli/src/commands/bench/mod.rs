@@ -139,6 +139,16 @@ fn watches(text: &str) -> BTreeMap<String, f64> {
 
 /// `apiserver_request_total` by "VERB resource[/subresource]".
 fn request_counts(text: &str) -> BTreeMap<String, f64> {
+    tally(text, false)
+}
+
+/// The failed part of `apiserver_request_total` (codes from 400) by "VERB resource[/subresource]
+/// code": a 403 the Node authorizer gave before its graph knew a pod, a 409 of a stale write.
+fn failed_counts(text: &str) -> BTreeMap<String, f64> {
+    tally(text, true)
+}
+
+fn tally(text: &str, failed: bool) -> BTreeMap<String, f64> {
     let mut counts = BTreeMap::new();
     for line in text
         .lines()
@@ -149,11 +159,18 @@ fn request_counts(text: &str) -> BTreeMap<String, f64> {
         };
         let label = |name: &str| super::test::metrics::label(labels, name);
         let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
-        let key = if sub.is_empty() {
+        let mut key = if sub.is_empty() {
             format!("{verb} {resource}")
         } else {
             format!("{verb} {resource}/{sub}")
         };
+        if failed {
+            let code = label("code");
+            if code.parse::<u16>().is_ok_and(|c| c < 400) {
+                continue;
+            }
+            key = format!("{key} {code}");
+        }
         *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
     }
     counts
@@ -172,7 +189,6 @@ fn totals(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
     Ok((ticks, rss))
 }
 
-/// The idle phase: settle, then CPU, RSS, request mix and watches over `args.idle` seconds.
 /// The requests served between two `request_counts`, by "VERB resource", where there were any.
 fn request_deltas(
     before: &BTreeMap<String, f64>,
@@ -187,6 +203,7 @@ fn request_deltas(
         .collect()
 }
 
+/// The idle phase: settle, then CPU, RSS, request mix and watches over `args.idle` seconds.
 async fn idle_phase(
     implementation: &'static str,
     n: usize,
@@ -306,6 +323,30 @@ fn fidelity(
         };
         let (ur, or) = (range(upstream.1, k), range(ours.1, k));
         println!("  {k:<40} upstream {up:>9.3}{ur}  ours {o:>9.3}{or}  {ratio:>6.2}x  {verdict}");
+    }
+}
+
+/// Failed requests per pod by code, both sides, where either had at least one per 200 pods.
+/// They are part of the counts above; shown apart because a failure and its retry both count
+/// there.
+fn failures_side_by_side(upstream: &BTreeMap<String, f64>, ours: &BTreeMap<String, f64>) {
+    let keys: std::collections::BTreeSet<&String> = upstream
+        .iter()
+        .chain(ours)
+        .filter(|(_, v)| **v >= 0.005)
+        .map(|(k, _)| k)
+        .collect();
+    println!("  failed requests per pod, by code (included above):");
+    if keys.is_empty() {
+        println!("    none on either side");
+    }
+    for k in keys {
+        let get = |m: &BTreeMap<String, f64>| m.get(k).copied().unwrap_or(0.0);
+        println!(
+            "    {k:<38} upstream {:>9.3}  ours {:>9.3}",
+            get(upstream),
+            get(ours)
+        );
     }
 }
 
@@ -647,6 +688,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 (&u.requests_per_pod, &per_round(u)),
                 (&o.requests_per_pod, &per_round(o)),
             );
+            failures_side_by_side(&u.failed_per_pod, &o.failed_per_pod);
         }
     }
     if let Some(path) = &args.json {
@@ -679,4 +721,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         failures.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = r#"# HELP apiserver_request_total x
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="serviceaccounts",scope="resource",subresource="token",verb="POST",version="v1"} 7
+apiserver_request_total{code="403",component="apiserver",dry_run="",group="",resource="serviceaccounts",scope="resource",subresource="token",verb="POST",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 5
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 1
+"#;
+
+    #[test]
+    fn failures_are_counted_apart_by_code_and_within_the_totals() {
+        let all = request_counts(METRICS);
+        assert_eq!(all["POST serviceaccounts/token"], 10.0);
+        assert_eq!(all["GET pods"], 6.0);
+        let failed = failed_counts(METRICS);
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert_eq!(failed["POST serviceaccounts/token 403"], 3.0);
+        assert_eq!(failed["GET pods 409"], 1.0);
+    }
 }

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::{metrics, request_counts, request_deltas, totals};
+use super::{failed_counts, metrics, request_counts, request_deltas, totals};
 
 const NAMESPACE: &str = "kubemark-bench";
 const LABEL: &str = "kubemark.io/bench=pods";
@@ -33,6 +33,9 @@ pub(super) struct PodPhase {
     /// send idle (the idle phase's rate) over the phase's length. Comparable across
     /// implementations whose phases last differently long; periodic requests (leases) cancel.
     pub requests_per_pod: BTreeMap<String, f64>,
+    /// Requests of the phase that failed, per pod, by "VERB resource[/subresource] code"
+    /// (included in the counts above; not reduced by the idle rate, which has none of these).
+    pub failed_per_pod: BTreeMap<String, f64>,
     /// The hollow side's CPU as a share of the machine's (all cores) over the phase, percent.
     pub hollow_cpu_percent: f64,
     /// The whole machine's busy share over the phase, percent.
@@ -67,6 +70,7 @@ impl PodPhase {
             seconds_to_deleted: avg(|r| r.seconds_to_deleted),
             requests_per_node_minute: avg_map(|r| &r.requests_per_node_minute),
             requests_per_pod: avg_map(|r| &r.requests_per_pod),
+            failed_per_pod: avg_map(|r| &r.failed_per_pod),
             hollow_cpu_percent: avg(|r| r.hollow_cpu_percent),
             machine_cpu_percent: avg(|r| r.machine_cpu_percent),
             rounds,
@@ -221,7 +225,8 @@ pub(super) async fn run(
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let tracker = Tracker::start(pods.clone());
-    let before = request_counts(&metrics(client).await?);
+    let text = metrics(client).await?;
+    let (before, failed_before) = (request_counts(&text), failed_counts(&text));
     let (hollow0, _) = totals(pids)?;
     let (busy0, total0) = machine_ticks()?;
     let t0 = Instant::now();
@@ -273,7 +278,8 @@ pub(super) async fn run(
     let elapsed = t0.elapsed().as_secs_f64();
     let (hollow1, _) = totals(pids)?;
     let (busy1, total1) = machine_ticks()?;
-    let after = request_counts(&metrics(client).await?);
+    let text = metrics(client).await?;
+    let (after, failed_after) = (request_counts(&text), failed_counts(&text));
     let node_minutes = nodes.len() as f64 * elapsed / 60.0;
     let deltas = request_deltas(&before, &after);
     let requests_per_node_minute = deltas
@@ -289,6 +295,10 @@ pub(super) async fn run(
             (caused >= 0.01).then(|| (k.clone(), caused))
         })
         .collect();
+    let failed_per_pod = request_deltas(&failed_before, &failed_after)
+        .into_iter()
+        .map(|(k, v)| (k, v / count as f64))
+        .collect();
     // Process ticks are in clock ticks, /proc/stat in USER_HZ: the same unit on Linux.
     let machine = (total1 - total0).max(1) as f64;
     Ok(PodPhase {
@@ -298,6 +308,7 @@ pub(super) async fn run(
         seconds_to_deleted,
         requests_per_node_minute,
         requests_per_pod,
+        failed_per_pod,
         hollow_cpu_percent: (hollow1 - hollow0) as f64 / machine * 100.0,
         machine_cpu_percent: (busy1 - busy0) as f64 / machine * 100.0,
         rounds: Vec::new(),
@@ -316,6 +327,7 @@ mod tests {
             seconds_to_deleted: 2.0,
             requests_per_node_minute: BTreeMap::new(),
             requests_per_pod: per_pod.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            failed_per_pod: BTreeMap::new(),
             hollow_cpu_percent: 5.0,
             machine_cpu_percent: 50.0,
             rounds: Vec::new(),
