@@ -114,6 +114,12 @@ pub struct StartArgs {
     #[arg(long)]
     pub hollow_node_flags: Option<String>,
 
+    /// An extra flag for a control-plane component, `COMPONENT=--flag[=value]` with COMPONENT
+    /// one of kube-apiserver, kube-controller-manager, kube-scheduler (repeatable; wins over
+    /// kubemark's defaults; --provider local only, for now), e.g. `kube-controller-manager=--kube-api-qps=500`.
+    #[arg(long = "master-arg", value_name = "COMPONENT=FLAG")]
+    pub master_args: Vec<String>,
+
     /// How the hollow nodes get their identities [default: preissued].
     #[arg(long, value_enum)]
     pub node_certs: Option<crate::commands::NodeCerts>,
@@ -241,6 +247,12 @@ pub struct BenchArgs {
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]
     pub upstream_bin: Option<PathBuf>,
+
+    /// An extra flag for a control-plane component, `COMPONENT=--flag[=value]` with COMPONENT
+    /// one of kube-apiserver, kube-controller-manager, kube-scheduler (repeatable; wins over
+    /// kubemark's defaults; every control plane of the run gets it), e.g. `kube-controller-manager=--kube-api-qps=500`.
+    #[arg(long = "master-arg", value_name = "COMPONENT=FLAG")]
+    pub master_args: Vec<String>,
 }
 
 /// Flags of `kubemark debug`.

@@ -38,9 +38,22 @@ fn start_kubectl_status_stop_leaves_nothing() {
             "cli-test",
             "--nodes",
             "3",
+            "--master-arg",
+            "kube-controller-manager=--node-monitor-grace-period=41s",
         ],
     );
     assert!(out.status.success(), "start failed: {}", text(&out));
+    let kcm_has_the_flag = std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        cmdline.contains("kube-controller-manager")
+            && cmdline.contains("cli-test")
+            && cmdline.contains("--node-monitor-grace-period=41s")
+    });
+    assert!(
+        kcm_has_the_flag,
+        "--master-arg reached the controller-manager"
+    );
     let kubeconfig = cwd.join("kubeconfig.kubemark");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&kubeconfig).unwrap().permissions(),
@@ -162,7 +175,7 @@ fn start_kubectl_status_stop_leaves_nothing() {
 #[test]
 fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["start", "--provider", "nope"],
             "invalid value 'nope' for '--provider",
@@ -182,6 +195,22 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         (
             &["start", "--provider", "gce"],
             "no GCP project: set PROJECT",
+        ),
+        (
+            &["bench", "--master-arg", "etcd=--quota-backend-bytes=1"],
+            "--master-arg etcd=--quota-backend-bytes=1: unknown component \"etcd\"",
+        ),
+        (
+            &[
+                "start",
+                "--provider",
+                "pre-existing",
+                "--master",
+                "10.0.0.1",
+                "--master-arg",
+                "kube-scheduler=--v=2",
+            ],
+            "--master-arg is supported with --provider local only",
         ),
     ];
     for (args, expected) in cases {

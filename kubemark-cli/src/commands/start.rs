@@ -228,6 +228,12 @@ async fn placement(
     dir: &Path,
 ) -> anyhow::Result<(MasterPlacement, InfrastructureSpec)> {
     let none = InfrastructureSpec::default();
+    let master_args = super::MasterArgs::parse(&args.master_args)?;
+    if !master_args.is_empty() && !matches!(config.provider, ProviderKind::Local) {
+        bail!(
+            "--master-arg is supported with --provider local only, for now (the other providers render the master's flags on the master)"
+        );
+    }
     match config.provider {
         ProviderKind::Local => {
             let mut options = LocalOptions::new(binaries(args).await?);
@@ -235,6 +241,7 @@ async fn placement(
             options.work_dir = Some(dir.join("master"));
             options.keep_data = args.keep_data;
             options.ready_timeout = Duration::from_secs(config.timeout);
+            master_args.apply(&mut options);
             Ok((MasterPlacement::Local(options), none))
         }
         ProviderKind::PreExisting => {

@@ -44,6 +44,8 @@ pub struct LocalOptions {
     /// Extra kube-apiserver flags (they win over the defaults, e.g. `--goaway-chance` to test
     /// clients against an API server that sends GOAWAY).
     pub apiserver_args: Vec<String>,
+    /// Extra kube-scheduler flags (they win over the defaults).
+    pub scheduler_args: Vec<String>,
 }
 
 impl LocalOptions {
@@ -62,6 +64,7 @@ impl LocalOptions {
             ready_timeout: Duration::from_secs(120),
             controller_manager_args: Vec::new(),
             apiserver_args: Vec::new(),
+            scheduler_args: Vec::new(),
         }
     }
 }
@@ -295,10 +298,12 @@ impl LocalControlPlane {
             l.log_dir.join("kube-controller-manager.log"),
         )?;
         self.processes.push(kcm);
+        let mut sched_args = scheduler_args(l, n);
+        sched_args.extend(self.options.scheduler_args.iter().cloned());
         let scheduler = ComponentProcess::spawn(
             "kube-scheduler",
             &b.kube_scheduler,
-            &scheduler_args(l, n),
+            &sched_args,
             l.log_dir.join("kube-scheduler.log"),
         )?;
         self.processes.push(scheduler);

@@ -381,7 +381,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         "upstream hollow node {} not found; build it with scripts/build-control-plane.sh --with-peers",
         bin.display()
     );
-    let cp = LocalControlPlane::start(LocalOptions::new(locator.locate()?))
+    let cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -450,7 +450,7 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         "kwok or its stages not found in {}; build them with scripts/build-control-plane.sh --with-peers",
         locator.cache_dir().display()
     );
-    let cp = LocalControlPlane::start(LocalOptions::new(locator.locate()?))
+    let cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -513,11 +513,21 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     result
 }
 
+/// The control plane every implementation of the run is measured against.
+fn local_options(
+    binaries: kubemark_core::binaries::BinarySet,
+    args: &BenchArgs,
+) -> anyhow::Result<LocalOptions> {
+    let mut options = LocalOptions::new(binaries);
+    super::MasterArgs::parse(&args.master_args)?.apply(&mut options);
+    Ok(options)
+}
+
 async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
         .locate()?;
-    let cp = LocalControlPlane::start(LocalOptions::new(binaries))
+    let cp = LocalControlPlane::start(local_options(binaries, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -541,6 +551,8 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // Bad flags fail the command before anything starts, not each measurement.
+    super::MasterArgs::parse(&args.master_args)?;
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: this kubemark is a debug build; build with --release for representative numbers"
