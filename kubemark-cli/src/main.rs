@@ -15,8 +15,8 @@ use clap::Parser;
 /// jemalloc, not glibc's malloc: in a 1,000-node density run glibc's malloc and free were ~30 %
 /// of the hollow process's CPU (perf), most of it fastbin consolidation after the large
 /// short-lived buffers of watch events and status patches. Memory per idle node is the same
-/// with both (heap, not fragmentation); mimalloc cost 20 % more memory. Measured in
-/// docs/benchmarks.md.
+/// with both (heap, not fragmentation); mimalloc cost ~25 % more memory. Measured in
+/// docs/benchmarks.md ("Own API client, jemalloc ...").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -148,38 +148,33 @@ impl ApiClient {
     }
 
     /// The same connection, sending `agent` as every request's `User-Agent` (a kubelet sends
-    /// `kubelet/<version> (<os>/<arch>) kubernetes/<commit>`; audit logs show it).
+    /// `kubelet/<version> (<os>/<arch>) kubernetes/<commit>`; audit logs show it). A value that
+    /// cannot be a header (a control character) sends none.
     pub fn with_user_agent(mut self, agent: &str) -> Self {
         self.user_agent = http::HeaderValue::from_str(agent).ok();
         self
     }
 
-    /// Sends `request`, retried as client-go retries (see [`retry_after`]); an error status
-    /// becomes `kube::Error::Api` with the server's `Status`.
-    async fn send(
+    /// Sends one request with this client's `User-Agent`, re-sent as client-go re-sends (see
+    /// [`retry_after`]); the answer whatever its status.
+    async fn exchange(
         &self,
-        request: http::Request<Vec<u8>>,
-    ) -> Result<http::Response<ResponseBody>, kube::Error> {
-        let (mut parts, body) = request.into_parts();
+        mut parts: http::request::Parts,
+        body: Bytes,
+    ) -> Result<http::Response<ResponseBody>, BoxError> {
         if let Some(agent) = &self.user_agent {
             parts
                 .headers
                 .entry(http::header::USER_AGENT)
                 .or_insert_with(|| agent.clone());
         }
-        let body = Bytes::from(body);
         let mut retries = 0;
-        let response = loop {
+        loop {
             let mut attempt = http::Request::new(RequestBody::new(body.clone()));
             *attempt.method_mut() = parts.method.clone();
             *attempt.uri_mut() = parts.uri.clone();
             *attempt.headers_mut() = parts.headers.clone();
-            let response = self
-                .service
-                .clone()
-                .oneshot(attempt)
-                .await
-                .map_err(kube::Error::Service)?;
+            let response = self.service.clone().oneshot(attempt).await?;
             match retry_after(&response) {
                 Some(wait) if retries < MAX_RETRIES => {
                     retries += 1;
@@ -187,9 +182,26 @@ impl ApiClient {
                     drop(response);
                     tokio::time::sleep(wait).await;
                 }
-                _ => break response,
+                _ => return Ok(response),
             }
-        };
+        }
+    }
+
+    /// Sends `request` (see [`ApiClient::exchange`]); an error status becomes
+    /// `kube::Error::Api` with the server's `Status`.
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<ResponseBody>, kube::Error> {
+        let (parts, body) = request.into_parts();
+        let response = self
+            .exchange(parts, Bytes::from(body))
+            .await
+            // kube's auth layer fails with a `kube::Error` (a token that cannot be refreshed).
+            .map_err(|e| match e.downcast::<kube::Error>() {
+                Ok(e) => *e,
+                Err(e) => kube::Error::Service(e),
+            })?;
         let status = response.status();
         if !(status.is_client_error() || status.is_server_error()) {
             return Ok(response);
@@ -200,14 +212,7 @@ impl ApiClient {
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?
             .to_bytes();
-        let failure = serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
-            // Not every error is a Status (a proxy's HTML page): keep its text, one line.
-            let text = String::from_utf8_lossy(&bytes);
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            kube::core::Status::failure(&text, "Failed to parse error data")
-                .with_code(status.as_u16())
-        });
-        Err(kube::Error::Api(failure.boxed()))
+        Err(kube::Error::Api(failure(status, &bytes).boxed()))
     }
 
     /// Sends `request` and decodes its JSON answer.
@@ -259,20 +264,37 @@ impl ApiClient {
     /// A `kube::Client` over the same connection, for code written against kube's `Api` (it
     /// brings kube's request queue back; meant for short-lived uses such as bootstrapping).
     pub fn to_kube(&self) -> kube::Client {
-        let service = self.service.clone();
+        let client = self.clone();
         let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
-            let service = service.clone();
+            let client = client.clone();
             async move {
                 let (parts, body) = request.into_parts();
-                let body = RequestBody::new(body.collect().await?.to_bytes());
-                let response = service
-                    .oneshot(http::Request::from_parts(parts, body))
-                    .await?;
-                Ok::<_, BoxError>(response)
+                let body = body.collect().await?.to_bytes();
+                client.exchange(parts, body).await
             }
         });
         kube::Client::new(service, "default")
     }
+}
+
+/// The `Status` of a failed request: the server's, or, for a body that is not one (a proxy's
+/// page, `{}`), its text on one line (at most 1 KiB) with the HTTP status as the code.
+fn failure(status: http::StatusCode, body: &[u8]) -> kube::core::Status {
+    let text = || {
+        let text = String::from_utf8_lossy(body);
+        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        line.chars().take(1024).collect::<String>()
+    };
+    // Every field of `Status` has a default, so any JSON object decodes as one; an empty one
+    // is not the server's answer.
+    let mut failure = match serde_json::from_slice::<kube::core::Status>(body) {
+        Ok(s) if s.code != 0 || !s.message.is_empty() => s,
+        _ => kube::core::Status::failure(&text(), "Failed to parse error data"),
+    };
+    if failure.code == 0 {
+        failure.code = status.as_u16();
+    }
+    failure
 }
 
 /// A `tower::Service` sending each request as a stream of the node's HTTP/2 connection.
@@ -675,23 +697,32 @@ mod tests {
         assert_eq!(retry_after(&response(200, Some("1"))), None);
     }
 
-    /// A client whose API server answers from `script` in order, counting the requests.
-    fn scripted(
-        script: Vec<http::Response<&'static str>>,
-    ) -> (ApiClient, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// What the scripted server was sent.
+    type Seen = Arc<std::sync::Mutex<Vec<(http::Method, http::HeaderMap, Bytes)>>>;
+
+    /// A client whose API server answers from `script` in order, recording the requests.
+    fn scripted(script: Vec<http::Response<&'static str>>) -> (ApiClient, Seen) {
+        let seen = Seen::default();
         let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
             script,
         )));
         let recorded = seen.clone();
         let service = tower::service_fn(move |request: http::Request<RequestBody>| {
-            recorded.lock().unwrap().push(request.headers().clone());
             let next = script
                 .lock()
                 .unwrap()
                 .pop_front()
                 .expect("script exhausted");
-            async move { Ok::<_, BoxError>(next.map(|b| ResponseBody::from(Bytes::from(b)))) }
+            let recorded = recorded.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await?.to_bytes();
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push((parts.method, parts.headers, body));
+                Ok::<_, BoxError>(next.map(|b| ResponseBody::from(Bytes::from(b))))
+            }
         });
         (ApiClient::from_service(service), seen)
     }
@@ -708,36 +739,68 @@ mod tests {
         r.body(body).unwrap()
     }
 
+    const AGENT: &str = "kubelet/v1.36.3 (linux/amd64) kubernetes/unknown";
+    const CREATED: &str =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"ns"}}"#;
+
+    fn config_map() -> k8s_openapi::api::core::v1::ConfigMap {
+        serde_json::from_str(CREATED).unwrap()
+    }
+
+    /// Every request the server saw was the same POST of the config map, with our agent.
+    fn all_the_same_post(seen: &Seen, n: usize) {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), n);
+        for (method, headers, body) in seen.iter() {
+            assert_eq!(method, http::Method::POST);
+            assert_eq!(headers[http::header::USER_AGENT], AGENT);
+            assert_eq!(headers[http::header::CONTENT_TYPE], "application/json");
+            let sent: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(sent["metadata"]["name"], "c", "the body is re-sent whole");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_throttled_request_is_sent_again_after_retry_after() {
         let (client, seen) = scripted(vec![
             respond(429, Some("2"), "{}"),
             respond(503, Some("1"), "{}"),
-            respond(
-                200,
-                None,
-                r#"{"major":"1","minor":"36","gitVersion":"v1.36.3"}"#,
-            ),
+            respond(201, None, CREATED),
         ]);
-        let client = client.with_user_agent("kubelet/v1.36.3 (linux/amd64) kubernetes/unknown");
+        let client = client.with_user_agent(AGENT);
         let start = Instant::now();
-        let version = client.apiserver_version().await.unwrap();
-        assert_eq!(version.git_version, "v1.36.3");
+        let api = crate::api::Api::namespaced(client, "ns");
+        let created = api
+            .create(&kube::api::PostParams::default(), &config_map())
+            .await
+            .unwrap();
+        assert_eq!(created.metadata.name.as_deref(), Some("c"));
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(3),
             "waited 2 s, then 1 s"
         );
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 3);
-        assert!(
-            seen.iter().all(|h| h[http::header::USER_AGENT]
-                == "kubelet/v1.36.3 (linux/amd64) kubernetes/unknown")
-        );
+        all_the_same_post(&seen, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kube_client_lent_by_to_kube_retries_and_identifies_itself_too() {
+        let (client, seen) = scripted(vec![
+            respond(429, Some("1"), "{}"),
+            respond(201, None, CREATED),
+        ]);
+        let kube = client.with_user_agent(AGENT).to_kube();
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(kube, "ns");
+        api.create(&kube::api::PostParams::default(), &config_map())
+            .await
+            .unwrap();
+        all_the_same_post(&seen, 2);
     }
 
     #[tokio::test]
     async fn failures_carry_the_servers_status_or_its_text_on_one_line() {
+        let long: &'static str = "x".repeat(3000).leak();
         let (client, seen) = scripted(vec![
             respond(
                 409,
@@ -746,24 +809,39 @@ mod tests {
             ),
             respond(502, None, "<html>\n<b>Bad gateway</b>\n</html>"),
             respond(500, None, "{}"),
+            respond(404, None, r#"{"message":"no such thing"}"#),
+            respond(503, None, long),
         ]);
         let get = || {
             http::Request::get("/api/v1/nodes/n")
                 .body(Vec::new())
                 .unwrap()
         };
-        let Err(kube::Error::Api(s)) = client.request_bytes(get()).await else {
-            panic!("409 accepted")
-        };
-        assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
-        let Err(kube::Error::Api(s)) = client.request_bytes(get()).await else {
-            panic!("502 accepted")
-        };
-        assert_eq!(s.code, 502);
-        assert_eq!(s.message, "<html> <b>Bad gateway</b> </html>");
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let Err(kube::Error::Api(s)) = client.request_bytes(get()).await else {
+                panic!("a failure accepted")
+            };
+            failures.push(s);
+        }
+        assert_eq!(
+            (failures[0].code, failures[0].reason.as_str()),
+            (409, "AlreadyExists")
+        );
+        assert_eq!(failures[1].code, 502);
+        assert_eq!(failures[1].message, "<html> <b>Bad gateway</b> </html>");
+        // JSON that is not a Status: the HTTP status is the code.
+        assert_eq!(
+            (failures[2].code, failures[2].message.as_str()),
+            (500, "{}")
+        );
+        assert_eq!(
+            (failures[3].code, failures[3].message.as_str()),
+            (404, "no such thing")
+        );
+        assert_eq!(failures[4].message.len(), 1024, "long pages are cut");
         // A 5xx without Retry-After is the caller's to handle: not sent again.
-        assert!(client.request_bytes(get()).await.is_err());
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(seen.lock().unwrap().len(), 5);
     }
 
     #[tokio::test]

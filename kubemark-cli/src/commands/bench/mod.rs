@@ -166,7 +166,7 @@ fn tally(text: &str, failed: bool) -> BTreeMap<String, f64> {
         };
         if failed {
             let code = label("code");
-            if code.parse::<u16>().is_ok_and(|c| c < 400) {
+            if !code.parse::<u16>().is_ok_and(|c| c >= 400) {
                 continue;
             }
             key = format!("{key} {code}");
