@@ -948,6 +948,25 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
         },
     )
     .await;
+    // As the kubelet (v1.34+): the status says which generation it describes, and a pod bound
+    // by its creator (no scheduler) gets its PodScheduled condition from the kubelet.
+    let running = pods.get("mix-0").await.unwrap();
+    let status = running.status.clone().unwrap_or_default();
+    assert_eq!(status.observed_generation, running.metadata.generation);
+    assert!(running.metadata.generation.is_some());
+    let conditions = status.conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c.observed_generation == running.metadata.generation),
+        "{conditions:?}"
+    );
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True"),
+        "{conditions:?}"
+    );
     for i in 0..n {
         pods.delete(&format!("mix-{i}"), &Default::default())
             .await

@@ -56,6 +56,12 @@ struct PodState {
     exit_code: i32,
     restarts: u32,
     unmet_gates: Vec<String>,
+    /// The pod's `metadata.generation` last seen, reported back as `observedGeneration` (the
+    /// kubelet does since v1.34); a graceful delete raises it.
+    generation: Option<i64>,
+    /// The pod came without a `PodScheduled` condition (bound by its creator, not by the
+    /// scheduler): the kubelet adds one.
+    add_scheduled: bool,
     phase: Local,
     /// ConfigMaps and Secrets this pod keeps watched.
     objects: Box<[ObjectRef]>,
@@ -450,10 +456,13 @@ impl PodWorker {
             return;
         }
         if let Some(state) = self.pods.get_mut(&uid) {
-            // A known pod: only readiness gates can change what the kubelet reports.
+            // A known pod: only readiness gates and the generation (a spec change) can change
+            // what the kubelet reports.
             let gates = unmet_gates(&pod);
-            if gates != state.unmet_gates {
+            let changed = gates != state.unmet_gates || pod.metadata.generation != state.generation;
+            if changed {
                 state.unmet_gates = gates;
+                state.generation = pod.metadata.generation;
                 if state.phase == Local::Running {
                     self.write_status(&uid, ContainerState::Running);
                 }
@@ -560,6 +569,12 @@ impl PodWorker {
                 .max()
                 .unwrap_or(0),
             unmet_gates: unmet_gates(&pod),
+            generation: pod.metadata.generation,
+            add_scheduled: !status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "PodScheduled"),
             phase: if already_running {
                 Local::Running
             } else {
@@ -803,6 +818,10 @@ impl PodWorker {
     async fn delete(&mut self, uid: &str, pod: &Pod) {
         // The pod leaves `pods` below and its UID is in `deleting` until the API server reports it
         // gone, so this runs once per pod.
+        if let Some(p) = self.pods.get_mut(uid) {
+            // The delete raised the generation; the terminated status reports it.
+            p.generation = pod.metadata.generation;
+        }
         if let Some(p) = self.pods.get(uid)
             && p.phase != Local::Terminal
         {
@@ -848,6 +867,8 @@ impl PodWorker {
             app,
             restarts: p.restarts,
             unmet_gates: &p.unmet_gates,
+            generation: p.generation,
+            scheduled_since: p.add_scheduled.then_some(&*p.start_time),
         };
         let status = status::pod_status(&p.app, &p.init, &view);
         self.status.set(uid, &p.namespace, &p.name, status);

@@ -44,6 +44,10 @@ pub struct StatusView<'a> {
     pub restarts: u32,
     /// Readiness gates not yet True (by condition type).
     pub unmet_gates: &'a [String],
+    /// The pod's generation, reported as `observedGeneration` of the status and its conditions.
+    pub generation: Option<i64>,
+    /// Add `PodScheduled: True` since this time (the pod was bound without the scheduler).
+    pub scheduled_since: Option<&'a str>,
 }
 
 fn hex_id(parts: &[&str]) -> String {
@@ -227,6 +231,17 @@ pub fn pod_status(app: &[ContainerRef], init: &[ContainerRef], v: &StatusView<'_
         ],
         "containerStatuses": app.iter().map(|c| container_status(c, &app_state, v.restarts, v)).collect::<Vec<_>>(),
     });
+    if let Some(since) = v.scheduled_since
+        && let Some(conditions) = status["conditions"].as_array_mut()
+    {
+        conditions.push(condition("PodScheduled", true, None, None, since));
+    }
+    if let Some(generation) = v.generation {
+        status["observedGeneration"] = generation.into();
+        for c in status["conditions"].as_array_mut().into_iter().flatten() {
+            c["observedGeneration"] = generation.into();
+        }
+    }
     if !init.is_empty() {
         status["initContainerStatuses"] = Value::Array(init_statuses);
     }
@@ -264,7 +279,42 @@ mod tests {
             app,
             restarts: 0,
             unmet_gates: gates,
+            generation: None,
+            scheduled_since: None,
         }
+    }
+
+    #[test]
+    fn the_status_reports_the_generation_and_a_bound_pods_scheduled_condition() {
+        let plain = pod_status(&[c("app", false)], &[], &view(ContainerState::Running, &[]));
+        assert!(plain.get("observedGeneration").is_none());
+        assert!(
+            !plain["conditions"].to_string().contains("PodScheduled"),
+            "the scheduler's condition is left alone"
+        );
+        let v = StatusView {
+            generation: Some(2),
+            scheduled_since: Some("2026-01-01T00:00:00Z"),
+            ..view(ContainerState::Terminated(0), &[])
+        };
+        let s = pod_status(&[c("app", false)], &[], &v);
+        assert_eq!(s["observedGeneration"], 2);
+        let conditions = s["conditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 5);
+        assert!(conditions.iter().all(|c| c["observedGeneration"] == 2));
+        let scheduled = conditions.last().unwrap();
+        assert_eq!(
+            (
+                &scheduled["type"],
+                &scheduled["status"],
+                &scheduled["lastTransitionTime"]
+            ),
+            (
+                &json!("PodScheduled"),
+                &json!("True"),
+                &json!("2026-01-01T00:00:00Z")
+            )
+        );
     }
 
     #[test]
