@@ -62,6 +62,8 @@ struct PodState {
     /// The pod came without a `PodScheduled` condition (bound by its creator, not by the
     /// scheduler): the kubelet adds one.
     add_scheduled: bool,
+    /// When each condition last changed, so unchanged ones keep their time.
+    transitions: status::Transitions,
     phase: Local,
     /// ConfigMaps and Secrets this pod keeps watched.
     objects: Box<[ObjectRef]>,
@@ -575,6 +577,7 @@ impl PodWorker {
                 .iter()
                 .flatten()
                 .any(|c| c.type_ == "PodScheduled"),
+            transitions: Default::default(),
             phase: if already_running {
                 Local::Running
             } else {
@@ -849,7 +852,7 @@ impl PodWorker {
     }
 
     /// Hands the pod's status, as the kubelet would generate it now, to the status manager.
-    fn write_status(&self, uid: &str, app: ContainerState) {
+    fn write_status(&mut self, uid: &str, app: ContainerState) {
         let Some(p) = self.pods.get(uid) else { return };
         let now = now_rfc3339();
         let host_ip = self.ctx.ip.to_string();
@@ -870,7 +873,11 @@ impl PodWorker {
             generation: p.generation,
             scheduled_since: p.add_scheduled.then_some(&*p.start_time),
         };
-        let status = status::pod_status(&p.app, &p.init, &view);
+        let mut status = status::pod_status(&p.app, &p.init, &view);
+        let Some(p) = self.pods.get_mut(uid) else {
+            return;
+        };
+        status::keep_transition_times(&mut status, &mut p.transitions);
         self.status.set(uid, &p.namespace, &p.name, status);
     }
 

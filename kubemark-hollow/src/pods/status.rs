@@ -252,6 +252,46 @@ pub fn pod_status(app: &[ContainerRef], init: &[ContainerRef], v: &StatusView<'_
     status
 }
 
+/// The condition types the hollow kubelet writes, in the order it writes them.
+const CONDITION_TYPES: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
+
+/// Each written condition's status (True?) and its `lastTransitionTime` (RFC 3339 to the second,
+/// 20 bytes), by [`CONDITION_TYPES`] index: fixed size, no allocation per pod.
+pub type Transitions = [Option<(bool, [u8; 20])>; 5];
+
+/// As the kubelet: a condition whose status did not change since the last write keeps its
+/// `lastTransitionTime`; one that changed (or is new) gets the time in `status` and is
+/// remembered.
+pub fn keep_transition_times(status: &mut Value, seen: &mut Transitions) {
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        let Some(i) = CONDITION_TYPES.iter().position(|t| c["type"] == *t) else {
+            continue;
+        };
+        let is_true = c["status"] == "True";
+        match seen[i] {
+            Some((was, since)) if was == is_true => {
+                if let Ok(since) = std::str::from_utf8(&since) {
+                    c["lastTransitionTime"] = Value::String(since.into());
+                }
+            }
+            _ => {
+                let time = c["lastTransitionTime"].as_str().unwrap_or_default();
+                seen[i] = time
+                    .as_bytes()
+                    .try_into()
+                    .ok()
+                    .map(|since: [u8; 20]| (is_true, since));
+            }
+        }
+    }
+}
+
 /// The status of a pod the kubelet rejected at admission.
 pub fn rejected(reason: &str, message: &str) -> Value {
     json!({ "phase": "Failed", "reason": reason, "message": message })
@@ -282,6 +322,45 @@ mod tests {
             generation: None,
             scheduled_since: None,
         }
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_its_status_changes() {
+        let mut seen = Transitions::default();
+        let at = |app: ContainerState, now: &'static str| StatusView {
+            now,
+            ..view(app, &[])
+        };
+        let apps = [c("app", false)];
+        let time = |s: &Value, t: &str| {
+            s["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .unwrap()["lastTransitionTime"]
+                .clone()
+        };
+        let v1 = at(
+            ContainerState::Waiting("ContainerCreating"),
+            "2026-01-01T00:00:01Z",
+        );
+        let mut first = pod_status(&apps, &[], &v1);
+        keep_transition_times(&mut first, &mut seen);
+        let v2 = at(ContainerState::Running, "2026-01-01T00:00:09Z");
+        let mut running = pod_status(&apps, &[], &v2);
+        keep_transition_times(&mut running, &mut seen);
+        // PodReadyToStartContainers stayed True: its time holds; Ready became True: new time.
+        assert_eq!(
+            time(&running, "PodReadyToStartContainers"),
+            "2026-01-01T00:00:01Z"
+        );
+        assert_eq!(time(&running, "Ready"), "2026-01-01T00:00:09Z");
+        let v3 = at(ContainerState::Terminated(0), "2026-01-01T00:00:30Z");
+        let mut done = pod_status(&apps, &[], &v3);
+        keep_transition_times(&mut done, &mut seen);
+        assert_eq!(time(&done, "Initialized"), "2026-01-01T00:00:09Z");
+        assert_eq!(time(&done, "Ready"), "2026-01-01T00:00:30Z");
     }
 
     #[test]
