@@ -170,10 +170,7 @@ impl ApiClient {
         }
         let mut retries = 0;
         loop {
-            let mut attempt = http::Request::new(RequestBody::new(body.clone()));
-            *attempt.method_mut() = parts.method.clone();
-            *attempt.uri_mut() = parts.uri.clone();
-            *attempt.headers_mut() = parts.headers.clone();
+            let attempt = rebuilt(&parts, RequestBody::new(body.clone()));
             let response = self.service.clone().oneshot(attempt).await?;
             match retry_after(&response) {
                 Some(wait) if retries < MAX_RETRIES => {
@@ -206,12 +203,7 @@ impl ApiClient {
         if !(status.is_client_error() || status.is_server_error()) {
             return Ok(response);
         }
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| kube::Error::Service(Box::new(e)))?
-            .to_bytes();
+        let bytes = whole(response).await?;
         Err(kube::Error::Api(failure(status, &bytes).boxed()))
     }
 
@@ -229,13 +221,7 @@ impl ApiClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<Bytes, kube::Error> {
-        let response = self.send(request).await?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| kube::Error::Service(Box::new(e)))?;
-        Ok(body.to_bytes())
+        whole(self.send(request).await?).await
     }
 
     /// Sends `request` and returns its answer as it arrives (a watch).
@@ -275,6 +261,26 @@ impl ApiClient {
         });
         kube::Client::new(service, "default")
     }
+}
+
+/// A request with `parts`' method, URI and headers (`Parts` itself is not `Clone`), to send
+/// the same request again.
+fn rebuilt<B>(parts: &http::request::Parts, body: B) -> http::Request<B> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+/// A response's whole body.
+async fn whole(response: http::Response<ResponseBody>) -> Result<Bytes, kube::Error> {
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| kube::Error::Service(Box::new(e)))?;
+    Ok(body.to_bytes())
 }
 
 /// The `Status` of a failed request: the server's, or, for a body that is not one (a proxy's
@@ -399,13 +405,6 @@ impl Target {
         parts: &http::request::Parts,
         body: Bytes,
     ) -> Result<http::Response<h2::RecvStream>, ConnectError> {
-        let request = || {
-            let mut request = http::Request::new(());
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = parts.uri.clone();
-            *request.headers_mut() = parts.headers.clone();
-            request
-        };
         let end = body.is_empty();
         // A connection that cannot open another stream (the server sent GOAWAY, as an API server
         // with --goaway-chance does, while its open watches go on) is left to its streams and
@@ -416,7 +415,7 @@ impl Target {
             attempts += 1;
             let (send, closed) = self.sender().await?;
             let opened = match send.ready().await {
-                Ok(mut send) => send.send_request(request(), end),
+                Ok(mut send) => send.send_request(rebuilt(parts, ()), end),
                 Err(e) => Err(e),
             };
             match opened {
@@ -676,13 +675,7 @@ mod tests {
 
     #[test]
     fn retries_follow_client_go_429_and_5xx_with_retry_after_only() {
-        let response = |code: u16, after: Option<&str>| {
-            let mut r = http::Response::builder().status(code);
-            if let Some(a) = after {
-                r = r.header("Retry-After", a);
-            }
-            r.body(()).unwrap()
-        };
+        let response = |code, after| respond(code, after, "");
         assert_eq!(
             retry_after(&response(429, Some("1"))),
             Some(Duration::from_secs(1))

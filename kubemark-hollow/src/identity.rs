@@ -14,10 +14,10 @@ use k8s_openapi::api::certificates::v1::{
 };
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ObjectMeta, PostParams};
-
-use crate::client::ApiClient;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+use crate::client::ApiClient;
 
 /// The signer the kubelet's client certificates use.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams, PostParams};
-
-use crate::api::Api;
 use serde_json::{Value, json};
 
+use crate::api::Api;
 use crate::node::NodeContext;
 use crate::node::fault::FaultKind;
 use crate::node::object::now_rfc3339;

@@ -16,8 +16,6 @@ use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use kube::api::PostParams;
-
-use crate::api::Api;
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +24,7 @@ use self::admission::Requests;
 use self::ipam::Ipam;
 use self::status::{ContainerRef, ContainerState, StatusView};
 use self::status_manager::StatusManager;
+use crate::api::Api;
 use crate::node::NodeContext;
 use crate::node::object::now_rfc3339;
 use crate::watch::{Event, Informer};

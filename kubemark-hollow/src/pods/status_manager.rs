@@ -15,12 +15,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-
-use crate::api::Api;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::api::Api;
 use crate::node::NodeContext;
 
 /// How often failed syncs are retried, as the kubelet's status manager's resync ticker.
