@@ -60,11 +60,17 @@ enum Next<B> {
     Continuation(frame::Continuation),
 }
 
-/// Initialize the connection with this amount of write buffer.
+/// Frames are buffered up to this many bytes before a flush is required.
 ///
 /// The minimum MAX_FRAME_SIZE is 16kb, so always be able to send a HEADERS
 /// frame that big.
 const DEFAULT_BUFFER_CAPACITY: usize = 16 * 1_024;
+
+/// kubemark patch: the write buffer is allocated with this capacity when a
+/// frame is buffered into an empty one, grows on demand up to the bound
+/// above, and is released once everything is written, so an idle connection
+/// holds no write buffer (stock h2 keeps 16 KiB allocated per connection).
+const INITIAL_BUFFER_CAPACITY: usize = 1_024;
 
 /// Chain payloads bigger than this when vectored I/O is enabled. The remote
 /// will never advertise a max frame size less than this (well, the spec says
@@ -93,7 +99,7 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                buf: Cursor::new(BytesMut::new()),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -197,9 +203,10 @@ where
     B: Buf,
 {
     fn unset_frame(&mut self) -> ControlFlow {
-        // Clear internal buffer
+        // Everything buffered has been written: release the buffer (kubemark
+        // patch; stock h2 clears it and keeps its capacity).
         self.buf.set_position(0);
-        self.buf.get_mut().clear();
+        *self.buf.get_mut() = BytesMut::new();
 
         // The data frame has been written, so unset it
         match self.next.take() {
@@ -227,6 +234,10 @@ where
         let _e = span.enter();
 
         tracing::debug!(frame = ?item, "send");
+
+        if self.buf.get_ref().capacity() == 0 {
+            self.buf.get_mut().reserve(INITIAL_BUFFER_CAPACITY);
+        }
 
         match item {
             Frame::Data(mut v) => {
@@ -307,9 +318,10 @@ where
     }
 
     fn has_capacity(&self) -> bool {
-        self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+        // Measured against the bound, not the allocation, which starts empty
+        // and grows (kubemark patch).
+        let capacity = std::cmp::max(self.buf.get_ref().capacity(), DEFAULT_BUFFER_CAPACITY);
+        self.next.is_none() && (capacity - self.buf.get_ref().len() >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {

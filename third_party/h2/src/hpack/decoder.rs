@@ -158,7 +158,11 @@ impl Decoder {
             max_size_update: None,
             last_max_update: size,
             table: Table::new(size),
-            buffer: BytesMut::with_capacity(4096),
+            // kubemark patch: no 4 KiB up front. Huffman-decoded strings are
+            // split off this buffer and kept by the dynamic table, so a shared
+            // block stays pinned by a few long-lived headers; starting empty
+            // sizes each allocation to the strings it holds.
+            buffer: BytesMut::new(),
         }
     }
 
