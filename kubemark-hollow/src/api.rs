@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 
+use bytes::Bytes;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::Request;
 use serde::Serialize;
@@ -63,19 +64,24 @@ where
         self.client.request(request).await
     }
 
-    /// `PUT` (the object's `resourceVersion` makes it conditional).
-    pub async fn replace(
+    /// `PUT` (the object's `resourceVersion` makes it conditional). The answer is kept as the
+    /// server sent it: for an object held between updates, one allocation instead of a decoded
+    /// tree (a Lease with its managed fields is 2.5 KiB decoded, under 1 KiB as JSON).
+    pub async fn replace_json(
         &self,
         name: &str,
         params: &PostParams,
         object: &K,
-    ) -> Result<K, kube::Error> {
+    ) -> Result<Bytes, kube::Error> {
         let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
         let request = self
             .request
             .replace(name, params, body)
             .map_err(kube::Error::BuildRequest)?;
-        self.client.request(request).await
+        // Copied: the answer is a slice of the connection's read buffer (8 KiB), which it would
+        // keep allocated for as long as the caller holds it.
+        let answer = self.client.request_bytes(request).await?;
+        Ok(Bytes::copy_from_slice(&answer))
     }
 
     /// `PATCH` of the `status` subresource.

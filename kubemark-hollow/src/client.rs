@@ -216,7 +216,8 @@ impl ApiClient {
         serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)
     }
 
-    /// Sends `request` and returns its whole answer.
+    /// Sends `request` and returns its whole answer. A short answer is a slice of the
+    /// connection's read buffer and keeps that buffer allocated: copy what you hold on to.
     pub async fn request_bytes(
         &self,
         request: http::Request<Vec<u8>>,

@@ -1,9 +1,10 @@
 //! What an idle HTTP/2 connection keeps on the heap, as every hollow node keeps one open for life.
 //!
-//! The workspace builds h2 from `third_party/h2`, patched so that its write buffer, read buffer
-//! and HPACK decode buffer exist only while they hold bytes (stock h2 keeps 16 + 8 + 4 KiB per
-//! connection for life). This test fails if that patch is lost, e.g. when h2 is upgraded and
-//! the `[patch.crates-io]` entry quietly stops applying.
+//! The workspace builds h2 from `third_party/h2`, patched so that its write buffer, read buffer,
+//! HPACK decode buffer and frame queues exist only while they hold something (stock h2 keeps
+//! 16 + 8 + 4 KiB of buffers per connection for life, and its queues at their high-water mark).
+//! This test fails if that patch is lost, e.g. when h2 is upgraded and the `[patch.crates-io]`
+//! entry quietly stops applying.
 
 use std::time::Duration;
 
@@ -88,7 +89,7 @@ async fn an_idle_http2_connection_holds_no_empty_buffers() {
     eprintln!(
         "live heap per idle connection (client and server side, in-memory pipe): {per_pair} bytes"
     );
-    // Measured on this test: ~78 KiB per pair with stock h2 0.4.20, ~20 KiB patched.
+    // Measured on this test: ~78 KiB per pair with stock h2 0.4.20, ~16 KiB patched.
     assert!(
         per_pair < 40 * 1024,
         "an idle HTTP/2 connection pair keeps {per_pair} bytes: is third_party/h2 still patched in?"

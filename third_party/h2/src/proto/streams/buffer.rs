@@ -83,6 +83,13 @@ impl Deque {
             Some(mut idxs) => {
                 let mut slot = buf.slab.remove(idxs.head);
 
+                // kubemark patch: every slot belongs to some deque, so an empty slab has no
+                // keys in use and can be released. Stock h2 keeps the slab at the most frames
+                // ever queued at once on the connection, for the connection's life.
+                if buf.slab.is_empty() {
+                    buf.slab = Slab::new();
+                }
+
                 if idxs.head == idxs.tail {
                     assert!(slot.next.is_none());
                     self.indices = None;
