@@ -14,6 +14,67 @@ use crate::state::HollowProcess;
 
 mod pods;
 
+/// Processes of a measurement, killed (and reaped) when dropped: however a measurement ends,
+/// an interrupted or failed run leaves nothing running.
+#[derive(Default)]
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Kills the hollow-node process group `pid` leads when dropped, unless disarmed after an
+/// orderly stop (the pid may be reused afterwards).
+struct HollowGuard(Option<u32>);
+
+impl HollowGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for HollowGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let group = nix::unistd::Pid::from_raw(-(pid as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Runs one measurement unless interrupted; dropping it stops what it started (the control
+/// plane's own `Drop`, [`Children`], [`HollowGuard`], the temporary directories).
+async fn unless_interrupted(
+    measurement: impl Future<Output = anyhow::Result<Sample>>,
+) -> anyhow::Result<anyhow::Result<Sample>> {
+    tokio::select! {
+        r = measurement => Ok(r),
+        _ = interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
+    }
+}
+
 /// One measured point.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,8 +86,15 @@ struct Sample {
     nodes: usize,
     seconds_to_ready: f64,
     idle_seconds: u64,
+    /// Mean RSS over the idle phase (sampled every few seconds: a Go process's RSS rises and
+    /// falls with its garbage collector, so one sample could land anywhere in that cycle).
     rss_bytes: u64,
     rss_bytes_per_node: u64,
+    /// The smallest and largest of those samples.
+    rss_bytes_min: u64,
+    rss_bytes_max: u64,
+    /// How many samples the mean is of.
+    rss_samples: usize,
     cpu_millicores_total: f64,
     cpu_millicores_per_node: f64,
     /// API requests per node-minute while idle, by "VERB resource[/subresource]".
@@ -203,6 +271,9 @@ fn request_deltas(
         .collect()
 }
 
+/// How often the idle phase samples the hollow processes' RSS.
+const RSS_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 /// The idle phase: settle, then CPU, RSS, request mix and watches over `args.idle` seconds.
 async fn idle_phase(
     implementation: &'static str,
@@ -219,10 +290,19 @@ async fn idle_phase(
     let (ticks0, _) = totals(pids)?;
     let gaps = LeaseGaps::start(client.clone());
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.idle)).await;
+    let end = t0 + Duration::from_secs(args.idle);
+    let mut rss_samples = Vec::new();
+    loop {
+        tokio::time::sleep_until(end.min(Instant::now() + RSS_SAMPLE_EVERY).into()).await;
+        rss_samples.push(totals(pids)?.1);
+        if Instant::now() >= end {
+            break;
+        }
+    }
     let (lease_max_gap_seconds, leases_missed, leases_late) = gaps.finish();
-    let (ticks1, rss) = totals(pids)?;
+    let (ticks1, _) = totals(pids)?;
     let elapsed = t0.elapsed().as_secs_f64();
+    let rss = rss_samples.iter().sum::<u64>() / rss_samples.len() as u64;
     let text = metrics(&client).await?;
     let after = request_counts(&text);
     let cpu_total = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
@@ -271,6 +351,9 @@ async fn idle_phase(
         idle_seconds: args.idle,
         rss_bytes: rss,
         rss_bytes_per_node: rss / n as u64,
+        rss_bytes_min: rss_samples.iter().copied().min().unwrap_or_default(),
+        rss_bytes_max: rss_samples.iter().copied().max().unwrap_or_default(),
+        rss_samples: rss_samples.len(),
         cpu_millicores_total: cpu_total,
         cpu_millicores_per_node: cpu_total / n as f64,
         requests_per_node_minute,
@@ -386,7 +469,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
     let start = Instant::now();
-    let mut children = Vec::new();
+    let mut children = Children::default();
     let result = async {
         for i in 0..n {
             let name = format!("upstream-{i}");
@@ -405,7 +488,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
                 .stdout(log.try_clone()?)
                 .stderr(log);
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            children.push(
+            children.0.push(
                 cmd.spawn()
                     .with_context(|| format!("starting {}", bin.display()))?,
             );
@@ -425,14 +508,11 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         }
         let seconds_to_ready = start.elapsed().as_secs_f64();
         eprintln!("{n} upstream hollow nodes Ready in {seconds_to_ready:.1}s");
-        let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+        let pids: Vec<u32> = children.0.iter().map(|c| c.id()).collect();
         idle_phase("upstream", n, &pids, seconds_to_ready, &cp, args).await
     }
     .await;
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(children);
     cp.stop().await?;
     result
 }
@@ -466,9 +546,11 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         .stdout(log.try_clone()?)
         .stderr(log);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let child = Children(vec![
+        cmd.spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    ]);
+    let pid = child.0[0].id();
     let result = async {
         let client = cp.client().await?;
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
@@ -504,11 +586,10 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         }
         let seconds_to_ready = start.elapsed().as_secs_f64();
         eprintln!("{n} kwok nodes Ready in {seconds_to_ready:.1}s");
-        idle_phase("kwok", n, &[child.id()], seconds_to_ready, &cp, args).await
+        idle_phase("kwok", n, &[pid], seconds_to_ready, &cp, args).await
     }
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     cp.stop().await?;
     result
 }
@@ -539,6 +620,7 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let start = Instant::now();
     let hollow: HollowProcess =
         super::nodes::spawn(&master, work.path(), n, "--no-events", args.node_certs).await?;
+    let guard = HollowGuard(Some(hollow.pid));
     let result = async {
         super::nodes::wait_ready(&master, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
@@ -546,6 +628,7 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     }
     .await;
     super::nodes::stop(&hollow).await;
+    guard.disarm();
     cp.stop().await?;
     result
 }
@@ -563,31 +646,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut failures: Vec<String> = Vec::new();
     for &n in &args.nodes {
         eprintln!("measuring {n} hollow nodes ...");
-        match measure(n, &args).await {
+        match unless_interrupted(measure(n, &args)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("kubemark-rs, {n} nodes: {e:#}")),
         }
     }
     for &n in &args.upstream {
         eprintln!("measuring {n} upstream hollow nodes (one process each) ...");
-        match measure_upstream(n, &args).await {
+        match unless_interrupted(measure_upstream(n, &args)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("upstream, {n} nodes: {e:#}")),
         }
     }
     for &n in &args.kwok {
         eprintln!("measuring {n} kwok nodes (one controller) ...");
-        match measure_kwok(n, &args).await {
+        match unless_interrupted(measure_kwok(n, &args)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("kwok, {n} nodes: {e:#}")),
         }
     }
     println!(
-        "{:<12} {:>7} {:>14} {:>14} {:>16} {:>15} {:>8} {:>13} {:>13}",
+        "{:<12} {:>7} {:>14} {:>14} {:>13} {:>16} {:>15} {:>8} {:>13} {:>13}",
         "",
         "nodes",
         "ready after s",
         "RSS/node KiB",
+        "(min-max)",
         "CPU/node mcore",
         "CPU total mcore",
         "sockets",
@@ -596,11 +680,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     for s in &samples {
         println!(
-            "{:<12} {:>7} {:>14.1} {:>14} {:>16.3} {:>15.1} {:>8} {:>13.1} {:>13}",
+            "{:<12} {:>7} {:>14.1} {:>14} {:>13} {:>16.3} {:>15.1} {:>8} {:>13.1} {:>13}",
             s.implementation,
             s.nodes,
             s.seconds_to_ready,
             s.rss_bytes_per_node / 1024,
+            format!(
+                "{}-{}",
+                s.rss_bytes_min / s.nodes as u64 / 1024,
+                s.rss_bytes_max / s.nodes as u64 / 1024
+            ),
             s.cpu_millicores_per_node,
             s.cpu_millicores_total,
             s.sockets,
