@@ -230,12 +230,23 @@ impl ApiClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<impl AsyncBufRead + Send + 'static, kube::Error> {
+        Ok(self.watch_stream(request).await?.1)
+    }
+
+    /// [`ApiClient::request_stream`], and whether the server answered in protobuf frames.
+    pub(crate) async fn watch_stream(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<(bool, impl AsyncBufRead + Send + 'static), kube::Error> {
         let response = self.send(request).await?;
-        Ok(response
+        let protobuf =
+            crate::protobuf::is_protobuf(response.headers().get(http::header::CONTENT_TYPE));
+        let body = response
             .into_body()
             .into_data_stream()
             .map_err(std::io::Error::other)
-            .into_async_read())
+            .into_async_read();
+        Ok((protobuf, body))
     }
 
     /// The API server's version (`GET /version`).
@@ -292,11 +303,22 @@ fn failure(status: http::StatusCode, body: &[u8]) -> kube::core::Status {
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
         line.chars().take(1024).collect::<String>()
     };
+    // A client that accepts protobuf gets its errors in protobuf.
+    let protobuf = crate::protobuf::unwrap(body)
+        .ok()
+        .filter(|u| u.kind == "Status")
+        .and_then(|u| crate::protobuf::status(u.raw).ok())
+        .map(|(code, reason, message)| {
+            kube::core::Status::failure(&message, &reason).with_code(code)
+        });
     // Every field of `Status` has a default, so any JSON object decodes as one; an empty one
     // is not the server's answer.
-    let mut failure = match serde_json::from_slice::<kube::core::Status>(body) {
-        Ok(s) if s.code != 0 || !s.message.is_empty() => s,
-        _ => kube::core::Status::failure(&text(), "Failed to parse error data"),
+    let mut failure = match protobuf {
+        Some(s) => s,
+        None => match serde_json::from_slice::<kube::core::Status>(body) {
+            Ok(s) if s.code != 0 || !s.message.is_empty() => s,
+            _ => kube::core::Status::failure(&text(), "Failed to parse error data"),
+        },
     };
     if failure.code == 0 {
         failure.code = status.as_u16();
@@ -766,17 +788,19 @@ mod tests {
         let client = client.with_user_agent(AGENT);
         let start = Instant::now();
         let api = crate::api::Api::namespaced(client, "ns");
-        let created = api
-            .create(&kube::api::PostParams::default(), &config_map())
+        api.create(&kube::api::PostParams::default(), &config_map())
             .await
             .unwrap();
-        assert_eq!(created.metadata.name.as_deref(), Some("c"));
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(3),
             "waited 2 s, then 1 s"
         );
         all_the_same_post(&seen, 3);
+        // The answer is not read, so it is asked for in protobuf, as the kubelet asks.
+        for (_, headers, _) in seen.lock().unwrap().iter() {
+            assert_eq!(headers[http::header::ACCEPT], crate::protobuf::ACCEPT);
+        }
     }
 
     #[tokio::test(start_paused = true)]

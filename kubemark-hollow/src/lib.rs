@@ -8,6 +8,7 @@ pub mod identity;
 pub mod node;
 pub mod npd;
 pub mod pods;
+mod protobuf;
 pub mod proxy;
 pub mod quantity;
 pub mod runtime;

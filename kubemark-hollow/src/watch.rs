@@ -8,7 +8,9 @@
 //!
 //! Informers whose events nothing reads (the kubelet's Services, CSIDrivers, RuntimeClasses,
 //! mounted ConfigMaps and Secrets; all of the proxy's) decode only resource versions:
-//! [`Informer::drain`]. The kubelet's own pods and Node are decoded: [`Informer::events`].
+//! [`Informer::drain`]. They ask for protobuf, as the kubelet and kube-proxy do, and read the
+//! versions from it without a schema ([`crate::protobuf`]). The kubelet's own pods and Node are
+//! decoded whole, from JSON: [`Informer::events`].
 //!
 //! Why not kube-runtime's watcher: it decodes every object and keeps an 8 KiB line buffer and a
 //! large state machine per watch for the watch's whole life. A hollow node holds about ten such
@@ -26,6 +28,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::client::ApiClient;
+use crate::protobuf::{self, ProtobufError};
 
 /// The annotation of the bookmark that ends a watch list's initial events.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -75,6 +78,79 @@ impl Versioned for Skipped {
     }
 }
 
+/// Objects an informer decodes: from JSON, and, for those that say so, from protobuf, which the
+/// informer then asks the API server for.
+pub(crate) trait Decode: Versioned + DeserializeOwned + Send + Sized + 'static {
+    /// Ask for protobuf.
+    const PROTOBUF: bool = false;
+
+    /// The object from its protobuf message.
+    fn from_protobuf(_message: &[u8]) -> Result<Self, ProtobufError> {
+        Err(ProtobufError("this informer decodes JSON only"))
+    }
+}
+
+impl<K: kube::Resource + DeserializeOwned + Send + 'static> Decode for K {}
+
+impl Decode for Skipped {
+    const PROTOBUF: bool = true;
+
+    fn from_protobuf(message: &[u8]) -> Result<Self, ProtobufError> {
+        let meta = protobuf::object_meta(message, &[INITIAL_EVENTS_END])?;
+        Ok(Skipped {
+            metadata: Some(Meta {
+                resource_version: meta.resource_version,
+                annotations: Some(meta.annotations.into_iter().collect()),
+            }),
+        })
+    }
+}
+
+/// A watch frame in protobuf as the event JSON would have given.
+fn protobuf_event<K: Decode>(frame: &[u8]) -> Result<TypedEvent<K>, ProtobufError> {
+    let (kind, object) = protobuf::watch_event(frame)?;
+    let object = protobuf::unwrap(object)?.raw;
+    let decoded = |o| K::from_protobuf(o).map(Box::new);
+    Ok(match kind {
+        "ADDED" => TypedEvent::Added(decoded(object)?),
+        "MODIFIED" => TypedEvent::Modified(decoded(object)?),
+        "DELETED" => TypedEvent::Deleted(decoded(object)?),
+        "BOOKMARK" => TypedEvent::Bookmark(Skipped::from_protobuf(object)?),
+        "ERROR" => TypedEvent::Error(Status {
+            code: Some(protobuf::status(object)?.0),
+        }),
+        _ => return Err(ProtobufError("unknown watch event type")),
+    })
+}
+
+fn protobuf_failure(e: ProtobufError) -> kube::Error {
+    kube::Error::ReadEvents(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The largest watch frame read; the API server's own limit for a request body is 3 MiB and
+/// for an object in etcd 1.5 MiB, so anything near this is a broken stream.
+const MAX_FRAME: usize = 64 << 20;
+
+/// The next frame of a protobuf watch; `None` at the end of the stream.
+async fn read_frame(body: &mut Body) -> std::io::Result<Option<Vec<u8>>> {
+    use futures::AsyncReadExt;
+    if body.fill_buf().await?.is_empty() {
+        return Ok(None);
+    }
+    let mut len = [0u8; 4];
+    body.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("watch frame of {len} bytes"),
+        ));
+    }
+    let mut frame = vec![0; len];
+    body.read_exact(&mut frame).await?;
+    Ok(Some(frame))
+}
+
 /// What a typed informer reports (the shape of kube-runtime's watcher events). Objects are
 /// boxed: a consumer's task holds an event across awaits, and an inline `Pod` (2.4 KiB) would
 /// be part of that task's state for the node's whole life.
@@ -120,11 +196,13 @@ enum Phase<K> {
     Listed(std::vec::IntoIter<K>, String),
     /// (Re)connect the watch from a version.
     Watch(String),
-    /// Reading a watch; `initial` while a watch list's initial events last.
+    /// Reading a watch; `initial` while a watch list's initial events last; `framed` for
+    /// protobuf frames (else JSON lines).
     Streaming {
         body: Body,
         version: String,
         initial: bool,
+        framed: bool,
     },
 }
 
@@ -191,7 +269,7 @@ impl Informer {
         client: ApiClient,
     ) -> impl Stream<Item = Result<Event<K>, kube::Error>> + Send
     where
-        K: Versioned + DeserializeOwned + Send + 'static,
+        K: Decode,
     {
         let state = (self, client, Phase::Start);
         futures::stream::unfold(state, |(mut me, client, phase)| async move {
@@ -206,17 +284,18 @@ impl Informer {
         mut phase: Phase<K>,
     ) -> (Result<Event<K>, kube::Error>, Phase<K>)
     where
-        K: Versioned + DeserializeOwned + Send + 'static,
+        K: Decode,
     {
         loop {
             phase = match phase {
                 Phase::Start if self.watch_list => {
-                    match Box::pin(self.open(client, "", true)).await {
-                        Ok(body) => {
+                    match Box::pin(self.open(client, "", true, K::PROTOBUF)).await {
+                        Ok((framed, body)) => {
                             let next = Phase::Streaming {
                                 body,
                                 version: String::new(),
                                 initial: true,
+                                framed,
                             };
                             return (Ok(Event::Init), next);
                         }
@@ -245,23 +324,24 @@ impl Informer {
                         None => (Ok(Event::InitDone), Phase::Watch(version)),
                     };
                 }
-                Phase::Watch(version) => match Box::pin(self.open(client, &version, false)).await {
-                    Ok(body) => Phase::Streaming {
-                        body,
-                        version,
-                        initial: false,
-                    },
-                    Err(e) if gone(&e) => Phase::Start,
-                    Err(e) => return (Err(e), Phase::Watch(version)),
-                },
+                Phase::Watch(version) => {
+                    match Box::pin(self.open(client, &version, false, K::PROTOBUF)).await {
+                        Ok((framed, body)) => Phase::Streaming {
+                            body,
+                            version,
+                            initial: false,
+                            framed,
+                        },
+                        Err(e) if gone(&e) => Phase::Start,
+                        Err(e) => return (Err(e), Phase::Watch(version)),
+                    }
+                }
                 Phase::Streaming {
                     mut body,
                     version,
                     initial,
+                    framed,
                 } => {
-                    // A fresh buffer per event: an idle watch holds no buffer at all.
-                    let mut line = Vec::new();
-                    let read = body.read_until(b'\n', &mut line).await;
                     // A watch list cut off before its end starts over.
                     let resume = |version| {
                         if initial {
@@ -270,24 +350,43 @@ impl Informer {
                             Phase::Watch(version)
                         }
                     };
-                    let decoded = match read {
-                        Ok(0) => {
-                            phase = resume(version);
-                            continue;
+                    // A fresh buffer per event: an idle watch holds no buffer at all.
+                    let decoded = if framed {
+                        match read_frame(&mut body).await {
+                            Ok(None) => {
+                                phase = resume(version);
+                                continue;
+                            }
+                            Err(e) => return (Err(kube::Error::ReadEvents(e)), resume(version)),
+                            Ok(Some(frame)) => match protobuf_event::<K>(&frame) {
+                                Ok(decoded) => decoded,
+                                Err(e) => return (Err(protobuf_failure(e)), resume(version)),
+                            },
                         }
-                        Err(e) => return (Err(kube::Error::ReadEvents(e)), resume(version)),
-                        Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {
-                            phase = Phase::Streaming {
-                                body,
-                                version,
-                                initial,
-                            };
-                            continue;
+                    } else {
+                        let mut line = Vec::new();
+                        match body.read_until(b'\n', &mut line).await {
+                            Ok(0) => {
+                                phase = resume(version);
+                                continue;
+                            }
+                            Err(e) => return (Err(kube::Error::ReadEvents(e)), resume(version)),
+                            Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {
+                                phase = Phase::Streaming {
+                                    body,
+                                    version,
+                                    initial,
+                                    framed,
+                                };
+                                continue;
+                            }
+                            Ok(_) => match serde_json::from_slice::<TypedEvent<K>>(&line) {
+                                Ok(decoded) => decoded,
+                                Err(e) => {
+                                    return (Err(kube::Error::SerdeError(e)), resume(version));
+                                }
+                            },
                         }
-                        Ok(_) => match serde_json::from_slice::<TypedEvent<K>>(&line) {
-                            Ok(decoded) => decoded,
-                            Err(e) => return (Err(kube::Error::SerdeError(e)), resume(version)),
-                        },
                     };
                     let newer =
                         |v: Option<&str>, version: String| v.map_or(version, str::to_string);
@@ -326,6 +425,7 @@ impl Informer {
                         body,
                         version,
                         initial,
+                        framed,
                     };
                     match event {
                         Some(event) => return (Ok(event), next),
@@ -336,10 +436,7 @@ impl Informer {
         }
     }
 
-    async fn list<K: DeserializeOwned>(
-        &self,
-        client: &ApiClient,
-    ) -> Result<(Vec<K>, String), kube::Error> {
+    async fn list<K: Decode>(&self, client: &ApiClient) -> Result<(Vec<K>, String), kube::Error> {
         let mut params = ListParams::default().limit(500);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
@@ -354,32 +451,56 @@ impl Informer {
         *request.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
             kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e.into()))
         })?;
-        let list: TypedList<K> = client.request(request).await?;
+        if K::PROTOBUF {
+            request.headers_mut().insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(protobuf::ACCEPT),
+            );
+        }
+        let body = client.request_bytes(request).await?;
+        if let Ok(envelope) = protobuf::unwrap(&body) {
+            let (version, items) = protobuf::list(envelope.raw).map_err(protobuf_failure)?;
+            let items = items
+                .into_iter()
+                .map(K::from_protobuf)
+                .collect::<Result<Vec<K>, _>>()
+                .map_err(protobuf_failure)?;
+            return Ok((items, version.unwrap_or_default().to_string()));
+        }
+        let list: TypedList<K> = serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
         Ok((
             list.items,
             list.metadata.resource_version.unwrap_or_default(),
         ))
     }
 
-    /// Opens a watch from `from`, or a watch list (`from` empty) when `initial`.
+    /// Opens a watch from `from`, or a watch list (`from` empty) when `initial`; true with the
+    /// body when the server answers in protobuf frames.
     async fn open(
         &self,
         client: &ApiClient,
         from: &str,
         initial: bool,
-    ) -> Result<Body, kube::Error> {
+        protobuf: bool,
+    ) -> Result<(bool, Body), kube::Error> {
         // client-go's reflector: minWatchTimeout (5 min) times a factor in [1, 2).
         let timeout = 300 + rand::rng().random_range(0..300);
         let mut params = WatchParams::default().timeout(timeout);
         params.field_selector = self.fields.clone();
         params.label_selector = self.labels.clone();
         params.send_initial_events = initial;
-        let request = self
+        let mut request = self
             .request()
             .watch(&params, from)
             .map_err(kube::Error::BuildRequest)?;
-        let body = client.request_stream(request).await?;
-        Ok(Box::pin(body))
+        if protobuf {
+            request.headers_mut().insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(protobuf::ACCEPT),
+            );
+        }
+        let (framed, body) = client.watch_stream(request).await?;
+        Ok((framed, Box::pin(body)))
     }
 
     fn request(&self) -> kube::core::Request {
@@ -392,35 +513,107 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{Pod, Service};
 
     use super::*;
 
     /// A client whose API server answers from a script, in order, and records the URIs it was
     /// asked for; once the script is exhausted it never answers.
     fn scripted(script: &[(u16, &str)]) -> (ApiClient, Arc<Mutex<Vec<String>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let queue: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::new(Mutex::new(
-            script.iter().map(|(c, b)| (*c, b.to_string())).collect(),
-        ));
-        let recorded = seen.clone();
+        let script = script
+            .iter()
+            .map(|(c, b)| (*c, "application/json", b.as_bytes().to_vec()))
+            .collect();
+        let (client, uris, _) = scripted_bytes(script);
+        (client, uris)
+    }
+
+    /// A client whose server answers (status, content type, body) in order, recording the URIs
+    /// and `Accept` headers it was sent.
+    #[allow(clippy::type_complexity)]
+    fn scripted_bytes(
+        script: Vec<(u16, &'static str, Vec<u8>)>,
+    ) -> (ApiClient, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) {
+        let uris: Arc<Mutex<Vec<String>>> = Arc::default();
+        let accepts: Arc<Mutex<Vec<String>>> = Arc::default();
+        let queue = Arc::new(Mutex::new(VecDeque::from(script)));
+        let (u, a) = (uris.clone(), accepts.clone());
         let service = tower::service_fn(
             move |request: http::Request<http_body_util::Full<bytes::Bytes>>| {
-                recorded.lock().unwrap().push(request.uri().to_string());
+                u.lock().unwrap().push(request.uri().to_string());
+                a.lock().unwrap().push(
+                    request
+                        .headers()
+                        .get(http::header::ACCEPT)
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default(),
+                );
                 let next = queue.lock().unwrap().pop_front();
                 async move {
-                    let Some((code, body)) = next else {
+                    let Some((code, content_type, body)) = next else {
                         return std::future::pending().await;
                     };
                     let response = http::Response::builder()
                         .status(code)
+                        .header(http::header::CONTENT_TYPE, content_type)
                         .body(crate::client::ResponseBody::from(bytes::Bytes::from(body)))
                         .unwrap();
                     Ok::<_, std::convert::Infallible>(response)
                 }
             },
         );
-        (ApiClient::from_service(service), seen)
+        (ApiClient::from_service(service), uris, accepts)
+    }
+
+    #[tokio::test]
+    async fn draining_informers_ask_for_protobuf_and_read_its_frames() {
+        use crate::protobuf::test_frame;
+        let end = [(INITIAL_EVENTS_END, "true")];
+        let watch_list = [
+            test_frame("ADDED", "Service", "6", &[]),
+            test_frame("BOOKMARK", "Service", "7", &end),
+            test_frame("MODIFIED", "Service", "8", &[]),
+            test_frame("ERROR", "Status", "410", &[]),
+        ]
+        .concat();
+        let stream = "application/vnd.kubernetes.protobuf;stream=watch";
+        let (client, uris, accepts) = scripted_bytes(vec![(200, stream, watch_list)]);
+        let mut informer = Box::pin(Informer::of::<Service>(None).events::<Skipped>(client));
+        let events: Vec<String> = informer
+            .by_ref()
+            .take(4)
+            .map(|e| match e {
+                Ok(Event::Init) => "init".to_string(),
+                Ok(Event::InitApply(o)) => format!("list {}", o.version().unwrap()),
+                Ok(Event::InitDone) => "done".to_string(),
+                Ok(Event::Apply(o)) => format!("apply {}", o.version().unwrap()),
+                Ok(Event::Delete(o)) => format!("delete {}", o.version().unwrap()),
+                Err(e) => format!("error {e}"),
+            })
+            .collect()
+            .await;
+        // The bookmark ends the initial events; after the 410 the informer starts over (with a
+        // watch list the exhausted script never answers).
+        assert_eq!(events, ["init", "list 6", "done", "apply 8"]);
+        let next = tokio::time::timeout(Duration::from_millis(100), informer.next()).await;
+        assert!(next.is_err(), "no answer expected");
+        assert_eq!(accepts.lock().unwrap()[0], crate::protobuf::ACCEPT);
+        assert_eq!(kinds(&uris.lock().unwrap()), ["watch-list", "watch-list"]);
+    }
+
+    #[tokio::test]
+    async fn a_cut_protobuf_frame_is_an_error_and_the_watch_list_starts_over() {
+        use crate::protobuf::test_frame;
+        let mut cut = test_frame("ADDED", "Service", "6", &[]);
+        cut.truncate(cut.len() - 3);
+        let stream = "application/vnd.kubernetes.protobuf;stream=watch";
+        let (client, uris, _) = scripted_bytes(vec![(200, stream, cut)]);
+        let mut events = Box::pin(Informer::of::<Service>(None).events::<Skipped>(client));
+        assert!(matches!(events.next().await, Some(Ok(Event::Init))));
+        assert!(matches!(events.next().await, Some(Err(_))));
+        let next = tokio::time::timeout(Duration::from_millis(100), events.next()).await;
+        assert!(next.is_err(), "the script is exhausted; no answer expected");
+        assert_eq!(kinds(&uris.lock().unwrap()), ["watch-list", "watch-list"]);
     }
 
     fn status(code: u16) -> String {

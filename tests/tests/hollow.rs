@@ -1032,6 +1032,104 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
     cp.stop().await.unwrap();
 }
 
+/// Informers whose objects a hollow node does not read ask for protobuf, as the kubelet does,
+/// and read it: events of every kind reach them without a decoding failure, which would show
+/// as the informer opening its watch again. The Lease goes back and forth in protobuf: it is
+/// renewed, holder and duration as the kubelet sets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_informers_stay_open_through_events_and_leases_renew() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::node::v1::RuntimeClass;
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(start_control_plane().await, "pb", 2, NodeConfig::default()).await;
+    let resources = ["services", "runtimeclasses", "csidrivers"];
+    // Every node opened one watch of each; let the watch lists finish.
+    eventually("the nodes' informers open", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            for r in resources {
+                (open_watches(&client, r).await >= 2.0).then_some(())?;
+            }
+            Some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut before = Vec::new();
+    for r in resources {
+        before.push(requests_served(&client, "WATCH", r, "").await);
+    }
+    // Events for the informers: added, modified, deleted.
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let classes: Api<RuntimeClass> = Api::all(client.clone());
+    for i in 0..3 {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("pb-{i}"), "annotations": { "a": "b" } },
+            "spec": { "ports": [{ "port": 80 }] },
+        }))
+        .unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+        let rc: RuntimeClass = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("pb-{i}") }, "handler": "runc",
+        }))
+        .unwrap();
+        classes.create(&PostParams::default(), &rc).await.unwrap();
+    }
+    services.delete("pb-0", &Default::default()).await.unwrap();
+    classes.delete("pb-0", &Default::default()).await.unwrap();
+    // A failed decode restarts an informer within a second or two.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (r, before) in resources.iter().zip(before) {
+        let after = requests_served(&client, "WATCH", r, "").await;
+        assert_eq!(after, before, "{r}: watches opened again after events");
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let renewed = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .map(|t| t.0)
+    };
+    let first = leases.get("pb-0").await.unwrap();
+    let spec = first.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("pb-0"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    // Created before the node knew its Node's uid, the Lease gets its owner at a renewal, as
+    // the kubelet's lease controller adds it.
+    eventually(
+        "the lease owned by its Node",
+        Duration::from_secs(30),
+        || {
+            let leases = leases.clone();
+            async move {
+                let lease = leases.get("pb-0").await.ok()?;
+                let owners = lease.metadata.owner_references?;
+                owners
+                    .iter()
+                    .any(|o| o.kind == "Node" && o.name == "pb-0" && o.api_version == "v1")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    eventually("the lease renewed", Duration::from_secs(30), || {
+        let leases = leases.clone();
+        let before = renewed(&first);
+        async move { (renewed(&leases.get("pb-0").await.ok()?) > before).then_some(()) }
+    })
+    .await;
+    let puts = requests_served(&client, "PUT", "leases", "").await;
+    assert!(puts >= 2.0, "renewals are updates: {puts}");
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
 /// An API server that sends GOAWAY at random (`--goaway-chance`, as HA clusters run it) closes a
 /// node's connection to new streams while the watches on it go on. The node sends its next
 /// request on a new connection, as Go's HTTP/2 transport does; otherwise every request of that

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -48,19 +47,6 @@ struct State {
 pub(crate) struct StatusManager {
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
-}
-
-/// The parts of a GET pod the status manager looks at; the rest of the body is skipped.
-#[derive(Deserialize)]
-struct Fetched {
-    metadata: FetchedMeta,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FetchedMeta {
-    uid: Option<String>,
-    deletion_timestamp: Option<Value>,
 }
 
 enum Outcome {
@@ -156,22 +142,17 @@ impl StatusManager {
     async fn sync(&self, ctx: &NodeContext, uid: &str, entry: &Entry) -> Outcome {
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &entry.namespace);
         ctx.limiter.acquire().await;
-        let request = match api.get_request(&entry.name) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(node = %ctx.name, pod = %entry.name, error = %e, "bad pod request");
-                return Outcome::Gone;
-            }
-        };
-        let fetched: Fetched = match ctx.client.request(request).await {
-            Ok(f) => f,
-            Err(kube::Error::Api(s)) if s.code == 404 => return Outcome::Gone,
+        // Only the uid and whether the pod is being deleted are read (in protobuf, as the
+        // kubelet asks for it).
+        let fetched = match api.get_meta(&entry.name).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Outcome::Gone,
             Err(e) => {
                 tracing::debug!(node = %ctx.name, pod = %entry.name, error = %e, "pod status sync: get failed");
                 return Outcome::Retry;
             }
         };
-        if fetched.metadata.uid.as_deref() != Some(uid) {
+        if fetched.uid.as_deref() != Some(uid) {
             // Deleted and recreated under the same name: the status belonged to the old pod.
             return Outcome::Gone;
         }
@@ -204,7 +185,7 @@ impl StatusManager {
                 }
             }
         }
-        if !(entry.deletable && fetched.metadata.deletion_timestamp.is_some()) {
+        if !(entry.deletable && fetched.deleting) {
             return Outcome::Done;
         }
         let params = DeleteParams {
