@@ -97,6 +97,9 @@ struct Sample {
     rss_samples: usize,
     cpu_millicores_total: f64,
     cpu_millicores_per_node: f64,
+    /// kube-apiserver's CPU over the idle phase, per node: how much serving one idle node
+    /// costs the control plane (the wire format, the requests, the watches).
+    apiserver_millicores_per_node: f64,
     /// API requests per node-minute while idle, by "VERB resource[/subresource]".
     requests_per_node_minute: BTreeMap<String, f64>,
     /// Open watches on the API server by resource (all clients), at the end of the idle phase.
@@ -287,6 +290,13 @@ async fn idle_phase(
     tokio::time::sleep(Duration::from_secs(15)).await;
     let client = cp.client().await?;
     let before = request_counts(&metrics(&client).await?);
+    let apiserver: Vec<u32> = cp
+        .pids()
+        .into_iter()
+        .filter(|(component, _)| component == "kube-apiserver")
+        .map(|(_, pid)| pid)
+        .collect();
+    let (apiserver0, _) = totals(&apiserver)?;
     let (ticks0, _) = totals(pids)?;
     let gaps = LeaseGaps::start(client.clone());
     let t0 = Instant::now();
@@ -301,11 +311,14 @@ async fn idle_phase(
     }
     let (lease_max_gap_seconds, leases_missed, leases_late) = gaps.finish();
     let (ticks1, _) = totals(pids)?;
+    let (apiserver1, _) = totals(&apiserver)?;
     let elapsed = t0.elapsed().as_secs_f64();
     let rss = rss_samples.iter().sum::<u64>() / rss_samples.len() as u64;
     let text = metrics(&client).await?;
     let after = request_counts(&text);
-    let cpu_total = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
+    let millicores = |ticks: u64| ticks as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
+    let cpu_total = millicores(ticks1 - ticks0);
+    let apiserver_total = millicores(apiserver1 - apiserver0);
     let node_minutes = n as f64 * elapsed / 60.0;
     let requests_per_node_minute: BTreeMap<String, f64> = request_deltas(&before, &after)
         .into_iter()
@@ -356,6 +369,7 @@ async fn idle_phase(
         rss_samples: rss_samples.len(),
         cpu_millicores_total: cpu_total,
         cpu_millicores_per_node: cpu_total / n as f64,
+        apiserver_millicores_per_node: apiserver_total / n as f64,
         requests_per_node_minute,
         watches: watches(&text),
         sockets: pids.iter().map(|p| sockets(*p)).sum(),
@@ -666,7 +680,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "{:<12} {:>7} {:>14} {:>14} {:>13} {:>16} {:>15} {:>8} {:>13} {:>13}",
+        "{:<12} {:>7} {:>14} {:>14} {:>13} {:>16} {:>15} {:>16} {:>8} {:>13} {:>13}",
         "",
         "nodes",
         "ready after s",
@@ -674,13 +688,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "(min-max)",
         "CPU/node mcore",
         "CPU total mcore",
+        "apiserver/node",
         "sockets",
         "lease gap s",
         "missed/late"
     );
     for s in &samples {
         println!(
-            "{:<12} {:>7} {:>14.1} {:>14} {:>13} {:>16.3} {:>15.1} {:>8} {:>13.1} {:>13}",
+            "{:<12} {:>7} {:>14.1} {:>14} {:>13} {:>16.3} {:>15.1} {:>16.3} {:>8} {:>13.1} {:>13}",
             s.implementation,
             s.nodes,
             s.seconds_to_ready,
@@ -692,6 +707,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ),
             s.cpu_millicores_per_node,
             s.cpu_millicores_total,
+            s.apiserver_millicores_per_node,
             s.sockets,
             s.lease_max_gap_seconds,
             format!("{}/{}", s.leases_missed, s.leases_late)
@@ -703,11 +719,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .find(|s| s.implementation == "kubemark-rs" && s.nodes == peer.nodes)
         {
             println!(
-                "{} nodes: {} / ours = {:.1}x memory per node, {:.1}x CPU per node, {:.1}x time to Ready",
+                "{} nodes: {} / ours = {:.1}x memory per node, {:.1}x CPU per node, {:.2}x API server CPU per node, {:.1}x time to Ready",
                 peer.nodes,
                 peer.implementation,
                 peer.rss_bytes_per_node as f64 / ours.rss_bytes_per_node.max(1) as f64,
                 peer.cpu_millicores_per_node / ours.cpu_millicores_per_node.max(1e-9),
+                peer.apiserver_millicores_per_node / ours.apiserver_millicores_per_node.max(1e-9),
                 peer.seconds_to_ready / ours.seconds_to_ready.max(1e-9)
             );
         }
