@@ -675,6 +675,16 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     let s = &v["samples"][0];
     assert_eq!(s["nodes"], 3);
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
+    // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;
+    // the API server served the idle nodes (lease renewals at least).
+    let (min, mean, max) = (
+        s["rssBytesMin"].as_u64().unwrap(),
+        s["rssBytes"].as_u64().unwrap(),
+        s["rssBytesMax"].as_u64().unwrap(),
+    );
+    assert!(s["rssSamples"].as_u64().unwrap() >= 1);
+    assert!(min > 0 && min <= mean && mean <= max, "{min} {mean} {max}");
+    assert!(s["apiserverMillicoresPerNode"].as_f64().unwrap() > 0.0);
     let p = &s["pods"];
     assert_eq!(p["pods"], 30);
     assert!(p["secondsToRunning"].as_f64().unwrap() > 0.0);

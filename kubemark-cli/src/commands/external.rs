@@ -146,10 +146,9 @@ async fn wait_ready(
     let names: BTreeSet<String> = spec.all_node_names().into_iter().collect();
     let progress = super::nodes::ReadyProgress::new(names.len());
     let start = Instant::now();
+    let watch = super::nodes::ReadyWatch::start(master);
     loop {
-        let ready = super::nodes::ready_among(master, &names)
-            .await
-            .unwrap_or_default();
+        let ready = watch.ready_among(&names);
         progress.set(ready.len(), start);
         if ready.len() == names.len() {
             progress.finish(names.len(), start);

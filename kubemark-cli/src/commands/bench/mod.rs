@@ -447,23 +447,6 @@ fn failures_side_by_side(upstream: &BTreeMap<String, f64>, ours: &BTreeMap<Strin
     }
 }
 
-async fn ready_count(client: &kube::Client, prefix: &str) -> usize {
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let Ok(list) = nodes.list(&Default::default()).await else {
-        return 0;
-    };
-    list.items
-        .iter()
-        .filter(|n| {
-            n.metadata
-                .name
-                .as_deref()
-                .is_some_and(|name| name.starts_with(prefix))
-        })
-        .filter(|n| super::nodes::is_ready(n))
-        .count()
-}
-
 /// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
 /// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
 /// keeps the Node authorizer on for both).
@@ -508,9 +491,10 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
             );
         }
         let client = cp.client().await?;
+        let watch = super::nodes::ReadyWatch::start(&client);
         let deadline = Instant::now() + Duration::from_secs(args.timeout);
         loop {
-            let ready = ready_count(&client, "upstream-").await;
+            let ready = watch.count_with_prefix("upstream-");
             if ready == n {
                 break;
             }
@@ -567,6 +551,7 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let pid = child.0[0].id();
     let result = async {
         let client = cp.client().await?;
+        let watch = super::nodes::ReadyWatch::start(&client);
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
         let start = Instant::now();
         let creates = futures::stream::iter(0..n).map(|i| {
@@ -588,7 +573,7 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         let deadline = Instant::now() + Duration::from_secs(args.timeout);
         loop {
-            let ready = ready_count(&client, "kwok-").await;
+            let ready = watch.count_with_prefix("kwok-");
             if ready == n {
                 break;
             }
