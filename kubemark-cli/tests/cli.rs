@@ -531,18 +531,64 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
         stderr.contains("SLO failed: PodStartupLatency p50"),
         "{stderr}"
     );
-    let kept = Command::new("kubectl")
+    let density_namespaces = || {
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                cwd.join("kubeconfig.kubemark").to_str().unwrap(),
+            ])
+            .args(["get", "ns", "-l", "kubemark.io/test=density", "-o", "name"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(density_namespaces(), 1, "only the kept namespace remains");
+
+    // Interrupted (SIGTERM, as Ctrl-C or a CI timeout would), a run deletes what it created and
+    // says so; the namespace kept above stays.
+    let child = Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args([
-            "--kubeconfig",
-            cwd.join("kubeconfig.kubemark").to_str().unwrap(),
+            "test",
+            "density",
+            c[0],
+            c[1],
+            "--pods-per-node",
+            "30",
+            "--qps",
+            "2",
         ])
-        .args(["get", "ns", "-l", "kubemark.io/test=density", "-o", "name"])
-        .output()
+        .env("KUBEMARK_STATE_DIR", &state)
+        .env_remove("CLOUD_PROVIDER")
+        .current_dir(&cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = std::time::Instant::now();
+    while density_namespaces() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the run never created its namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted run fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("density interrupted; its namespaces were deleted"),
+        "{stderr}"
+    );
     assert_eq!(
-        String::from_utf8_lossy(&kept.stdout).lines().count(),
+        density_namespaces(),
         1,
-        "only the kept namespace remains"
+        "the interrupted run's namespace is gone"
     );
 
     let stop = kubemark(&state, &cwd, &["stop", c[0], c[1]]);

@@ -47,23 +47,6 @@ impl Drop for HollowGuard {
     }
 }
 
-/// Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
 /// Runs one measurement unless interrupted; dropping it stops what it started (the control
 /// plane's own `Drop`, [`Children`], [`HollowGuard`], the temporary directories).
 async fn unless_interrupted(
@@ -71,7 +54,7 @@ async fn unless_interrupted(
 ) -> anyhow::Result<anyhow::Result<Sample>> {
     tokio::select! {
         r = measurement => Ok(r),
-        _ = interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
+        _ = super::interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
     }
 }
 

@@ -309,17 +309,48 @@ pub async fn schedulable_nodes(client: &kube::Client) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Creates a namespace labelled as the test's.
+/// The label that names the run (this process) that created a namespace: an interrupted run
+/// finds what it created by it.
+const RUN_LABEL: &str = "kubemark.io/run";
+
+/// This process's id as the run label says it.
+fn process_run() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        format!("{now}-{}", std::process::id())
+    })
+}
+
+/// Creates a namespace labelled as the test's and this run's.
 pub async fn create_namespace(client: &kube::Client, name: &str, test: &str) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": { "name": name, "labels": { "kubemark.io/test": test } }
+        "metadata": { "name": name, "labels": { "kubemark.io/test": test, RUN_LABEL: process_run() } }
     }))?;
     namespaces
         .create(&Default::default(), &ns)
         .await
         .with_context(|| format!("creating the test namespace {name}"))?;
     Ok(())
+}
+
+/// The namespaces this process created (by [`RUN_LABEL`]).
+pub async fn run_namespaces(client: &kube::Client) -> anyhow::Result<Vec<String>> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let selector = format!("{RUN_LABEL}={}", process_run());
+    let list = namespaces
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .context("listing the run's namespaces")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect())
 }
 
 /// Deletes the namespaces and waits until they are gone.

@@ -12,6 +12,7 @@ mod usage;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::{ArgAction, Args, Subcommand};
@@ -252,10 +253,26 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             .as_secs();
         PathBuf::from(format!("kubemark-{name}-{now}.json"))
     });
-    let run = match args.test {
-        TestKind::Density(a) => density::run(a, target).await?,
-        TestKind::Load(a) => load::run(a, target).await?,
-        TestKind::Report(_) => unreachable!("handled above"),
+    let client = target.client.clone();
+    let test = async {
+        match args.test {
+            TestKind::Density(a) => density::run(a, target).await,
+            TestKind::Load(a) => load::run(a, target).await,
+            TestKind::Report(_) => unreachable!("handled above"),
+        }
+    };
+    let run = tokio::select! {
+        r = test => r?,
+        // The run is dropped (its requests stop); what it created goes unless kept on purpose.
+        _ = super::interrupted() => {
+            let namespaces = measure::run_namespaces(&client).await?;
+            if common.delete_namespace && !namespaces.is_empty() {
+                eprintln!("interrupted; deleting {}", namespaces.join(", "));
+                measure::delete_namespaces(&client, &namespaces, Duration::from_secs(common.timeout)).await?;
+                bail!("{name} interrupted; its namespaces were deleted");
+            }
+            bail!("{name} interrupted; left as they were: {}", namespaces.join(", "));
+        }
     };
     std::fs::write(&report_path, serde_json::to_string_pretty(&run)?)?;
     let html = report_path.with_extension("html");
