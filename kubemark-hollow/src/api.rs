@@ -92,22 +92,27 @@ where
             .request
             .create(params, body)
             .map_err(kube::Error::BuildRequest)?;
-        self.client
-            .request_bytes(accept_protobuf(request))
-            .await
-            .map(drop)
+        self.send_unread(request).await
     }
 
-    /// `GET` in protobuf: the object's message, `None` when there is no such object.
-    pub async fn get_protobuf(&self, name: &str) -> Result<Option<Bytes>, kube::Error> {
+    /// `GET` asking for protobuf: the whole answer, `None` when there is no such object.
+    async fn get_answer(&self, name: &str) -> Result<Option<Bytes>, kube::Error> {
         let request = self
             .request
             .get(name, &Default::default())
             .map_err(kube::Error::BuildRequest)?;
         match self.client.request_bytes(accept_protobuf(request)).await {
-            Ok(answer) => protobuf_message(&answer).map(Some),
+            Ok(answer) => Ok(Some(answer)),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// `GET` in protobuf: the object's message, `None` when there is no such object.
+    pub async fn get_protobuf(&self, name: &str) -> Result<Option<Bytes>, kube::Error> {
+        match self.get_answer(name).await? {
+            Some(answer) => protobuf_message(&answer).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -126,14 +131,8 @@ where
             resource_version: Option<String>,
             deletion_timestamp: Option<serde::de::IgnoredAny>,
         }
-        let request = self
-            .request
-            .get(name, &Default::default())
-            .map_err(kube::Error::BuildRequest)?;
-        let answer = match self.client.request_bytes(accept_protobuf(request)).await {
-            Ok(answer) => answer,
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(answer) = self.get_answer(name).await? else {
+            return Ok(None);
         };
         if let Ok(envelope) = protobuf::unwrap(&answer) {
             return protobuf::object_meta(envelope.raw, &[])
@@ -189,6 +188,14 @@ where
         protobuf_message(&answer)
     }
 
+    /// Sends a request whose answer is not read, asking for it in protobuf.
+    async fn send_unread(&self, request: http::Request<Vec<u8>>) -> Result<(), kube::Error> {
+        self.client
+            .request_bytes(accept_protobuf(request))
+            .await
+            .map(drop)
+    }
+
     /// `PATCH` of the `status` subresource; the answer is not read.
     pub async fn patch_status<P: Serialize + std::fmt::Debug>(
         &self,
@@ -200,10 +207,7 @@ where
             .request
             .patch_subresource("status", name, params, patch)
             .map_err(kube::Error::BuildRequest)?;
-        self.client
-            .request_bytes(accept_protobuf(request))
-            .await
-            .map(drop)
+        self.send_unread(request).await
     }
 
     /// `DELETE`; the answer (the object, or a `Status`) is not read.
@@ -212,10 +216,7 @@ where
             .request
             .delete(name, params)
             .map_err(kube::Error::BuildRequest)?;
-        self.client
-            .request_bytes(accept_protobuf(request))
-            .await
-            .map(drop)
+        self.send_unread(request).await
     }
 
     /// `POST` to subresource `subresource` of object `name` (a service account's `token`).

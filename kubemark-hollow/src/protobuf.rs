@@ -114,17 +114,29 @@ fn fields(message: &[u8]) -> impl Iterator<Item = Result<Field<'_>, ProtobufErro
     })
 }
 
-/// The last occurrence of length-delimited field `number` (a later one overrides, as in
+/// The last occurrence of field `number` that `pick` accepts (a later one overrides, as in
 /// protobuf's own merging of a non-repeated field).
-fn bytes_field(message: &[u8], number: u32) -> Result<Option<&[u8]>, ProtobufError> {
+fn last_field<'a, T>(
+    message: &'a [u8],
+    number: u32,
+    pick: impl Fn(Value<'a>) -> Option<T>,
+) -> Result<Option<T>, ProtobufError> {
     let mut found = None;
     for field in fields(message) {
         let field = field?;
-        if let (true, Value::Bytes(b)) = (field.number == number, field.value) {
-            found = Some(b);
+        if field.number == number {
+            found = pick(field.value).or(found);
         }
     }
     Ok(found)
+}
+
+/// The last occurrence of length-delimited field `number`.
+fn bytes_field(message: &[u8], number: u32) -> Result<Option<&[u8]>, ProtobufError> {
+    last_field(message, number, |v| match v {
+        Value::Bytes(b) => Some(b),
+        _ => None,
+    })
 }
 
 fn string_field(message: &[u8], number: u32) -> Result<Option<&str>, ProtobufError> {
@@ -133,15 +145,12 @@ fn string_field(message: &[u8], number: u32) -> Result<Option<&str>, ProtobufErr
         .transpose()
 }
 
+/// The last occurrence of varint field `number`.
 fn varint_field(message: &[u8], number: u32) -> Result<Option<u64>, ProtobufError> {
-    let mut found = None;
-    for field in fields(message) {
-        let field = field?;
-        if let (true, Value::Varint(v)) = (field.number == number, field.value) {
-            found = Some(v);
-        }
-    }
-    Ok(found)
+    last_field(message, number, |v| match v {
+        Value::Varint(v) => Some(v),
+        _ => None,
+    })
 }
 
 /// Appends fields to a message.

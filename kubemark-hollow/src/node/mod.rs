@@ -224,45 +224,36 @@ async fn renew(
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
     let duration = ctx.config.lease_duration.as_secs() as i32;
     let params = PostParams::default();
-    let renew = |lease: &[u8], renewal: &LeaseRenewal<'_>| {
-        renewed_lease(lease, renewal).map_err(|e| kube::Error::Service(Box::new(e)))
-    };
     let uid = node_uid.lock().ok().and_then(|u| u.clone());
     let owner = uid.as_deref().map(|uid| (ctx.name.as_str(), uid));
-    let result = match cached {
-        Some(lease) => {
-            let renewal = LeaseRenewal {
-                holder: None,
-                duration_seconds: None,
-                renew_time: MicroTime::now(),
-                owner,
-            };
-            match renew(&lease, &renewal) {
-                Ok(body) => leases.replace_protobuf(&ctx.name, &params, &body).await,
-                Err(e) => Err(e),
-            }
-        }
-        None => {
-            // Whoever held it before (this node before a restart), it is this node's now.
-            let renewal = LeaseRenewal {
-                holder: Some(&ctx.name),
-                duration_seconds: Some(duration),
-                renew_time: MicroTime::now(),
-                owner,
-            };
-            match leases.get_protobuf(&ctx.name).await {
-                Ok(Some(lease)) => match renew(&lease, &renewal) {
-                    Ok(body) => leases.replace_protobuf(&ctx.name, &params, &body).await,
-                    Err(e) => Err(e),
-                },
-                Ok(None) => {
-                    let lease = new_lease(&ctx.name, &renewal);
-                    leases.create_protobuf(&params, &lease).await
-                }
-                Err(e) => Err(e),
-            }
-        }
+    // Renewing the cached Lease keeps everything but the renew time; without one (the last
+    // attempt failed, or the first) the Lease is fetched and, whoever held it before (this node
+    // before a restart), taken over, or created.
+    let take_over = cached.is_none();
+    let renewal = LeaseRenewal {
+        holder: take_over.then_some(ctx.name.as_str()),
+        duration_seconds: take_over.then_some(duration),
+        renew_time: MicroTime::now(),
+        owner,
     };
+    let result = async {
+        let lease = match cached {
+            Some(lease) => Some(lease),
+            None => leases.get_protobuf(&ctx.name).await?,
+        };
+        match lease {
+            Some(lease) => {
+                let body = renewed_lease(&lease, &renewal)
+                    .map_err(|e| kube::Error::Service(Box::new(e)))?;
+                leases.replace_protobuf(&ctx.name, &params, &body).await
+            }
+            None => {
+                let lease = new_lease(&ctx.name, &renewal);
+                leases.create_protobuf(&params, &lease).await
+            }
+        }
+    }
+    .await;
     match result {
         Ok(lease) => Some(lease),
         Err(e) => {
