@@ -172,6 +172,65 @@ fn start_kubectl_status_stop_leaves_nothing() {
     );
 }
 
+/// Processes whose command line names `needle` (this test's own directories).
+fn processes_naming(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| {
+            let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(cmdline)
+        })
+        .collect()
+}
+
+#[test]
+fn start_interrupted_by_sigterm_leaves_nothing_running() {
+    // SIGTERM (a supervisor, `timeout`, a CI job's end) while the control plane is coming up:
+    // the start undoes what it began, as for Ctrl-C.
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let needle = state.to_str().unwrap().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_kubemark"))
+        .args(["start", "--provider", "local", "--cluster", "sigterm-test"])
+        .args(["--nodes", "3"])
+        .env("KUBEMARK_STATE_DIR", &state)
+        .env_remove("CLOUD_PROVIDER")
+        .current_dir(&cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Once etcd runs, the start is under way and has something to undo.
+    while !processes_naming(&needle).iter().any(|c| c.contains("etcd")) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "etcd never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted start fails");
+    assert!(
+        text(&out).contains("interrupted; nothing was left running"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(processes_naming(&needle), Vec::<String>::new());
+    assert!(
+        !state.join("sigterm-test").exists(),
+        "nothing recorded is left"
+    );
+}
+
 #[test]
 fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
     let tmp = tempfile::tempdir().unwrap();

@@ -67,7 +67,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     spec.infrastructure = infrastructure;
     let started = tokio::select! {
         r = Cluster::start(provider.clone(), spec) => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = super::interrupted() => {
             spinner.abandon();
             // The start future is dropped; what it recorded is removed like any leftover.
             if let Some(known) = state::load(&dir)? {
@@ -110,7 +110,10 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
                 &config.hollow_node_flags,
                 Duration::from_secs(config.timeout),
             ) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = super::interrupted() => Err(anyhow::anyhow!(
+                "interrupted; the cluster is left running, `kubemark stop{}` removes it",
+                cluster_flag(&cluster)
+            )),
         };
         if let Err(e) = deployed {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
@@ -130,7 +133,10 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         crash_point("hollow");
         let waited = tokio::select! {
             r = super::nodes::wait_ready(&master, &hollow, Duration::from_secs(config.timeout)) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = super::interrupted() => Err(anyhow::anyhow!(
+                "interrupted; the cluster is left running, `kubemark stop{}` removes it",
+                cluster_flag(&cluster)
+            )),
         };
         if let Err(e) = waited {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
