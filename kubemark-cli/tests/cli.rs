@@ -172,6 +172,25 @@ fn start_kubectl_status_stop_leaves_nothing() {
     );
 }
 
+/// Waits (up to a minute) until `ready`, then sends the child SIGTERM, as Ctrl-C, `timeout` or a
+/// CI job's end would, and collects what it printed.
+fn sigterm_once(child: std::process::Child, what: &str, ready: impl Fn() -> bool) -> Output {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Processes whose command line names `needle` (this test's own directories).
 fn processes_naming(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
@@ -203,21 +222,10 @@ fn start_interrupted_by_sigterm_leaves_nothing_running() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
     // Once etcd runs, the start is under way and has something to undo.
-    while !processes_naming(&needle).iter().any(|c| c.contains("etcd")) {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "etcd never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_once(child, "etcd starting", || {
+        processes_naming(&needle).iter().any(|c| c.contains("etcd"))
+    });
     assert!(!out.status.success(), "an interrupted start fails");
     assert!(
         text(&out).contains("interrupted; nothing was left running"),
@@ -623,21 +631,14 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while density_namespaces() < 2 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never created its namespace"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_once(child, "the run's namespace", || {
+        let created = density_namespaces() >= 2;
+        if created {
+            // Pods are being created by then.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        created
+    });
     assert!(!out.status.success(), "an interrupted run fails");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
