@@ -6,6 +6,7 @@
 //! approves and signs it, and the certificate is kept in `--cert-dir` for the next start.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use k8s_openapi::ByteString;
@@ -143,6 +144,13 @@ async fn resolve(
             let path = cert_path(cert_dir, node);
             if let Ok(pem) = std::fs::read_to_string(&path) {
                 let config = with_client_cert(bootstrap.clone(), &pem);
+                // The kubelet judges a stored certificate locally and sends nothing; so does a
+                // hollow node whose certificate the cluster's CA verifies. Only one that does
+                // not verify (another CA signs client certificates, or the file is from an
+                // earlier cluster) is tried against the API server.
+                if signed_by_cluster_ca(&bootstrap, &pem) {
+                    return Ok((config, None));
+                }
                 if let Some(client) = still_valid(&config, node).await {
                     return Ok((config, Some(client)));
                 }
@@ -162,6 +170,44 @@ async fn resolve(
             Ok((with_client_cert(bootstrap, &pem), None))
         }
     }
+}
+
+/// Whether the certificate (first in `pem`) is valid now for client authentication and chains
+/// to the CA the bootstrap kubeconfig trusts for the API server (the cluster CA, which also
+/// signs kubelet client certificates where the controller-manager signs with it). The kubelet's
+/// own check is expiry only; the chain check also catches a cert dir kept from an earlier
+/// cluster.
+fn signed_by_cluster_ca(bootstrap: &kube::Config, pem: &str) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    kubemark_core::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    let from_file = bootstrap
+        .root_cert_file
+        .as_ref()
+        .and_then(|f| CertificateDer::pem_file_iter(f).ok())
+        .into_iter()
+        .flatten()
+        .flatten();
+    let inline = bootstrap
+        .root_cert
+        .iter()
+        .flatten()
+        .map(|der| CertificateDer::from(der.clone()));
+    let (added, _) = roots.add_parsable_certificates(from_file.chain(inline));
+    if added == 0 {
+        return false;
+    }
+    let Ok(verifier) = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build()
+    else {
+        return false;
+    };
+    let Some(Ok(cert)) = CertificateDer::pem_slice_iter(pem.as_bytes()).next() else {
+        return false;
+    };
+    verifier
+        .verify_client_cert(&cert, &[], UnixTime::now())
+        .is_ok()
 }
 
 /// A client with `config` when the API server accepts its certificate.
@@ -249,4 +295,55 @@ pub async fn request_certificate(
     }
     let cert = String::from_utf8_lossy(&status.certificate.unwrap_or_default().0).into_owned();
     Ok(format!("{cert}{}", key.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubemark_core::pki::{CertSpec, CertificateAuthority};
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    fn trusting(ca: &CertificateAuthority) -> kube::Config {
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        let der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+        config.root_cert = Some(vec![der.to_vec()]);
+        config
+    }
+
+    fn node_pem(ca: &CertificateAuthority) -> String {
+        let issued = ca
+            .issue(&CertSpec::client("system:node:n-0", &["system:nodes"]))
+            .unwrap();
+        format!("{}{}", issued.cert_pem, issued.key_pem)
+    }
+
+    #[test]
+    fn a_stored_certificate_is_judged_locally_against_the_cluster_ca() {
+        let day = time::Duration::days(1);
+        let cluster = CertificateAuthority::generate("cluster", day).unwrap();
+        let earlier = CertificateAuthority::generate("cluster", day).unwrap();
+        assert!(signed_by_cluster_ca(
+            &trusting(&cluster),
+            &node_pem(&cluster)
+        ));
+        // Same name, other key: a cert dir kept from an earlier cluster.
+        assert!(!signed_by_cluster_ca(
+            &trusting(&cluster),
+            &node_pem(&earlier)
+        ));
+        let lapsed =
+            CertificateAuthority::generate("cluster", -time::Duration::minutes(1)).unwrap();
+        assert!(!signed_by_cluster_ca(
+            &trusting(&lapsed),
+            &node_pem(&lapsed)
+        ));
+        let mut no_ca = trusting(&cluster);
+        no_ca.root_cert = None;
+        assert!(!signed_by_cluster_ca(&no_ca, &node_pem(&cluster)));
+        assert!(!signed_by_cluster_ca(
+            &trusting(&cluster),
+            "not a certificate"
+        ));
+    }
 }
