@@ -136,9 +136,19 @@ enum Representation {
     SizeUpdate,
 }
 
+// kubemark patch: the dynamic table keeps its entries' bytes back to back in
+// one buffer, not as `Header` values (~80 bytes each, in a deque grown to a
+// power of two, each name and value a separate shared allocation). An API
+// server fills a client's 4 KiB table with per-response values (audit ids,
+// dates), which stock h2 held in ~8 KiB per connection, for the connection's
+// life; here it is the bytes plus 8 per entry. A lookup builds the `Header`
+// anew from the bytes.
 #[derive(Debug)]
 struct Table {
-    entries: VecDeque<Header>,
+    /// Name then value of each entry, oldest entry first.
+    bytes: Vec<u8>,
+    /// (name length, value length) of each entry, oldest entry first.
+    lens: VecDeque<(u32, u32)>,
     size: usize,
     max_size: usize,
 }
@@ -219,7 +229,7 @@ impl Decoder {
                     let entry = self.decode_literal(src, true)?;
 
                     // Insert the header into the table
-                    self.table.insert(entry.clone());
+                    self.table.insert(&entry);
                     consume(src);
 
                     if f(entry).is_break() {
@@ -501,7 +511,8 @@ fn consume(buf: &mut Cursor<&mut BytesMut>) {
 impl Table {
     fn new(max_size: usize) -> Table {
         Table {
-            entries: VecDeque::new(),
+            bytes: Vec::new(),
+            lens: VecDeque::new(),
             size: 0,
             max_size,
         }
@@ -528,14 +539,27 @@ impl Table {
             return Ok(get_static(index));
         }
 
-        // Convert the index for lookup in the entries structure.
-        match self.entries.get(index - 62) {
-            Some(e) => Ok(e.clone()),
-            None => Err(DecoderError::InvalidTableIndex),
+        // Dynamic index 62 is the newest entry, the last one stored.
+        let newest_first = index - 62;
+        if newest_first >= self.lens.len() {
+            return Err(DecoderError::InvalidTableIndex);
         }
+        let at = self.lens.len() - 1 - newest_first;
+        let start: usize = self
+            .lens
+            .iter()
+            .take(at)
+            .map(|&(n, v)| (n + v) as usize)
+            .sum();
+        let (name_len, value_len) = self.lens[at];
+        let name_end = start + name_len as usize;
+        let name = Bytes::copy_from_slice(&self.bytes[start..name_end]);
+        let value = Bytes::copy_from_slice(&self.bytes[name_end..name_end + value_len as usize]);
+        // Stored only after it decoded as a header, so it decodes again.
+        Header::new(name, value)
     }
 
-    fn insert(&mut self, entry: Header) {
+    fn insert(&mut self, entry: &Header) {
         let len = entry.len();
 
         self.reserve(len);
@@ -543,8 +567,13 @@ impl Table {
         if self.size + len <= self.max_size {
             self.size += len;
 
-            // Track the entry
-            self.entries.push_front(entry);
+            let name = entry.name();
+            let name = name.as_slice();
+            let value = entry.value_slice();
+            self.bytes.extend_from_slice(name);
+            self.bytes.extend_from_slice(value);
+            // Both shorter than the table (at most u32::MAX by SETTINGS).
+            self.lens.push_back((name.len() as u32, value.len() as u32));
         }
     }
 
@@ -556,31 +585,32 @@ impl Table {
 
     fn reserve(&mut self, size: usize) {
         while self.size + size > self.max_size {
-            match self.entries.pop_back() {
-                Some(last) => {
-                    self.size -= last.len();
-                }
-                None => return,
+            if !self.evict_oldest() {
+                return;
             }
         }
     }
 
     fn consolidate(&mut self) {
         while self.size > self.max_size {
-            {
-                let last = match self.entries.back() {
-                    Some(x) => x,
-                    None => {
-                        // Can never happen as the size of the table must reach
-                        // 0 by the time we've exhausted all elements.
-                        panic!("Size of table != 0, but no headers left!");
-                    }
-                };
-
-                self.size -= last.len();
+            if !self.evict_oldest() {
+                // Can never happen as the size of the table must reach
+                // 0 by the time we've exhausted all elements.
+                panic!("Size of table != 0, but no headers left!");
             }
+        }
+    }
 
-            self.entries.pop_back();
+    fn evict_oldest(&mut self) -> bool {
+        match self.lens.pop_front() {
+            Some((name_len, value_len)) => {
+                let stored = (name_len + value_len) as usize;
+                self.bytes.drain(..stored);
+                // HPACK's accounting: name, value and 32 octets per entry.
+                self.size -= 32 + stored;
+                true
+            }
+            None => false,
         }
     }
 }
