@@ -256,7 +256,8 @@ impl Informer {
                 .is_err();
             async move {
                 if failed {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Boxed: a timer inline would be part of the informer's state for life.
+                    Box::pin(tokio::time::sleep(Duration::from_secs(1))).await;
                 }
             }
         })
@@ -272,8 +273,30 @@ impl Informer {
         K: Decode,
     {
         let state = (self, client, Phase::Start);
-        futures::stream::unfold(state, |(mut me, client, phase)| async move {
-            let (item, next) = me.step::<K>(&client, phase).await;
+        futures::stream::unfold(state, |(mut me, client, mut phase)| async move {
+            // A watch waits here for its next event, in this small future; the stepping one
+            // (~0.5 KiB, most of it for states that do not wait) exists only while an event is
+            // handled. Inline, it was part of every informer's state for the node's life.
+            if let Phase::Streaming {
+                body,
+                version,
+                initial,
+                ..
+            } = &mut phase
+            {
+                let ready =
+                    futures::future::poll_fn(|cx| body.as_mut().poll_fill_buf(cx).map_ok(|_| ()));
+                if let Err(e) = ready.await {
+                    // As a failed read in `step`: a watch list starts over, a watch resumes.
+                    let next = if *initial {
+                        Phase::Start
+                    } else {
+                        Phase::Watch(std::mem::take(version))
+                    };
+                    return Some((Err(kube::Error::ReadEvents(e)), (me, client, next)));
+                }
+            }
+            let (item, next) = Box::pin(me.step::<K>(&client, phase)).await;
             Some((item, (me, client, next)))
         })
     }
