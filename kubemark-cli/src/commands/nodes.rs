@@ -163,7 +163,29 @@ pub async fn spawn(
         .stdout(out.try_clone()?)
         .stderr(out);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().context("starting the hollow-node process")?;
+    let mut child = cmd.spawn().context("starting the hollow-node process")?;
+    // The spawn returns while the kernel is still setting up the new program: for a moment its
+    // command line reads empty, and liveness checks (which look for `dir` in it) took the
+    // process for exited ("the hollow-node process exited; ... <empty log>", seen once in a
+    // bench). Wait until it names `dir`.
+    let marker = dir.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pid_is_ours(child.id(), &marker) {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the hollow-node process exited at once ({status}); last lines of {}: {}",
+                log.display(),
+                log_tail(&log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the hollow-node process (pid {}) does not show its command line after 10 s",
+                child.id()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     Ok(HollowProcess {
         pid: child.id(),
         count,
