@@ -13,6 +13,19 @@ fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
         .expect("kubemark runs")
 }
 
+/// `kubemark args` started in the background (output piped), to be interrupted.
+fn spawn_kubemark(state: &Path, cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kubemark"))
+        .args(args)
+        .env("KUBEMARK_STATE_DIR", state)
+        .env_remove("CLOUD_PROVIDER")
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubemark starts")
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -212,16 +225,19 @@ fn start_interrupted_by_sigterm_leaves_nothing_running() {
     let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
     std::fs::create_dir_all(&cwd).unwrap();
     let needle = state.to_str().unwrap().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_kubemark"))
-        .args(["start", "--provider", "local", "--cluster", "sigterm-test"])
-        .args(["--nodes", "3"])
-        .env("KUBEMARK_STATE_DIR", &state)
-        .env_remove("CLOUD_PROVIDER")
-        .current_dir(&cwd)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_kubemark(
+        &state,
+        &cwd,
+        &[
+            "start",
+            "--provider",
+            "local",
+            "--cluster",
+            "sigterm-test",
+            "--nodes",
+            "3",
+        ],
+    );
     // Once etcd runs, the start is under way and has something to undo.
     let out = sigterm_once(child, "etcd starting", || {
         processes_naming(&needle).iter().any(|c| c.contains("etcd"))
@@ -613,8 +629,10 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
 
     // Interrupted (SIGTERM, as Ctrl-C or a CI timeout would), a run deletes what it created and
     // says so; the namespace kept above stays.
-    let child = Command::new(env!("CARGO_BIN_EXE_kubemark"))
-        .args([
+    let child = spawn_kubemark(
+        &state,
+        &cwd,
+        &[
             "test",
             "density",
             c[0],
@@ -623,14 +641,8 @@ fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
             "30",
             "--qps",
             "2",
-        ])
-        .env("KUBEMARK_STATE_DIR", &state)
-        .env_remove("CLOUD_PROVIDER")
-        .current_dir(&cwd)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let out = sigterm_once(child, "the run's namespace", || {
         let created = density_namespaces() >= 2;
         if created {
