@@ -206,6 +206,18 @@ enum Phase<K> {
     },
 }
 
+impl<K> Phase<K> {
+    /// After a stream ends or fails: a watch list cut off before its end starts over, a watch
+    /// resumes from the last version it saw.
+    fn resumed(initial: bool, version: String) -> Self {
+        if initial {
+            Phase::Start
+        } else {
+            Phase::Watch(version)
+        }
+    }
+}
+
 fn gone(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 410)
 }
@@ -287,12 +299,8 @@ impl Informer {
                 let ready =
                     futures::future::poll_fn(|cx| body.as_mut().poll_fill_buf(cx).map_ok(|_| ()));
                 if let Err(e) = ready.await {
-                    // As a failed read in `step`: a watch list starts over, a watch resumes.
-                    let next = if *initial {
-                        Phase::Start
-                    } else {
-                        Phase::Watch(std::mem::take(version))
-                    };
+                    // As a failed read in `step`.
+                    let next = Phase::resumed(*initial, std::mem::take(version));
                     return Some((Err(kube::Error::ReadEvents(e)), (me, client, next)));
                 }
             }
@@ -365,14 +373,7 @@ impl Informer {
                     initial,
                     framed,
                 } => {
-                    // A watch list cut off before its end starts over.
-                    let resume = |version| {
-                        if initial {
-                            Phase::Start
-                        } else {
-                            Phase::Watch(version)
-                        }
-                    };
+                    let resume = |version| Phase::resumed(initial, version);
                     // A fresh buffer per event: an idle watch holds no buffer at all.
                     let decoded = if framed {
                         match read_frame(&mut body).await {

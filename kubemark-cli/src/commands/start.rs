@@ -100,6 +100,13 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     kubemark_core::pki::write_private(&kubeconfig, &admin)?;
     crash_point("kubeconfig");
 
+    // Interrupted from here on, the cluster stays (its records exist) for `kubemark stop`.
+    let left_running = || {
+        anyhow::anyhow!(
+            "interrupted; the cluster is left running, `kubemark stop{}` removes it",
+            cluster_flag(&cluster)
+        )
+    };
     let master = super::nodes::MasterAccess::of(&cluster_state)?;
     if let Some(ext) = &external {
         let deployed = tokio::select! {
@@ -110,10 +117,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
                 &config.hollow_node_flags,
                 Duration::from_secs(config.timeout),
             ) => r,
-            _ = super::interrupted() => Err(anyhow::anyhow!(
-                "interrupted; the cluster is left running, `kubemark stop{}` removes it",
-                cluster_flag(&cluster)
-            )),
+            _ = super::interrupted() => Err(left_running()),
         };
         if let Err(e) = deployed {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
@@ -133,10 +137,7 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
         crash_point("hollow");
         let waited = tokio::select! {
             r = super::nodes::wait_ready(&master, &hollow, Duration::from_secs(config.timeout)) => r,
-            _ = super::interrupted() => Err(anyhow::anyhow!(
-                "interrupted; the cluster is left running, `kubemark stop{}` removes it",
-                cluster_flag(&cluster)
-            )),
+            _ = super::interrupted() => Err(left_running()),
         };
         if let Err(e) = waited {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
