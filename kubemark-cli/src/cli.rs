@@ -243,6 +243,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub pod_rounds: u32,
 
+    /// Client rate limit of every hollow node of the run, ours and upstream's alike, in requests
+    /// per second per node (leases are not limited). 50 is the kubelet's default; upstream's
+    /// hollow node defaults to 10 (burst 20), which delays its status updates and so coalesces
+    /// more of them: with the same limit on both sides the request mix compares behaviour, not
+    /// configuration.
+    #[arg(long, default_value_t = 50.0)]
+    pub kube_api_qps: f64,
+
+    /// Client burst of every hollow node of the run (see `--kube-api-qps`; the kubelet's default).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
+
     /// Upstream's hollow-node binary (default: `kubemark` in the control-plane cache, built by
     /// `scripts/build-control-plane.sh --with-peers`).
     #[arg(long)]

@@ -258,7 +258,7 @@ fn start_interrupted_by_sigterm_leaves_nothing_running() {
 #[test]
 fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["start", "--provider", "nope"],
             "invalid value 'nope' for '--provider",
@@ -282,6 +282,15 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         (
             &["bench", "--master-arg", "etcd=--quota-backend-bytes=1"],
             "--master-arg etcd=--quota-backend-bytes=1: unknown component \"etcd\"",
+        ),
+        (
+            &["bench", "--kube-api-qps", "0"],
+            "--kube-api-qps must be a positive number, not 0",
+        ),
+        (
+            // Refused before anything starts: no machine allows 4 billion inotify instances.
+            &["bench", "--nodes", "1", "--upstream", "2000000000"],
+            "inotify instances but /proc/sys/fs/inotify/max_user_instances is",
         ),
         (
             &[
@@ -779,6 +788,10 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
             "30",
             "--pod-rounds",
             "2",
+            "--kube-api-qps",
+            "40",
+            "--kube-api-burst",
+            "60",
             "--json",
             json.to_str().unwrap(),
         ],
@@ -790,8 +803,14 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
         "{stdout}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        (&v["kubeApiQps"], &v["kubeApiBurst"]),
+        (&40.0.into(), &60.into())
+    );
     let s = &v["samples"][0];
     assert_eq!(s["nodes"], 3);
+    // Nothing of the control plane exited at 3 nodes (a restart would be counted here).
+    assert_eq!(s["controlPlaneRestarts"], 0);
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
     // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;
     // the API server served the idle nodes (lease renewals at least).

@@ -102,6 +102,9 @@ struct Sample {
     /// Why the pod phase did not finish (the idle numbers stand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pods_error: Option<String>,
+    /// Control-plane components found exited (and restarted) before a phase: the numbers after
+    /// include the restarted component's start-up.
+    control_plane_restarts: usize,
 }
 
 /// Per node Lease, the longest gap between renewals seen by a watch, up to now.
@@ -266,10 +269,16 @@ async fn idle_phase(
     n: usize,
     pids: &[u32],
     seconds_to_ready: f64,
-    cp: &LocalControlPlane,
+    cp: &mut LocalControlPlane,
     args: &BenchArgs,
 ) -> anyhow::Result<Sample> {
-    // Let registration traffic (first status writes, CIDR allocation) settle.
+    // The controller-manager and scheduler exit when they lose their leader lease, which a
+    // saturated machine can make them do (100 upstream processes starting at once did, with an
+    // audit log on): a real master's supervisor restarts them, and so does the bench, before it
+    // measures, and says so.
+    let mut restarted = cp.supervise()?;
+    // Let registration traffic (first status writes, CIDR allocation) and a restarted
+    // component's start settle.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let client = cp.client().await?;
     let before = request_counts(&metrics(&client).await?);
@@ -323,6 +332,7 @@ async fn idle_phase(
             if args.pod_rounds > 1 {
                 eprintln!("pod round {round} of {}", args.pod_rounds);
             }
+            restarted += cp.supervise()?;
             let idle = &requests_per_node_minute;
             match pods::run(&client, round, &names, args.pods, pids, timeout, idle).await {
                 Ok(p) => rounds.push(p),
@@ -361,6 +371,7 @@ async fn idle_phase(
         leases_late,
         pods,
         pods_error,
+        control_plane_restarts: restarted,
     })
 }
 
@@ -433,6 +444,32 @@ fn failures_side_by_side(upstream: &BTreeMap<String, f64>, ours: &BTreeMap<Strin
 /// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
 /// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
 /// keeps the Node authorizer on for both).
+/// inotify instances one upstream hollow-node process opens (its kubelet's certificate, config
+/// and plugin watches; 2 each, counted at 100 processes with the limit raised).
+const UPSTREAM_INOTIFY_INSTANCES: usize = 2;
+
+/// Fails when the per-user inotify limit cannot serve `processes` upstream hollow nodes: past
+/// it their watches fail with a logged error only, and the processes run on degraded (seen with
+/// the default limit of 128 and 100 processes: a quarter of them had none, their pods took 3x
+/// as long to run, and the controller-manager, short of its own, lost its leader lease).
+fn check_inotify_instances(processes: usize) -> anyhow::Result<()> {
+    let path = "/proc/sys/fs/inotify/max_user_instances";
+    let Some(limit) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<usize>().ok())
+    else {
+        return Ok(());
+    };
+    // The control plane and whatever else runs as this user hold some too.
+    let needed = processes * UPSTREAM_INOTIFY_INSTANCES + 64;
+    anyhow::ensure!(
+        limit >= needed,
+        "{processes} upstream hollow-node processes need about {needed} inotify instances but {path} is {limit}; with too few they run degraded and their numbers mean little: raise it (sudo sysctl -w fs.inotify.max_user_instances={})",
+        needed.checked_next_power_of_two().unwrap_or(needed)
+    );
+    Ok(())
+}
+
 async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
     let bin = args
@@ -444,7 +481,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         "upstream hollow node {} not found; build it with scripts/build-control-plane.sh --with-peers",
         bin.display()
     );
-    let cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
+    let mut cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -462,6 +499,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
                 .arg(format!("--name={name}"))
                 .arg(format!("--kubeconfig={}", kubeconfig.display()))
                 .arg("--use-host-image-service=false")
+                .args(client_limits(args).split_whitespace())
                 .arg(format!("--kubelet-port={}", 20000 + 2 * i))
                 .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
                 .stdin(std::process::Stdio::null())
@@ -490,7 +528,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         let seconds_to_ready = start.elapsed().as_secs_f64();
         eprintln!("{n} upstream hollow nodes Ready in {seconds_to_ready:.1}s");
         let pids: Vec<u32> = children.0.iter().map(|c| c.id()).collect();
-        idle_phase("upstream", n, &pids, seconds_to_ready, &cp, args).await
+        idle_phase("upstream", n, &pids, seconds_to_ready, &mut cp, args).await
     }
     .await;
     drop(children);
@@ -511,7 +549,7 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         "kwok or its stages not found in {}; build them with scripts/build-control-plane.sh --with-peers",
         locator.cache_dir().display()
     );
-    let cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
+    let mut cp = LocalControlPlane::start(local_options(locator.locate()?, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -568,7 +606,7 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         }
         let seconds_to_ready = start.elapsed().as_secs_f64();
         eprintln!("{n} kwok nodes Ready in {seconds_to_ready:.1}s");
-        idle_phase("kwok", n, &[pid], seconds_to_ready, &cp, args).await
+        idle_phase("kwok", n, &[pid], seconds_to_ready, &mut cp, args).await
     }
     .await;
     drop(child);
@@ -577,6 +615,14 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
 }
 
 /// The control plane every implementation of the run is measured against.
+/// The hollow nodes' client rate limit, as flags both ours and upstream's hollow node take.
+fn client_limits(args: &BenchArgs) -> String {
+    format!(
+        "--kube-api-qps={} --kube-api-burst={}",
+        args.kube_api_qps, args.kube_api_burst
+    )
+}
+
 fn local_options(
     binaries: kubemark_core::binaries::BinarySet,
     args: &BenchArgs,
@@ -590,7 +636,7 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
         .locate()?;
-    let cp = LocalControlPlane::start(local_options(binaries, args)?)
+    let mut cp = LocalControlPlane::start(local_options(binaries, args)?)
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
@@ -600,13 +646,23 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         pki_dir: cp.work_dir().join("pki"),
     };
     let start = Instant::now();
+    // No events: upstream's hollow kubelet has no event client and sends none.
+    let flags = format!("--no-events {}", client_limits(args));
     let hollow: HollowProcess =
-        super::nodes::spawn(&master, work.path(), n, "--no-events", args.node_certs).await?;
+        super::nodes::spawn(&master, work.path(), n, &flags, args.node_certs).await?;
     let guard = HollowGuard(Some(hollow.pid));
     let result = async {
         super::nodes::wait_ready(&master, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
-        idle_phase("kubemark-rs", n, &[hollow.pid], seconds_to_ready, &cp, args).await
+        idle_phase(
+            "kubemark-rs",
+            n,
+            &[hollow.pid],
+            seconds_to_ready,
+            &mut cp,
+            args,
+        )
+        .await
     }
     .await;
     super::nodes::stop(&hollow).await;
@@ -618,6 +674,16 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Bad flags fail the command before anything starts, not each measurement.
     super::MasterArgs::parse(&args.master_args)?;
+    // Both hollow nodes read 0 or less as "no limit" differently (client-go: 0 is its default
+    // of 5, below 0 none); a positive number means the same to both.
+    anyhow::ensure!(
+        args.kube_api_qps.is_finite() && args.kube_api_qps > 0.0,
+        "--kube-api-qps must be a positive number, not {}",
+        args.kube_api_qps
+    );
+    if let Some(&most) = args.upstream.iter().max() {
+        check_inotify_instances(most)?;
+    }
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: this kubemark is a debug build; build with --release for representative numbers"
@@ -784,6 +850,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "apiVersion": "kubemark.io/v1alpha1",
                 "kind": "HollowBenchmark",
                 "kubernetesVersion": kubemark_core::binaries::KUBERNETES_VERSION,
+                "kubeApiQps": args.kube_api_qps,
+                "kubeApiBurst": args.kube_api_burst,
                 "samples": samples,
                 "failures": failures,
             }))?,
@@ -791,6 +859,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     for s in &samples {
+        if s.control_plane_restarts > 0 {
+            eprintln!(
+                "warning: {}, {} nodes: {} control-plane component(s) had exited (the machine too busy for their leader lease?) and were restarted; the numbers after include their start-up",
+                s.implementation, s.nodes, s.control_plane_restarts
+            );
+        }
         if let Some(e) = &s.pods_error {
             failures.push(format!(
                 "{}, {} nodes, pod phase: {e}",
@@ -812,6 +886,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_few_inotify_instances_for_upstream_is_refused_up_front() {
+        // No machine allows 4 billion instances per user (the kernel's limit is an int).
+        let e = check_inotify_instances(2_000_000_000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fs/inotify/max_user_instances is") && e.contains("sysctl -w"),
+            "{e}"
+        );
+        assert!(check_inotify_instances(0).is_ok());
+    }
 
     const METRICS: &str = r#"# HELP apiserver_request_total x
 apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="serviceaccounts",scope="resource",subresource="token",verb="POST",version="v1"} 7

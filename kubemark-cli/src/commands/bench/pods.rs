@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::{failed_counts, metrics, request_counts, request_deltas, totals};
@@ -202,6 +202,23 @@ where
     results.into_iter().collect()
 }
 
+/// Waits for the namespace's `default` ServiceAccount: until the controller-manager has created
+/// it, the API server refuses every pod in the namespace (seen right after a restarted
+/// controller-manager).
+async fn default_service_account(client: &kube::Client, timeout: Duration) -> anyhow::Result<()> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let deadline = Instant::now() + timeout;
+    while accounts.get_opt("default").await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the ServiceAccount {NAMESPACE}/default did not appear within {} s; the controller-manager creates it: is it running?",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// Runs the pod phase with `count` pods over `nodes`, measuring `pids` as the hollow side.
 /// Pods are named after the `round`: a peer whose watch lags (KWOK deletes pods by name) would
 /// otherwise take a late delete of the last round's pod for one of this round's.
@@ -223,6 +240,7 @@ pub(super) async fn run(
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
+    default_service_account(client, timeout.min(Duration::from_secs(60))).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let tracker = Tracker::start(pods.clone());
     let text = metrics(client).await?;
