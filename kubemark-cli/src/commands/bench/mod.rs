@@ -273,9 +273,8 @@ async fn idle_phase(
     args: &BenchArgs,
 ) -> anyhow::Result<Sample> {
     // The controller-manager and scheduler exit when they lose their leader lease, which a
-    // saturated machine can make them do (100 upstream processes starting at once did, with an
-    // audit log on): a real master's supervisor restarts them, and so does the bench, before it
-    // measures, and says so.
+    // saturated machine can make them do (100 upstream processes starting at once did): a real
+    // master's supervisor restarts them, and so does the bench, before it measures, and says so.
     let mut restarted = cp.supervise()?;
     // Let registration traffic (first status writes, CIDR allocation) and a restarted
     // component's start settle.
@@ -441,9 +440,6 @@ fn failures_side_by_side(upstream: &BTreeMap<String, f64>, ours: &BTreeMap<Strin
     }
 }
 
-/// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
-/// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
-/// keeps the Node authorizer on for both).
 /// inotify instances one upstream hollow-node process opens (its kubelet's certificate, config
 /// and plugin watches; 2 each, counted at 100 processes with the limit raised).
 const UPSTREAM_INOTIFY_INSTANCES: usize = 2;
@@ -470,6 +466,9 @@ fn check_inotify_instances(processes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
+/// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
+/// keeps the Node authorizer on for both).
 async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
     let bin = args
@@ -614,7 +613,6 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     result
 }
 
-/// The control plane every implementation of the run is measured against.
 /// The hollow nodes' client rate limit, as flags both ours and upstream's hollow node take.
 fn client_limits(args: &BenchArgs) -> String {
     format!(
@@ -623,6 +621,7 @@ fn client_limits(args: &BenchArgs) -> String {
     )
 }
 
+/// The control plane every implementation of the run is measured against.
 fn local_options(
     binaries: kubemark_core::binaries::BinarySet,
     args: &BenchArgs,
