@@ -205,7 +205,19 @@ impl DeframerVecBuffer {
         // we get a message with a length field out of range here,
         // we do a zero length read.  That looks like an EOF to
         // the next layer up, which is fine.
-        let new_bytes = rd.read(&mut self.buf[self.used..])?;
+        let new_bytes = match rd.read(&mut self.buf[self.used..]) {
+            Ok(n) => n,
+            Err(err) => {
+                // kubemark patch: nothing buffered and nothing to read, so the 4 KiB read
+                // buffer would sit empty until the peer sends again. A client that keeps one
+                // idle connection open per simulated node pays that per connection; release it
+                // and let `prepare_read` allocate again on the next read.
+                if self.used == 0 && err.kind() == io::ErrorKind::WouldBlock {
+                    self.buf = Vec::new();
+                }
+                return Err(err);
+            }
+        };
         self.used += new_bytes;
         Ok(new_bytes)
     }
