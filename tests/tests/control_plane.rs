@@ -1,5 +1,5 @@
-//! The local control plane against real clients: readiness, kubectl, the Node authorizer, and
-//! that stop leaves nothing behind.
+//! The local control plane against real clients: readiness, kubectl, the Node authorizer, a
+//! component restarted when it exits, and that stop leaves nothing behind.
 
 use std::net::TcpStream;
 use std::process::Command;
@@ -151,6 +151,42 @@ async fn stop_leaves_no_process_port_or_file() {
     let dir = cp.work_dir().to_path_buf();
     cp.stop().await.unwrap();
     assert_nothing_left(&pids, &ports, &dir);
+}
+
+#[tokio::test]
+async fn an_exited_component_is_restarted_by_name_and_stop_still_leaves_nothing() {
+    let mut cp = start_control_plane().await;
+    assert_eq!(cp.supervise().unwrap(), Vec::<&str>::new());
+    let pid_of = |cp: &LocalControlPlane, component: &str| {
+        cp.pids()
+            .into_iter()
+            .find(|(c, _)| c == component)
+            .map(|(_, pid)| pid)
+            .unwrap()
+    };
+    let killed = pid_of(&cp, "kube-scheduler");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let restarted = kubemark_tests::eventually(
+        "the killed scheduler restarted",
+        std::time::Duration::from_secs(10),
+        || {
+            let found = cp.supervise().unwrap();
+            async move { (!found.is_empty()).then_some(found) }
+        },
+    )
+    .await;
+    assert_eq!(restarted, ["kube-scheduler"]);
+    assert_ne!(pid_of(&cp, "kube-scheduler"), killed);
+    assert_eq!(cp.supervise().unwrap(), Vec::<&str>::new(), "once only");
+
+    let pids = cp.pids();
+    let dir = cp.work_dir().to_path_buf();
+    cp.stop().await.unwrap();
+    assert_nothing_left(&pids, &[], &dir);
 }
 
 #[tokio::test]

@@ -385,11 +385,14 @@ impl LocalControlPlane {
         self.supervise().map(|_| ())
     }
 
-    /// Restarts any component that has exited; returns how many were restarted.
-    pub fn supervise(&mut self) -> Result<usize, MasterError> {
-        let mut restarted = 0;
+    /// Restarts any component that has exited; returns the restarted components' names
+    /// (`kube-controller-manager`, ...), empty when all were running.
+    pub fn supervise(&mut self) -> Result<Vec<&'static str>, MasterError> {
+        let mut restarted = Vec::new();
         for p in &mut self.processes {
-            restarted += usize::from(p.respawn_if_exited()?);
+            if p.respawn_if_exited()? {
+                restarted.push(p.component());
+            }
         }
         Ok(restarted)
     }

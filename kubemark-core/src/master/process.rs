@@ -85,6 +85,10 @@ impl ComponentProcess {
         Ok(true)
     }
 
+    pub(crate) fn component(&self) -> &'static str {
+        self.component
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -105,6 +105,8 @@ struct Sample {
     /// Control-plane components found exited (and restarted) before a phase: the numbers after
     /// include the restarted component's start-up.
     control_plane_restarts: usize,
+    /// Which components those were, in the order found (one name per restart).
+    control_plane_restarted: Vec<&'static str>,
 }
 
 /// Per node Lease, the longest gap between renewals seen by a watch, up to now.
@@ -331,7 +333,7 @@ async fn idle_phase(
             if args.pod_rounds > 1 {
                 eprintln!("pod round {round} of {}", args.pod_rounds);
             }
-            restarted += cp.supervise()?;
+            restarted.extend(cp.supervise()?);
             let idle = &requests_per_node_minute;
             match pods::run(&client, round, &names, args.pods, pids, timeout, idle).await {
                 Ok(p) => rounds.push(p),
@@ -370,7 +372,8 @@ async fn idle_phase(
         leases_late,
         pods,
         pods_error,
-        control_plane_restarts: restarted,
+        control_plane_restarts: restarted.len(),
+        control_plane_restarted: restarted,
     })
 }
 
@@ -484,6 +487,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
+    let sockets_before = upstream_sockets(UPSTREAM_SOCKET_DIR.as_ref());
     let start = Instant::now();
     let mut children = Children::default();
     let result = async {
@@ -501,6 +505,9 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
                 .args(client_limits(args).split_whitespace())
                 .arg(format!("--kubelet-port={}", 20000 + 2 * i))
                 .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
+                // Its root directory (`hollow-kubelet.*`) is made under TMPDIR and never
+                // removed: kept in the bench's work directory, it goes with it.
+                .env("TMPDIR", work.path())
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log);
@@ -531,8 +538,46 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
     }
     .await;
     drop(children);
+    remove_stale_upstream_sockets(UPSTREAM_SOCKET_DIR.as_ref(), &sockets_before);
     cp.stop().await?;
     result
+}
+
+/// Where upstream's fake container runtime listens: a fixed `/tmp/kubelet_remote_<random>.sock`
+/// (k8s.io/cri-client's fake endpoint), whatever TMPDIR says, left behind when the process is
+/// killed.
+const UPSTREAM_SOCKET_DIR: &str = "/tmp";
+
+fn upstream_sockets(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("kubelet_remote_") && name.ends_with(".sock")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes the fake-runtime sockets that appeared since `before` and that nobody listens on any
+/// more; a socket of an upstream hollow node still running elsewhere is left alone.
+fn remove_stale_upstream_sockets(
+    dir: &std::path::Path,
+    before: &std::collections::BTreeSet<std::path::PathBuf>,
+) -> usize {
+    let mut removed = 0;
+    for path in upstream_sockets(dir).difference(before) {
+        let stale = std::os::unix::net::UnixStream::connect(path)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if stale && std::fs::remove_file(path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// KWOK (`sigs.k8s.io/kwok`, one controller for all nodes, as it is deployed) with the stages
@@ -860,8 +905,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for s in &samples {
         if s.control_plane_restarts > 0 {
             eprintln!(
-                "warning: {}, {} nodes: {} control-plane component(s) had exited (the machine too busy for their leader lease?) and were restarted; the numbers after include their start-up",
-                s.implementation, s.nodes, s.control_plane_restarts
+                "warning: {}, {} nodes: control-plane components had exited (the machine too busy for their leader lease?) and were restarted: {}; the numbers after include their start-up",
+                s.implementation,
+                s.nodes,
+                s.control_plane_restarted.join(", ")
             );
         }
         if let Some(e) = &s.pods_error {
@@ -897,6 +944,25 @@ mod tests {
             "{e}"
         );
         assert!(check_inotify_instances(0).is_ok());
+    }
+
+    #[test]
+    fn only_new_sockets_nobody_listens_on_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        // A socket file whose listener is gone, as a killed process leaves it.
+        let stale = |name: &str| drop(std::os::unix::net::UnixListener::bind(path(name)).unwrap());
+        stale("kubelet_remote_1.sock");
+        let before = upstream_sockets(dir.path());
+        stale("kubelet_remote_2.sock");
+        let _live = std::os::unix::net::UnixListener::bind(path("kubelet_remote_3.sock")).unwrap();
+        stale("other.sock");
+
+        assert_eq!(remove_stale_upstream_sockets(dir.path(), &before), 1);
+        assert!(path("kubelet_remote_1.sock").exists(), "older than the run");
+        assert!(!path("kubelet_remote_2.sock").exists(), "new and stale");
+        assert!(path("kubelet_remote_3.sock").exists(), "someone listens");
+        assert!(path("other.sock").exists(), "not upstream's");
     }
 
     const METRICS: &str = r#"# HELP apiserver_request_total x
