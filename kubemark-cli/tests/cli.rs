@@ -37,8 +37,7 @@ fn text(o: &Output) -> String {
 #[test]
 fn start_kubectl_status_stop_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
 
     let out = kubemark(
         &state,
@@ -222,8 +221,7 @@ fn start_interrupted_by_sigterm_leaves_nothing_running() {
     // SIGTERM (a supervisor, `timeout`, a CI job's end) while the control plane is coming up:
     // the start undoes what it began, as for Ctrl-C.
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
     let needle = state.to_str().unwrap().to_string();
     let child = spawn_kubemark(
         &state,
@@ -351,8 +349,7 @@ fn kubectl(cwd: &Path, args: &[&str]) -> String {
 #[test]
 fn load_run_creates_and_deletes_every_kind_and_keeps_only_when_told() {
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
     let c = ["--cluster", "load-test"];
     let out = kubemark(&state, &cwd, &["start", c[0], c[1], "--nodes", "3"]);
     assert!(out.status.success(), "start failed: {}", text(&out));
@@ -518,8 +515,7 @@ fn load_run_creates_and_deletes_every_kind_and_keeps_only_when_told() {
 #[test]
 fn density_run_reports_what_it_created_and_a_tight_slo_fails() {
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
     let c = ["--cluster", "density-test"];
     let out = kubemark(&state, &cwd, &["start", c[0], c[1], "--nodes", "3"]);
     assert!(out.status.success(), "start failed: {}", text(&out));
@@ -811,6 +807,7 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     assert_eq!(s["nodes"], 3);
     // Nothing of the control plane exited at 3 nodes (a restart would be counted here).
     assert_eq!(s["controlPlaneRestarts"], 0);
+    assert_eq!(s["controlPlaneRestarted"], serde_json::json!([]));
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
     // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;
     // the API server served the idle nodes (lease renewals at least).

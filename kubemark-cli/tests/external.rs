@@ -36,8 +36,7 @@ async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them()
     let ext_client = external.client().await.unwrap();
     let ext_kubeconfig = external.kubeconfig_path().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
 
     // Without a kubelet on the external cluster the pods stay Pending: the timeout names them
     // and says why; stop removes the namespace.

@@ -214,8 +214,7 @@ fn a_crash_after_any_step_of_start_then_stop_leaves_nothing() {
     }
     // The same for a local master, after the step that leaves the most behind.
     let base = tmp.path().join("local");
-    let (state, cwd) = (base.join("state"), base.join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(&base);
     let out = kubemark(
         &state,
         &cwd,
@@ -336,8 +335,7 @@ async fn a_running_master_given_by_kubeconfig_gets_hollow_nodes_and_keeps_runnin
     let master = kubemark_tests::start_control_plane().await;
     let kubeconfig = master.kubeconfig_path().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let (state, cwd) = (tmp.path().join("state"), tmp.path().join("cwd"));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
     let args = [
         "start",
         "--provider",

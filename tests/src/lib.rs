@@ -181,6 +181,15 @@ pub async fn requests_served(
         .sum()
 }
 
+/// Where a test runs the `kubemark` binary: its state directory under `base` (left for
+/// kubemark to create) and a working directory under `base`, created (kubemark writes the
+/// cluster's kubeconfig there).
+pub fn state_and_cwd(base: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (state, cwd) = (base.join("state"), base.join("cwd"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    (state, cwd)
+}
+
 /// Whether a node's Ready condition is True.
 pub fn is_ready(node: &Node) -> bool {
     node.status
