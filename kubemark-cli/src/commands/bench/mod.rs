@@ -487,7 +487,7 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
-    let sockets_before = upstream_sockets(UPSTREAM_SOCKET_DIR.as_ref());
+    let leftovers_before = upstream_leftovers(UPSTREAM_LEFTOVERS_DIR.as_ref());
     let start = Instant::now();
     let mut children = Children::default();
     let result = async {
@@ -505,9 +505,6 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
                 .args(client_limits(args).split_whitespace())
                 .arg(format!("--kubelet-port={}", 20000 + 2 * i))
                 .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
-                // Its root directory (`hollow-kubelet.*`) is made under TMPDIR and never
-                // removed: kept in the bench's work directory, it goes with it.
-                .env("TMPDIR", work.path())
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log);
@@ -538,17 +535,18 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
     }
     .await;
     drop(children);
-    remove_stale_upstream_sockets(UPSTREAM_SOCKET_DIR.as_ref(), &sockets_before);
+    remove_upstream_leftovers(UPSTREAM_LEFTOVERS_DIR.as_ref(), &leftovers_before);
     cp.stop().await?;
     result
 }
 
-/// Where upstream's fake container runtime listens: a fixed `/tmp/kubelet_remote_<random>.sock`
-/// (k8s.io/cri-client's fake endpoint), whatever TMPDIR says, left behind when the process is
-/// killed.
-const UPSTREAM_SOCKET_DIR: &str = "/tmp";
+/// Where upstream's hollow kubelet leaves its files when killed, whatever TMPDIR says (both
+/// paths are fixed in the Go code): its root directory `hollow-kubelet.<random>` (~100 KiB;
+/// k8s.io/kubernetes test/utils) and its fake container runtime's socket
+/// `kubelet_remote_<random>.sock` (k8s.io/cri-client).
+const UPSTREAM_LEFTOVERS_DIR: &str = "/tmp";
 
-fn upstream_sockets(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+fn upstream_leftovers(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Default::default();
     };
@@ -557,25 +555,31 @@ fn upstream_sockets(dir: &std::path::Path) -> std::collections::BTreeSet<std::pa
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.starts_with("kubelet_remote_") && name.ends_with(".sock")
+            name.starts_with("hollow-kubelet.")
+                || (name.starts_with("kubelet_remote_") && name.ends_with(".sock"))
         })
         .map(|e| e.path())
         .collect()
 }
 
-/// Removes the fake-runtime sockets that appeared since `before` and that nobody listens on any
-/// more; a socket of an upstream hollow node still running elsewhere is left alone.
-fn remove_stale_upstream_sockets(
+/// Removes what upstream's hollow kubelets left in `dir` since `before`, once they are gone:
+/// sockets only when nobody listens on them any more. Two upstream benches cannot share a
+/// machine anyway (their kubelet ports are fixed per node index), so what appeared during this
+/// one is this one's.
+fn remove_upstream_leftovers(
     dir: &std::path::Path,
     before: &std::collections::BTreeSet<std::path::PathBuf>,
 ) -> usize {
     let mut removed = 0;
-    for path in upstream_sockets(dir).difference(before) {
-        let stale = std::os::unix::net::UnixStream::connect(path)
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-        if stale && std::fs::remove_file(path).is_ok() {
-            removed += 1;
-        }
+    for path in upstream_leftovers(dir).difference(before) {
+        let gone = if path.extension().is_some_and(|e| e == "sock") {
+            let stale = std::os::unix::net::UnixStream::connect(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            stale && std::fs::remove_file(path).is_ok()
+        } else {
+            std::fs::remove_dir_all(path).is_ok()
+        };
+        removed += usize::from(gone);
     }
     removed
 }
@@ -947,22 +951,29 @@ mod tests {
     }
 
     #[test]
-    fn only_new_sockets_nobody_listens_on_are_removed() {
+    fn only_new_upstream_leftovers_are_removed_and_sockets_only_when_stale() {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         // A socket file whose listener is gone, as a killed process leaves it.
         let stale = |name: &str| drop(std::os::unix::net::UnixListener::bind(path(name)).unwrap());
+        let root = |name: &str| std::fs::create_dir_all(path(name).join("checkpoints")).unwrap();
         stale("kubelet_remote_1.sock");
-        let before = upstream_sockets(dir.path());
+        root("hollow-kubelet.1");
+        let before = upstream_leftovers(dir.path());
         stale("kubelet_remote_2.sock");
+        root("hollow-kubelet.2");
         let _live = std::os::unix::net::UnixListener::bind(path("kubelet_remote_3.sock")).unwrap();
         stale("other.sock");
+        root("other");
 
-        assert_eq!(remove_stale_upstream_sockets(dir.path(), &before), 1);
+        assert_eq!(remove_upstream_leftovers(dir.path(), &before), 2);
         assert!(path("kubelet_remote_1.sock").exists(), "older than the run");
+        assert!(path("hollow-kubelet.1").exists(), "older than the run");
         assert!(!path("kubelet_remote_2.sock").exists(), "new and stale");
+        assert!(!path("hollow-kubelet.2").exists(), "new");
         assert!(path("kubelet_remote_3.sock").exists(), "someone listens");
         assert!(path("other.sock").exists(), "not upstream's");
+        assert!(path("other").exists(), "not upstream's");
     }
 
     const METRICS: &str = r#"# HELP apiserver_request_total x
