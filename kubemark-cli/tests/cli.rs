@@ -808,6 +808,9 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     // Nothing of the control plane exited at 3 nodes (a restart would be counted here).
     assert_eq!(s["controlPlaneRestarts"], 0);
     assert_eq!(s["controlPlaneRestarted"], serde_json::json!([]));
+    // Three idle nodes renew every 10 s (+4 % jitter), measured by their own renewTime.
+    assert_eq!(s["leasesLateByRenewTime"], 0);
+    assert!(s["leaseMaxRenewStepSeconds"].as_f64().unwrap() < 15.0);
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
     // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;
     // the API server served the idle nodes (lease renewals at least).

@@ -96,6 +96,13 @@ struct Sample {
     leases_missed: usize,
     /// Leases renewed late at least once (a gap over 15 s; the renew interval is 10 s + 4 %).
     leases_late: usize,
+    /// The longest step of any Lease's own `renewTime` during the idle phase, seconds. A node
+    /// stamps it before its PUT and waits for the PUT before the next interval, so a long step
+    /// means a PUT the API server answered slowly (or a late node), and a gap above that is
+    /// not, but the watch that saw it delivered late.
+    lease_max_renew_step_seconds: f64,
+    /// Leases whose `renewTime` stepped by more than 15 s at least once.
+    leases_late_by_renew_time: usize,
     /// The pod phase (`--pods`), after the idle phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pods: Option<pods::PodPhase>,
@@ -109,16 +116,55 @@ struct Sample {
     control_plane_restarted: Vec<&'static str>,
 }
 
-/// Per node Lease, the longest gap between renewals seen by a watch, up to now.
+/// Per node Lease, the longest gap between renewals seen by a watch, up to now, and the
+/// longest step of its `renewTime`.
 struct LeaseGaps {
     task: tokio::task::JoinHandle<()>,
-    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (Instant, f64)>>>,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, LeaseSeen>>>,
+}
+
+struct LeaseSeen {
+    at: Instant,
+    max_gap: f64,
+    renew_time: Option<k8s_openapi::jiff::Timestamp>,
+    max_renew_step: f64,
+}
+
+impl LeaseSeen {
+    fn new(at: Instant, renew_time: Option<k8s_openapi::jiff::Timestamp>) -> Self {
+        LeaseSeen {
+            at,
+            max_gap: 0.0,
+            renew_time,
+            max_renew_step: 0.0,
+        }
+    }
+
+    /// The lease seen (again) at `at` with `renew_time`.
+    fn observe(&mut self, at: Instant, renew_time: Option<k8s_openapi::jiff::Timestamp>) {
+        self.max_gap = self.max_gap.max(at.duration_since(self.at).as_secs_f64());
+        self.at = at;
+        if let (Some(before), Some(after)) = (self.renew_time, renew_time) {
+            let step = after.duration_since(before).as_secs_f64();
+            self.max_renew_step = self.max_renew_step.max(step);
+        }
+        self.renew_time = renew_time.or(self.renew_time);
+    }
+}
+
+/// Lease gaps at the end of the idle phase.
+struct LeaseGapSummary {
+    max_gap: f64,
+    missed: usize,
+    late: usize,
+    max_renew_step: f64,
+    late_by_renew_time: usize,
 }
 
 impl LeaseGaps {
     fn start(client: kube::Client) -> Self {
         use kube::runtime::watcher::{self, Event};
-        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (Instant, f64)>>> =
+        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, LeaseSeen>>> =
             Default::default();
         let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
             kube::Api::namespaced(client, "kube-node-lease");
@@ -132,34 +178,35 @@ impl LeaseGaps {
                         Ok(Event::Apply(l) | Event::InitApply(l)) => l,
                         _ => continue,
                     };
+                    let renew_time = lease.spec.and_then(|s| s.renew_time).map(|t| t.0);
                     let name = lease.metadata.name.unwrap_or_default();
                     let now = Instant::now();
                     let mut seen = seen.lock().expect("not poisoned");
-                    let entry = seen.entry(name).or_insert((now, 0.0));
-                    let gap = now.duration_since(entry.0).as_secs_f64();
-                    *entry = (now, entry.1.max(gap));
+                    seen.entry(name)
+                        .or_insert_with(|| LeaseSeen::new(now, renew_time))
+                        .observe(now, renew_time);
                 }
             })
         };
         Self { task, seen }
     }
 
-    /// (max gap, leases over 40 s, leases over 15 s), counting the time since the last renewal.
-    fn finish(self) -> (f64, usize, usize) {
+    /// The gaps, counting the time since each lease's last renewal as one.
+    fn finish(self) -> LeaseGapSummary {
         self.task.abort();
         let now = Instant::now();
-        let gaps: Vec<f64> = self
-            .seen
-            .lock()
-            .expect("not poisoned")
+        let seen = self.seen.lock().expect("not poisoned");
+        let gaps: Vec<f64> = seen
             .values()
-            .map(|(last, max)| max.max(now.duration_since(*last).as_secs_f64()))
+            .map(|s| s.max_gap.max(now.duration_since(s.at).as_secs_f64()))
             .collect();
-        (
-            gaps.iter().copied().fold(0.0, f64::max),
-            gaps.iter().filter(|g| **g > 40.0).count(),
-            gaps.iter().filter(|g| **g > 15.0).count(),
-        )
+        LeaseGapSummary {
+            max_gap: gaps.iter().copied().fold(0.0, f64::max),
+            missed: gaps.iter().filter(|g| **g > 40.0).count(),
+            late: gaps.iter().filter(|g| **g > 15.0).count(),
+            max_renew_step: seen.values().map(|s| s.max_renew_step).fold(0.0, f64::max),
+            late_by_renew_time: seen.values().filter(|s| s.max_renew_step > 15.0).count(),
+        }
     }
 }
 
@@ -302,7 +349,7 @@ async fn idle_phase(
             break;
         }
     }
-    let (lease_max_gap_seconds, leases_missed, leases_late) = gaps.finish();
+    let lease_gaps = gaps.finish();
     let (ticks1, _) = totals(pids)?;
     let (apiserver1, _) = totals(&apiserver)?;
     let elapsed = t0.elapsed().as_secs_f64();
@@ -367,9 +414,11 @@ async fn idle_phase(
         requests_per_node_minute,
         watches: watches(&text),
         sockets: pids.iter().map(|p| sockets(*p)).sum(),
-        lease_max_gap_seconds,
-        leases_missed,
-        leases_late,
+        lease_max_gap_seconds: lease_gaps.max_gap,
+        leases_missed: lease_gaps.missed,
+        leases_late: lease_gaps.late,
+        lease_max_renew_step_seconds: lease_gaps.max_renew_step,
+        leases_late_by_renew_time: lease_gaps.late_by_renew_time,
         pods,
         pods_error,
         control_plane_restarts: restarted.len(),
@@ -907,6 +956,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     for s in &samples {
+        if s.leases_late > 0 {
+            eprintln!(
+                "note: {}, {} nodes: {} leases late (a gap over 15 s) as the bench's watch saw them, {} by their own renewTime (longest step {:.1} s); late in the watch only means the events reached it late, not that the node renewed late",
+                s.implementation,
+                s.nodes,
+                s.leases_late,
+                s.leases_late_by_renew_time,
+                s.lease_max_renew_step_seconds
+            );
+        }
         if s.control_plane_restarts > 0 {
             eprintln!(
                 "warning: {}, {} nodes: control-plane components had exited (the machine too busy for their leader lease?) and were restarted: {}; the numbers after include their start-up",
@@ -974,6 +1033,27 @@ mod tests {
         assert!(path("kubelet_remote_3.sock").exists(), "someone listens");
         assert!(path("other.sock").exists(), "not upstream's");
         assert!(path("other").exists(), "not upstream's");
+    }
+
+    #[test]
+    fn lease_gaps_are_told_apart_from_renew_time_steps() {
+        let t0 = Instant::now();
+        let stamp =
+            |s: i64| Some(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap());
+        let mut seen = LeaseSeen::new(t0, stamp(0));
+        // Renewed every 10 s, but the second event reached the watch 12 s late.
+        seen.observe(t0 + Duration::from_secs(22), stamp(10));
+        seen.observe(t0 + Duration::from_secs(24), stamp(20));
+        assert_eq!(seen.max_gap, 22.0);
+        assert_eq!(seen.max_renew_step, 10.0);
+        // A renewal that came 17 s after the one before (its PUT waited).
+        seen.observe(t0 + Duration::from_secs(41), stamp(37));
+        assert_eq!(seen.max_renew_step, 17.0);
+        // An event without a renewTime changes nothing of the steps.
+        seen.observe(t0 + Duration::from_secs(42), None);
+        seen.observe(t0 + Duration::from_secs(51), stamp(47));
+        assert_eq!(seen.max_renew_step, 17.0);
+        assert_eq!(seen.max_gap, 22.0);
     }
 
     const METRICS: &str = r#"# HELP apiserver_request_total x
