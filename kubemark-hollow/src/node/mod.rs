@@ -201,7 +201,7 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
             tokio::time::sleep(jittered(interval, 0.04)).await;
             continue;
         }
-        cached = Box::pin(renew(&ctx, cached.take(), &node_uid)).await;
+        cached = Box::pin(renew_with_retries(&ctx, cached.take(), &node_uid)).await;
         let wait = match cached {
             Some(_) => jittered(interval, 0.04),
             None => Duration::from_millis(500),
@@ -210,25 +210,63 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
     }
 }
 
-/// One renewal: an update of the cached Lease, or (none cached, or the last attempt failed) a
-/// GET and update, or a create; in protobuf, as the kubelet sends them. Returns the Lease to
-/// update next time as the API server's protobuf message (about 300 bytes; decoded with its
-/// managed fields it held 2.5 KiB per node between renewals): a renewal rewrites only its
-/// renew time and copies the rest.
-async fn renew(
+/// Attempts per renewal before the loop waits (component-helpers' lease controller,
+/// `maxUpdateRetries`).
+const LEASE_ATTEMPTS: usize = 5;
+
+/// How long one lease request may take: the kubelet's heartbeat client times out after the
+/// status update frequency, capped by the lease duration (cmd/kubelet, `heartbeatClientConfig`).
+fn heartbeat_timeout(config: &NodeConfig) -> Duration {
+    config.status_update_frequency.min(config.lease_duration)
+}
+
+/// One renewal as the kubelet's lease controller makes it: each attempt bounded by the
+/// heartbeat timeout and stamped with a fresh renew time, a failed one retried at once, up to
+/// five attempts. A conflict (the Lease changed elsewhere) drops the cached copy, so the next
+/// attempt fetches it. On a saturated API server this cancels a PUT stuck for 10 s and sends
+/// another, as kubelets do; waiting for the first would stamp the Lease later.
+async fn renew_with_retries(
     ctx: &NodeContext,
-    cached: Option<Bytes>,
+    mut cached: Option<Bytes>,
     node_uid: &std::sync::Mutex<Option<String>>,
 ) -> Option<Bytes> {
+    let timeout = heartbeat_timeout(&ctx.config);
+    for attempt in 1..=LEASE_ATTEMPTS {
+        match tokio::time::timeout(timeout, renew(ctx, cached.as_ref(), node_uid)).await {
+            Ok(Ok(lease)) => return Some(lease),
+            Ok(Err(e)) => {
+                tracing::debug!(node = %ctx.name, attempt, error = %e, "lease renewal failed");
+                if matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                    cached = None;
+                }
+            }
+            Err(_) => {
+                tracing::debug!(node = %ctx.name, attempt, ?timeout, "lease renewal timed out")
+            }
+        }
+    }
+    None
+}
+
+/// One attempt: an update of the cached Lease, or (none cached) a GET and update, or a
+/// create; in protobuf, as the kubelet sends them. Returns the Lease to update next time as
+/// the API server's protobuf message (about 300 bytes; decoded with its managed fields it held
+/// 2.5 KiB per node between renewals): a renewal rewrites only its renew time and copies the
+/// rest.
+async fn renew(
+    ctx: &NodeContext,
+    cached: Option<&Bytes>,
+    node_uid: &std::sync::Mutex<Option<String>>,
+) -> Result<Bytes, kube::Error> {
     use crate::protobuf::{LeaseRenewal, MicroTime, new_lease, renewed_lease};
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
     let duration = ctx.config.lease_duration.as_secs() as i32;
     let params = PostParams::default();
     let uid = node_uid.lock().ok().and_then(|u| u.clone());
     let owner = uid.as_deref().map(|uid| (ctx.name.as_str(), uid));
-    // Renewing the cached Lease keeps everything but the renew time; without one (the last
-    // attempt failed, or the first) the Lease is fetched and, whoever held it before (this node
-    // before a restart), taken over, or created.
+    // Renewing the cached Lease keeps everything but the renew time; without one (the first
+    // renewal, after a conflict, or after a renewal whose attempts all failed) the Lease is
+    // fetched and, whoever held it before (this node before a restart), taken over, or created.
     let take_over = cached.is_none();
     let renewal = LeaseRenewal {
         holder: take_over.then_some(ctx.name.as_str()),
@@ -236,30 +274,19 @@ async fn renew(
         renew_time: MicroTime::now(),
         owner,
     };
-    let result = async {
-        let lease = match cached {
-            Some(lease) => Some(lease),
-            None => leases.get_protobuf(&ctx.name).await?,
-        };
-        match lease {
-            Some(lease) => {
-                let body = renewed_lease(&lease, &renewal)
-                    .map_err(|e| kube::Error::Service(Box::new(e)))?;
-                leases.replace_protobuf(&ctx.name, &params, &body).await
-            }
-            None => {
-                let lease = new_lease(&ctx.name, &renewal);
-                leases.create_protobuf(&params, &lease).await
-            }
+    let lease = match cached {
+        Some(lease) => Some(lease.clone()),
+        None => leases.get_protobuf(&ctx.name).await?,
+    };
+    match lease {
+        Some(lease) => {
+            let body =
+                renewed_lease(&lease, &renewal).map_err(|e| kube::Error::Service(Box::new(e)))?;
+            leases.replace_protobuf(&ctx.name, &params, &body).await
         }
-    }
-    .await;
-    match result {
-        Ok(lease) => Some(lease),
-        Err(e) => {
-            // A conflict means our cached copy is stale: fetch it on the next attempt.
-            tracing::debug!(node = %ctx.name, error = %e, "lease renewal failed");
-            None
+        None => {
+            let lease = new_lease(&ctx.name, &renewal);
+            leases.create_protobuf(&params, &lease).await
         }
     }
 }
@@ -397,4 +424,119 @@ async fn kubelet_informers(ctx: Arc<NodeContext>) {
         Informer::of::<CSIDriver>(None).drain(client.clone(), node, "csidrivers"),
         Informer::of::<RuntimeClass>(None).drain(client.clone(), node, "runtimeclasses"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the scripted API server does with a request.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// Never answers (a saturated API server).
+        Stall,
+        /// Answers with the request's own body, as the stored object.
+        Echo,
+        Conflict,
+    }
+
+    /// A node whose API server answers lease requests from `script`, recording each request's
+    /// method and path.
+    fn node(script: Vec<Answer>) -> (NodeContext, Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            script,
+        )));
+        let recorded = seen.clone();
+        let service =
+            tower::service_fn(move |request: http::Request<http_body_util::Full<Bytes>>| {
+                let answer = script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .expect("script exhausted");
+                recorded.lock().unwrap().push(format!(
+                    "{} {}",
+                    request.method(),
+                    request.uri().path()
+                ));
+                async move {
+                    use http_body_util::BodyExt;
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let (code, body) = match answer {
+                        Answer::Stall => std::future::pending().await,
+                        Answer::Echo => (200, body),
+                        Answer::Conflict => (409, Bytes::from_static(CONFLICT.as_bytes())),
+                    };
+                    let content_type = if code == 200 {
+                        "application/vnd.kubernetes.protobuf"
+                    } else {
+                        "application/json"
+                    };
+                    Ok::<_, tower::BoxError>(
+                        http::Response::builder()
+                            .status(code)
+                            .header("Content-Type", content_type)
+                            .body(crate::client::ResponseBody::from(body))
+                            .unwrap(),
+                    )
+                }
+            });
+        let config = NodeConfig::default();
+        let ctx = NodeContext {
+            name: "n".into(),
+            ip: object::node_ip("n"),
+            limiter: RateLimiter::new(config.qps, config.burst),
+            event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
+            fault: Default::default(),
+            observed_ready: Default::default(),
+            images: Default::default(),
+            client: ApiClient::from_service(service),
+            config: Arc::new(config),
+        };
+        (ctx, seen)
+    }
+
+    /// A Lease as a renewal would send it, standing for the one last returned.
+    fn cached_lease() -> Bytes {
+        let renewal = crate::protobuf::LeaseRenewal {
+            holder: Some("n"),
+            duration_seconds: Some(40),
+            renew_time: crate::protobuf::MicroTime::now(),
+            owner: None,
+        };
+        Bytes::from(crate::protobuf::new_lease("n", &renewal))
+    }
+
+    const CONFLICT: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the object has been modified","reason":"Conflict","code":409}"#;
+    const PUT: &str = "PUT /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n";
+    const GET: &str = "GET /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_renewal_is_given_up_after_the_heartbeat_timeout_and_sent_again() {
+        let (ctx, seen) = node(vec![Answer::Stall, Answer::Echo]);
+        let uid = std::sync::Mutex::new(None);
+        let start = tokio::time::Instant::now();
+        let renewed = renew_with_retries(&ctx, Some(cached_lease()), &uid).await;
+        assert!(renewed.is_some());
+        assert_eq!(start.elapsed(), heartbeat_timeout(&ctx.config));
+        assert_eq!(*seen.lock().unwrap(), [PUT, PUT]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_gives_up_after_five_attempts_and_a_conflict_fetches_the_lease_first() {
+        let (ctx, seen) = node(vec![
+            Answer::Conflict,
+            Answer::Stall,
+            Answer::Stall,
+            Answer::Stall,
+            Answer::Stall,
+        ]);
+        let uid = std::sync::Mutex::new(None);
+        let renewed = renew_with_retries(&ctx, Some(cached_lease()), &uid).await;
+        assert!(renewed.is_none());
+        // After the conflict the cached copy is gone: the GET stalls and times out, and so
+        // does every attempt after it, each starting with a GET.
+        assert_eq!(*seen.lock().unwrap(), [PUT, GET, GET, GET, GET]);
+    }
 }
