@@ -196,6 +196,7 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
     let interval = ctx.config.lease_duration / 4;
     // The Lease as the API server last returned it, kept as its protobuf message (see `renew`).
     let mut cached: Option<Bytes> = None;
+    let mut backoff = Duration::ZERO;
     loop {
         if ctx.partitioned() {
             tokio::time::sleep(jittered(interval, 0.04)).await;
@@ -203,16 +204,28 @@ async fn lease_loop(ctx: Arc<NodeContext>, node_uid: Arc<std::sync::Mutex<Option
         }
         cached = Box::pin(renew_with_retries(&ctx, cached.take(), &node_uid)).await;
         let wait = match cached {
-            Some(_) => jittered(interval, 0.04),
-            None => Duration::from_millis(500),
+            Some(_) => {
+                backoff = Duration::ZERO;
+                jittered(interval, 0.04)
+            }
+            None => {
+                backoff = (backoff * 2).clamp(LEASE_BACKOFF_FIRST, LEASE_BACKOFF_MAX);
+                backoff
+            }
         };
         tokio::time::sleep(wait).await;
     }
 }
 
-/// Attempts per renewal before the loop waits (component-helpers' lease controller,
-/// `maxUpdateRetries`).
+/// Updates of a held Lease tried at once before the loop backs off (component-helpers' lease
+/// controller, `maxUpdateRetries`).
 const LEASE_ATTEMPTS: usize = 5;
+
+/// The back-off between failed renewals, doubling up to its cap, as the kubelet's when it
+/// cannot fetch or create its Lease (`backoffEnsureLease`): an API server that is down is not
+/// dialled by every node in a tight loop.
+const LEASE_BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const LEASE_BACKOFF_MAX: Duration = Duration::from_secs(7);
 
 /// How long one lease request may take: the kubelet's heartbeat client times out after the
 /// status update frequency, capped by the lease duration (cmd/kubelet, `heartbeatClientConfig`).
@@ -221,9 +234,10 @@ fn heartbeat_timeout(config: &NodeConfig) -> Duration {
 }
 
 /// One renewal as the kubelet's lease controller makes it: each attempt bounded by the
-/// heartbeat timeout and stamped with a fresh renew time, a failed one retried at once, up to
-/// five attempts. A conflict (the Lease changed elsewhere) drops the cached copy, so the next
-/// attempt fetches it. On a saturated API server this cancels a PUT stuck for 10 s and sends
+/// heartbeat timeout and stamped with a fresh renew time; a failed update of the held Lease
+/// retried at once, up to five attempts. A conflict (the Lease changed elsewhere) drops the
+/// held copy, so the next attempt fetches it; a failed fetch or create ends the renewal and
+/// the loop backs off. On a saturated API server this cancels a PUT stuck for 10 s and sends
 /// another, as kubelets do; waiting for the first would stamp the Lease later.
 async fn renew_with_retries(
     ctx: &NodeContext,
@@ -232,6 +246,7 @@ async fn renew_with_retries(
 ) -> Option<Bytes> {
     let timeout = heartbeat_timeout(&ctx.config);
     for attempt in 1..=LEASE_ATTEMPTS {
+        let held = cached.is_some();
         match tokio::time::timeout(timeout, renew(ctx, cached.as_ref(), node_uid)).await {
             Ok(Ok(lease)) => return Some(lease),
             Ok(Err(e)) => {
@@ -243,6 +258,9 @@ async fn renew_with_retries(
             Err(_) => {
                 tracing::debug!(node = %ctx.name, attempt, ?timeout, "lease renewal timed out")
             }
+        }
+        if !held {
+            return None;
         }
     }
     None
@@ -437,7 +455,11 @@ mod tests {
         Stall,
         /// Answers with the request's own body, as the stored object.
         Echo,
+        /// Answers with a stored Lease (for a GET).
+        Stored,
         Conflict,
+        /// An internal error, at once (an API server refusing everything).
+        Fail,
     }
 
     /// A node whose API server answers lease requests from `script`, recording each request's
@@ -466,7 +488,9 @@ mod tests {
                     let (code, body) = match answer {
                         Answer::Stall => std::future::pending().await,
                         Answer::Echo => (200, body),
+                        Answer::Stored => (200, Bytes::from(stored_lease())),
                         Answer::Conflict => (409, Bytes::from_static(CONFLICT.as_bytes())),
+                        Answer::Fail => (500, Bytes::from_static(FAILURE.as_bytes())),
                     };
                     let content_type = if code == 200 {
                         "application/vnd.kubernetes.protobuf"
@@ -508,7 +532,13 @@ mod tests {
         Bytes::from(crate::protobuf::new_lease("n", &renewal))
     }
 
+    /// The Lease as the API server sends it: the message in the protobuf envelope.
+    fn stored_lease() -> Vec<u8> {
+        crate::protobuf::wrap("coordination.k8s.io/v1", "Lease", &cached_lease())
+    }
+
     const CONFLICT: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the object has been modified","reason":"Conflict","code":409}"#;
+    const FAILURE: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"InternalError","code":500}"#;
     const PUT: &str = "PUT /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n";
     const GET: &str = "GET /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n";
 
@@ -524,19 +554,44 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_renewal_gives_up_after_five_attempts_and_a_conflict_fetches_the_lease_first() {
-        let (ctx, seen) = node(vec![
-            Answer::Conflict,
-            Answer::Stall,
-            Answer::Stall,
-            Answer::Stall,
-            Answer::Stall,
-        ]);
+    async fn a_held_lease_is_updated_five_times_at_most_before_the_renewal_gives_up() {
+        let (ctx, seen) = node(vec![Answer::Stall; 5]);
+        let uid = std::sync::Mutex::new(None);
+        let start = tokio::time::Instant::now();
+        let renewed = renew_with_retries(&ctx, Some(cached_lease()), &uid).await;
+        assert!(renewed.is_none());
+        assert_eq!(start.elapsed(), heartbeat_timeout(&ctx.config) * 5);
+        assert_eq!(*seen.lock().unwrap(), [PUT; 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_conflict_fetches_the_lease_and_a_failed_fetch_ends_the_renewal() {
+        let (ctx, seen) = node(vec![Answer::Conflict, Answer::Stall]);
         let uid = std::sync::Mutex::new(None);
         let renewed = renew_with_retries(&ctx, Some(cached_lease()), &uid).await;
         assert!(renewed.is_none());
-        // After the conflict the cached copy is gone: the GET stalls and times out, and so
-        // does every attempt after it, each starting with a GET.
-        assert_eq!(*seen.lock().unwrap(), [PUT, GET, GET, GET, GET]);
+        // After the conflict the held copy is gone: the GET stalls and times out, and the
+        // loop's back-off, not an immediate retry, comes next.
+        assert_eq!(*seen.lock().unwrap(), [PUT, GET]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_conflict_is_followed_by_a_fetch_and_an_update() {
+        let (ctx, seen) = node(vec![Answer::Conflict, Answer::Stored, Answer::Echo]);
+        let uid = std::sync::Mutex::new(None);
+        let renewed = renew_with_retries(&ctx, Some(cached_lease()), &uid).await;
+        assert!(renewed.is_some());
+        assert_eq!(*seen.lock().unwrap(), [PUT, GET, PUT]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_renewals_back_off_to_seven_seconds_instead_of_retrying_in_a_loop() {
+        let (ctx, seen) = node(vec![Answer::Fail; 64]);
+        let uid = Arc::new(std::sync::Mutex::new(None));
+        let looping = lease_loop(Arc::new(ctx), uid);
+        let _ = tokio::time::timeout(Duration::from_secs(30), looping).await;
+        // A GET (nothing held) at 0, then after 0.2, 0.4, 0.8, 1.6, 3.2, 6.4 s and every 7 s:
+        // at 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 19.6, 26.6 s.
+        assert_eq!(*seen.lock().unwrap(), [GET; 9]);
     }
 }
