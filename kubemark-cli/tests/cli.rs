@@ -810,6 +810,10 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     assert_eq!(s["controlPlaneRestarted"], serde_json::json!([]));
     // Three idle nodes renew every 10 s (+4 % jitter), measured by their own renewTime.
     assert_eq!(s["leasesLateByRenewTime"], 0);
+    // The idle phase begins at least 15 s after Ready, and sooner than the 300 s cap: three
+    // nodes leave the controller-manager nothing to catch up with.
+    let settle = s["settleSeconds"].as_f64().unwrap();
+    assert!((15.0..60.0).contains(&settle), "{settle}");
     assert!(s["leaseMaxRenewStepSeconds"].as_f64().unwrap() < 15.0);
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
     // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;

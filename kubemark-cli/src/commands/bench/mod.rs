@@ -68,6 +68,9 @@ struct Sample {
     processes: usize,
     nodes: usize,
     seconds_to_ready: f64,
+    /// From the last node Ready to the start of the idle phase: at least 15 s, longer while the
+    /// controller-manager was still writing to the nodes (see `settle`).
+    settle_seconds: f64,
     idle_seconds: u64,
     /// Mean RSS over the idle phase (sampled every few seconds: a Go process's RSS rises and
     /// falls with its garbage collector, so one sample could land anywhere in that cycle).
@@ -309,6 +312,63 @@ fn request_deltas(
         .collect()
 }
 
+/// The least time between the last node Ready and the idle phase: registration traffic (first
+/// status writes) and a restarted component's start settle.
+const SETTLE_AT_LEAST: Duration = Duration::from_secs(15);
+/// How long the controller-manager's writes to the nodes are waited out at most.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(300);
+/// The window over which the controller-manager's writes to the nodes are counted.
+const SETTLE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Writes to the Node objects themselves (not their status): the controller-manager's (pod
+/// CIDRs, the TTL controller's annotation each time the cluster crosses one of its size
+/// thresholds). Nodes write only their status, so an idle cluster makes none.
+fn node_writes(counts: &BTreeMap<String, f64>) -> f64 {
+    ["PATCH nodes", "PUT nodes"]
+        .iter()
+        .filter_map(|k| counts.get(*k))
+        .sum()
+}
+
+/// Whether `writes` node writes in one [`SETTLE_WINDOW`] mean the controller-manager has caught
+/// up with `n` nodes: at most one per thousand nodes (a straggler, not a pass over all nodes).
+fn settled(writes: f64, n: usize) -> bool {
+    writes <= (n / 1000).max(1) as f64
+}
+
+/// Waits until the controller-manager has caught up with the joined nodes, so that the idle
+/// phase measures idle nodes and not its catching up; returns the seconds waited and the request
+/// counts at the end. After a long join (thousands of nodes on 2 cores) the TTL controller
+/// re-annotates every node for each size threshold crossed, for minutes: a simulator whose
+/// nodes join slower would otherwise have more of that in its idle window than one that joins
+/// fast.
+async fn settle(client: &kube::Client, n: usize) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
+    let t0 = Instant::now();
+    tokio::time::sleep(SETTLE_AT_LEAST - SETTLE_WINDOW).await;
+    let mut counts = request_counts(&metrics(client).await?);
+    loop {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = request_counts(&metrics(client).await?);
+        let writes = node_writes(&now) - node_writes(&counts);
+        counts = now;
+        if settled(writes, n) {
+            let waited = t0.elapsed().as_secs_f64();
+            if waited > (SETTLE_AT_LEAST + SETTLE_WINDOW).as_secs_f64() {
+                eprintln!("the controller-manager caught up with the nodes after {waited:.0} s");
+            }
+            return Ok((waited, counts));
+        }
+        if t0.elapsed() >= SETTLE_AT_MOST {
+            eprintln!(
+                "warning: the control plane still wrote {writes} nodes in {} s after {} s; measuring anyway",
+                SETTLE_WINDOW.as_secs(),
+                t0.elapsed().as_secs()
+            );
+            return Ok((t0.elapsed().as_secs_f64(), counts));
+        }
+    }
+}
+
 /// How often the idle phase samples the hollow processes' RSS.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -325,11 +385,8 @@ async fn idle_phase(
     // saturated machine can make them do (100 upstream processes starting at once did): a real
     // master's supervisor restarts them, and so does the bench, before it measures, and says so.
     let mut restarted = cp.supervise()?;
-    // Let registration traffic (first status writes, CIDR allocation) and a restarted
-    // component's start settle.
-    tokio::time::sleep(Duration::from_secs(15)).await;
     let client = cp.client().await?;
-    let before = request_counts(&metrics(&client).await?);
+    let (settle_seconds, before) = settle(&client, n).await?;
     let apiserver: Vec<u32> = cp
         .pids()
         .into_iter()
@@ -402,6 +459,7 @@ async fn idle_phase(
         processes: pids.len(),
         nodes: n,
         seconds_to_ready,
+        settle_seconds,
         idle_seconds: args.idle,
         rss_bytes: rss,
         rss_bytes_per_node: rss / n as u64,
@@ -862,8 +920,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     for s in &samples {
         println!(
-            "\nAPI requests per node-minute while idle ({} {} nodes), all clients of the API server:",
-            s.nodes, s.implementation
+            "\nAPI requests per node-minute while idle ({} {} nodes, from {:.0} s after Ready), all clients of the API server:",
+            s.nodes, s.implementation, s.settle_seconds
         );
         let mut top: Vec<(&String, &f64)> = s.requests_per_node_minute.iter().collect();
         top.sort_by(|a, b| b.1.total_cmp(a.1));
@@ -995,6 +1053,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_idle_phase_waits_for_the_controller_managers_node_writes_only() {
+        let counts = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        // Status writes and lease renewals are the nodes' own idle traffic; only writes to the
+        // Node objects themselves are the controller-manager catching up.
+        let c = counts(&[
+            ("PATCH nodes", 10.0),
+            ("PUT nodes", 2.0),
+            ("PATCH nodes/status", 500.0),
+            ("PUT leases", 900.0),
+        ]);
+        assert_eq!(node_writes(&c), 12.0);
+        assert_eq!(node_writes(&BTreeMap::new()), 0.0);
+        // One straggler per thousand nodes is settled; a pass over the nodes is not.
+        assert!(settled(0.0, 3));
+        assert!(settled(1.0, 3));
+        assert!(!settled(2.0, 3));
+        assert!(settled(5.0, 5000));
+        assert!(!settled(6.0, 5000));
+        assert!(!settled(400.0, 5000));
+    }
 
     #[test]
     fn too_few_inotify_instances_for_upstream_is_refused_up_front() {
