@@ -96,7 +96,10 @@ type BoxService = tower::util::BoxCloneSyncService<
 /// behind it; [`ApiClient::to_kube`] lends it to code that wants a `kube::Client`.
 #[derive(Clone)]
 pub struct ApiClient {
-    service: BoxService,
+    // Shared: a node's kubelet loops, informers and pod workers each hold a clone for the node's
+    // life, and a boxed service's clone is a new allocation (~200 bytes with kube's layers).
+    // Each request clones the service itself, as `oneshot` needs one it owns.
+    service: Arc<BoxService>,
     user_agent: Option<http::HeaderValue>,
 }
 
@@ -118,6 +121,9 @@ impl ApiClient {
         // unless told to). rustls's default cache (256 sessions, allocated up front) cost every
         // hollow node 14 KiB, a smaller one still 2 KiB, for a server it dials once.
         tls.resumption = rustls::client::Resumption::disabled();
+        if let Some(verifier) = shared_verifier(config) {
+            tls.dangerous().set_certificate_verifier(verifier);
+        }
         tls.alpn_protocols = vec![b"h2".to_vec()];
         let target = Target::new(config, tls).map_err(|e| kube::Error::Service(Box::new(e)))?;
         // Bearer tokens (bootstrap) need kube's auth layer; client certificates live in the
@@ -142,7 +148,7 @@ impl ApiClient {
         S::Future: Send + 'static,
     {
         ApiClient {
-            service: BoxService::new(service.map_err(Into::into)),
+            service: Arc::new(BoxService::new(service.map_err(Into::into))),
             user_agent: None,
         }
     }
@@ -171,7 +177,7 @@ impl ApiClient {
         let mut retries = 0;
         loop {
             let attempt = rebuilt(&parts, RequestBody::new(body.clone()));
-            let response = self.service.clone().oneshot(attempt).await?;
+            let response = BoxService::clone(&self.service).oneshot(attempt).await?;
             match retry_after(&response) {
                 Some(wait) if retries < MAX_RETRIES => {
                     retries += 1;
@@ -273,6 +279,37 @@ impl ApiClient {
         });
         kube::Client::new(service, "default")
     }
+}
+
+/// The server certificate verifier for `config`'s CA bundle, one per bundle for the whole
+/// process. Built per node (as `rustls_client_config` does), every node's client kept its own
+/// parsed copy of the cluster CA, ~0.5 KiB each, for thousands of nodes that trust the same CA.
+/// `None` where kube's own verifier must stay: no CA bundle (platform roots), a CA file kube
+/// re-reads for rotation, or verification turned off.
+fn shared_verifier(
+    config: &kube::Config,
+) -> Option<Arc<dyn rustls::client::danger::ServerCertVerifier>> {
+    type Verifiers = Vec<(Vec<Vec<u8>>, Arc<rustls::client::WebPkiServerVerifier>)>;
+    static VERIFIERS: std::sync::Mutex<Verifiers> = std::sync::Mutex::new(Vec::new());
+    if config.accept_invalid_certs || config.root_cert_file.is_some() {
+        return None;
+    }
+    let roots = config.root_cert.as_ref()?;
+    let mut verifiers = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, verifier)) = verifiers.iter().find(|(r, _)| r == roots) {
+        return Some(verifier.clone());
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .ok()?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(store))
+        .build()
+        .ok()?;
+    verifiers.push((roots.clone(), verifier.clone()));
+    Some(verifier)
 }
 
 /// A request with `parts`' method, URI and headers (`Parts` itself is not `Clone`), to send
@@ -697,6 +734,64 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CA (its certificate's DER) and a server certificate for `127.0.0.1` it signed.
+    fn ca_and_server() -> (Vec<u8>, rustls::pki_types::CertificateDer<'static>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        (ca_der, server.der().clone())
+    }
+
+    fn trusting(ca: &[u8]) -> kube::Config {
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        config.root_cert = Some(vec![ca.to_vec()]);
+        config
+    }
+
+    #[test]
+    fn nodes_trusting_one_ca_share_one_verifier_that_still_checks_the_chain() {
+        kubemark_core::tls::install_crypto_provider();
+        let (ca, server) = ca_and_server();
+        let (other_ca, other_server) = ca_and_server();
+        let a = shared_verifier(&trusting(&ca)).unwrap();
+        let b = shared_verifier(&trusting(&ca)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one verifier per CA bundle");
+        let other = shared_verifier(&trusting(&other_ca)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        let verify = |v: &Arc<dyn rustls::client::danger::ServerCertVerifier>, cert| {
+            v.verify_server_cert(
+                cert,
+                &[],
+                &ServerName::try_from("127.0.0.1").unwrap(),
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+        };
+        verify(&a, &server).expect("the CA's own server certificate is trusted");
+        verify(&other, &other_server).expect("each bundle verifies its own chain");
+        assert!(
+            verify(&a, &other_server).is_err(),
+            "a certificate of another CA is refused"
+        );
+        // Where kube's own verifier must stay, none is shared.
+        let mut insecure = trusting(&ca);
+        insecure.accept_invalid_certs = true;
+        assert!(shared_verifier(&insecure).is_none());
+        let mut reloading = trusting(&ca);
+        reloading.root_cert_file = Some("/ca.crt".into());
+        assert!(shared_verifier(&reloading).is_none());
+        let mut platform = trusting(&ca);
+        platform.root_cert = None;
+        assert!(shared_verifier(&platform).is_none());
+    }
 
     #[test]
     fn retries_follow_client_go_429_and_5xx_with_retry_after_only() {
