@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use kube::api::PostParams;
 use rand::Rng;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use self::admission::Requests;
 use self::ipam::Ipam;
@@ -185,7 +185,10 @@ pub(crate) struct PodWorker {
     /// Open single-object watches with the number of pods using each.
     object_watches: HashMap<ObjectRef, (usize, tokio::task::AbortHandle)>,
     ip_freed: bool,
-    timers: mpsc::UnboundedSender<Timer>,
+    /// futures' channel, not tokio's: tokio's allocates a block of 32 slots up front, 1.5 KiB
+    /// of every node for timers that fire only while pods start and stop; this one allocates
+    /// per message.
+    timers: futures::channel::mpsc::UnboundedSender<Timer>,
     status: StatusManager,
     /// Pods handed to the status manager for their final delete; their watch events are
     /// ignored until the API server reports them gone.
@@ -203,7 +206,7 @@ impl PodWorker {
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), crate::quantity::parse(&v.0)?)))
             .collect();
-        let (timers, mut timer_rx) = mpsc::unbounded_channel();
+        let (timers, mut timer_rx) = futures::channel::mpsc::unbounded();
         let (status, status_task) = StatusManager::start(ctx.clone());
         let _status_task = crate::node::AbortOnDrop(vec![status_task.abort_handle()]);
         let mut worker = PodWorker {
@@ -247,7 +250,7 @@ impl PodWorker {
                     let value = cidr.borrow_and_update().clone();
                     if let Some(value) = value { Box::pin(worker.set_cidr(&value)).await; }
                 }
-                Some(timer) = timer_rx.recv() => Box::pin(worker.on_timer(timer)).await,
+                Some(timer) = timer_rx.next() => Box::pin(worker.on_timer(timer)).await,
             }
             if std::mem::take(&mut worker.ip_freed) {
                 // Boxed, as the other steps: a pod held here across an await would make this
@@ -744,7 +747,7 @@ impl PodWorker {
         let tx = self.timers.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = tx.send(timer);
+            let _ = tx.unbounded_send(timer);
         });
     }
 
