@@ -9,10 +9,10 @@ use k8s_openapi::apimachinery::pkg::version::Info;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{ApiClient, RateLimiter};
+use crate::client::ApiClient;
 use crate::config::NodeConfig;
 use crate::identity::{Credentials, IdentityError, node_client};
-use crate::node::{self, NodeContext, object};
+use crate::node::{self, NodeContext};
 
 /// How to run a set of hollow nodes.
 #[derive(Debug, Clone)]
@@ -169,17 +169,7 @@ async fn join_node(
         .map_err(HollowError::Version)?;
     let client = client.with_user_agent(&user_agent("kubelet", version));
     let kubelet_version = version.git_version.clone();
-    let ctx = Arc::new(NodeContext {
-        ip: object::node_ip(&name),
-        limiter: RateLimiter::new(config.qps, config.burst),
-        event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
-        fault: std::sync::RwLock::default(),
-        observed_ready: std::sync::RwLock::default(),
-        images: std::sync::Mutex::default(),
-        name,
-        client,
-        config,
-    });
+    let ctx = Arc::new(NodeContext::new(name, client, config));
     // Registration happens under the permit; the loops run free afterwards.
     let run = node::run(ctx, kubelet_version);
     tokio::pin!(run);

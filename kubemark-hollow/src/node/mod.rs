@@ -51,6 +51,22 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
+    /// A node named `name` that talks to the API server with `client`: its address and rate
+    /// limits follow from the name and `config`; no fault, nothing observed or pulled yet.
+    pub fn new(name: String, client: ApiClient, config: Arc<NodeConfig>) -> Self {
+        NodeContext {
+            ip: object::node_ip(&name),
+            limiter: RateLimiter::new(config.qps, config.burst),
+            event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
+            fault: std::sync::RwLock::default(),
+            observed_ready: std::sync::RwLock::default(),
+            images: std::sync::Mutex::default(),
+            name,
+            client,
+            config,
+        }
+    }
+
     /// The fault as it stands.
     pub fn fault(&self) -> fault::Fault {
         self.fault.read().map(|f| f.clone()).unwrap_or_default()
@@ -506,18 +522,11 @@ mod tests {
                     )
                 }
             });
-        let config = NodeConfig::default();
-        let ctx = NodeContext {
-            name: "n".into(),
-            ip: object::node_ip("n"),
-            limiter: RateLimiter::new(config.qps, config.burst),
-            event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
-            fault: Default::default(),
-            observed_ready: Default::default(),
-            images: Default::default(),
-            client: ApiClient::from_service(service),
-            config: Arc::new(config),
-        };
+        let ctx = NodeContext::new(
+            "n".into(),
+            ApiClient::from_service(service),
+            Arc::new(NodeConfig::default()),
+        );
         (ctx, seen)
     }
 
