@@ -1,6 +1,7 @@
 //! A real control plane as child processes on 127.0.0.1: the `local` provider's master and the
 //! fixture every integration test uses.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -140,11 +141,16 @@ pub struct LocalControlPlane {
     done: bool,
 }
 
-/// A free port below the kernel's ephemeral range. A port the kernel hands out for `:0` is
-/// released before the component binds it, and in between any outgoing connection (hollow nodes
-/// open thousands) may take it as its local port; ports below the range are never given out that
-/// way, so only another listener could take one. Ports from 20000 up stay free for the bench's
-/// upstream hollow kubelets (`--kubelet-port` 20000 + 2i).
+/// Ports this process has chosen for components: a chosen port is free only until its
+/// component binds it, so without this one start could choose the same port twice (etcd's client
+/// and peer port, say), or two starting at once (tests run in parallel threads) the same one.
+static CHOSEN_PORTS: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// A free port below the kernel's ephemeral range, not chosen before by this process. A port the
+/// kernel hands out for `:0` is released before the component binds it, and in between any
+/// outgoing connection (hollow nodes open thousands) may take it as its local port; ports below
+/// the range are never given out that way, so only another listener could take one. Ports from
+/// 20000 up stay free for the bench's upstream hollow kubelets (`--kubelet-port` 20000 + 2i).
 fn free_port() -> Result<u16, MasterError> {
     let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -152,12 +158,19 @@ fn free_port() -> Result<u16, MasterError> {
         .unwrap_or(32768);
     let high = ephemeral_start.min(20_000);
     let low = high / 2;
+    let mut chosen = CHOSEN_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    // A long-lived harness that starts thousands of control planes forgets the oldest choices
+    // (their clusters are long gone) rather than run out.
+    if chosen.len() >= usize::from(high.saturating_sub(low)) / 2 {
+        chosen.clear();
+    }
     for _ in 0..256 {
         if low >= high {
             break;
         }
         let port = rand::random_range(low..high);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !chosen.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            chosen.insert(port);
             return Ok(port);
         }
     }
@@ -205,7 +218,30 @@ impl LocalControlPlane {
     /// and waits until the API server is ready and both controllers hold their leader lease.
     ///
     /// On any failure, everything started so far is stopped and the work directory removed.
+    /// A component that finds its port taken (another program bound it between our choice and
+    /// its start) is not a failure of the cluster: the start is tried again, on new ports, up to
+    /// three times.
     pub async fn start(options: LocalOptions) -> Result<Self, MasterError> {
+        // A kept work directory of a failed try stays for inspection, and the next try could not
+        // use it.
+        let attempts = if options.keep_data && options.work_dir.is_some() {
+            1
+        } else {
+            3
+        };
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(options.clone()).await {
+                Err(e) if attempt < attempts && e.is_port_taken() => {
+                    tracing::warn!(error = %e, attempt, "a port of the control plane was taken; starting again on other ports");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(options: LocalOptions) -> Result<Self, MasterError> {
         let root = create_root(&options)?;
         let layout = MasterLayout::under(&root);
         let ports = MasterPorts {
@@ -561,5 +597,41 @@ impl Drop for LocalControlPlane {
         if let Err(e) = self.remove_work_dir() {
             tracing::warn!(error = %e, "could not remove the work directory");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chosen_ports_are_never_chosen_twice() {
+        // Five per start: a few hundred starts' worth, each port bound once and released, as a
+        // component's would be until it starts.
+        let ports: Vec<u16> = (0..500).map(|_| free_port().unwrap()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        assert!(
+            ports.iter().all(|p| *p < 20_000),
+            "below the upstream kubelets' ports"
+        );
+    }
+
+    #[test]
+    fn only_a_bind_failure_counts_as_a_taken_port() {
+        let exited = |tail: &str| MasterError::Exited {
+            component: "etcd",
+            status: "exit status: 1".into(),
+            log: "etcd.log".into(),
+            tail: tail.into(),
+        };
+        let taken = exited("listen tcp 127.0.0.1:14962: bind: address already in use");
+        assert!(taken.is_port_taken());
+        assert!(!exited("open /etc/ssl/x.pem: no such file or directory").is_port_taken());
+        let timeout = MasterError::Timeout {
+            what: "kube-apiserver /readyz".into(),
+            seconds: 60,
+        };
+        assert!(!timeout.is_port_taken());
     }
 }

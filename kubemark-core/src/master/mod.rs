@@ -87,6 +87,13 @@ pub enum MasterError {
     State(String),
 }
 
+impl MasterError {
+    /// Whether a component exited because its port was taken.
+    pub(crate) fn is_port_taken(&self) -> bool {
+        matches!(self, MasterError::Exited { tail, .. } if tail.contains("address already in use"))
+    }
+}
+
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> MasterError + '_ {
     move |source| MasterError::Io {
         path: path.to_path_buf(),
