@@ -779,7 +779,7 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
             "--nodes",
             "3",
             "--idle",
-            "5",
+            "12",
             "--pods",
             "30",
             "--pod-rounds",
@@ -815,8 +815,18 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     let settle = s["settleSeconds"].as_f64().unwrap();
     assert!((15.0..60.0).contains(&settle), "{settle}");
     assert!(s["leaseMaxRenewStepSeconds"].as_f64().unwrap() < 15.0);
+    // In 12 s every node renews at least once after the bench's watch first saw its Lease, and
+    // at most twice; each step is the kubelet's interval.
+    let steps = &s["leaseRenewSteps"];
+    let count = steps["count"].as_u64().unwrap();
+    assert!((3..=6).contains(&count), "{steps}");
+    for q in ["p50", "p90", "p99", "max"] {
+        let v = steps[q].as_f64().unwrap();
+        assert!((9.5..15.0).contains(&v), "{q}: {steps}");
+    }
+    assert!(stdout.contains("lease renewals while idle"), "{stdout}");
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
-    // RSS is sampled over the 5 s idle phase (at least one sample) and lies within its range;
+    // RSS is sampled over the 12 s idle phase (at least one sample) and lies within its range;
     // the API server served the idle nodes (lease renewals at least).
     let (min, mean, max) = (
         s["rssBytesMin"].as_u64().unwrap(),

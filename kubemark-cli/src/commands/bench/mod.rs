@@ -106,6 +106,11 @@ struct Sample {
     lease_max_renew_step_seconds: f64,
     /// Leases whose `renewTime` stepped by more than 15 s at least once.
     leases_late_by_renew_time: usize,
+    /// Every `renewTime` step of every node Lease during the idle phase, as a distribution: the
+    /// kubelet renews every 10 s + up to 4 % jitter, so the median shows the simulator's cadence
+    /// and the 99th percentile how late the tail runs (one maximum hides whether one lease or
+    /// all of them were late).
+    lease_renew_steps: StepDistribution,
     /// The pod phase (`--pods`), after the idle phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pods: Option<pods::PodPhase>,
@@ -120,10 +125,47 @@ struct Sample {
 }
 
 /// Per node Lease, the longest gap between renewals seen by a watch, up to now, and the
-/// longest step of its `renewTime`.
+/// longest step of its `renewTime`; and every step, of all leases.
 struct LeaseGaps {
     task: tokio::task::JoinHandle<()>,
-    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, LeaseSeen>>>,
+    seen: std::sync::Arc<std::sync::Mutex<LeasesSeen>>,
+}
+
+#[derive(Default)]
+struct LeasesSeen {
+    by_name: BTreeMap<String, LeaseSeen>,
+    steps: Vec<f64>,
+}
+
+/// Quantiles of a set of durations, seconds (nearest rank).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepDistribution {
+    count: usize,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl StepDistribution {
+    fn of(mut steps: Vec<f64>) -> Self {
+        if steps.is_empty() {
+            return Self::default();
+        }
+        steps.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let rank = (q * steps.len() as f64).ceil() as usize;
+            steps[rank.clamp(1, steps.len()) - 1]
+        };
+        StepDistribution {
+            count: steps.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: steps[steps.len() - 1],
+        }
+    }
 }
 
 struct LeaseSeen {
@@ -143,15 +185,26 @@ impl LeaseSeen {
         }
     }
 
-    /// The lease seen (again) at `at` with `renew_time`.
-    fn observe(&mut self, at: Instant, renew_time: Option<k8s_openapi::jiff::Timestamp>) {
+    /// The lease seen (again) at `at` with `renew_time`; the step of its `renewTime`, if it
+    /// moved (other writes to a Lease, and the first sight of it, are not renewals).
+    fn observe(
+        &mut self,
+        at: Instant,
+        renew_time: Option<k8s_openapi::jiff::Timestamp>,
+    ) -> Option<f64> {
         self.max_gap = self.max_gap.max(at.duration_since(self.at).as_secs_f64());
         self.at = at;
-        if let (Some(before), Some(after)) = (self.renew_time, renew_time) {
-            let step = after.duration_since(before).as_secs_f64();
+        let step = match (self.renew_time, renew_time) {
+            (Some(before), Some(after)) if after > before => {
+                Some(after.duration_since(before).as_secs_f64())
+            }
+            _ => None,
+        };
+        if let Some(step) = step {
             self.max_renew_step = self.max_renew_step.max(step);
         }
         self.renew_time = renew_time.or(self.renew_time);
+        step
     }
 }
 
@@ -162,13 +215,13 @@ struct LeaseGapSummary {
     late: usize,
     max_renew_step: f64,
     late_by_renew_time: usize,
+    renew_steps: StepDistribution,
 }
 
 impl LeaseGaps {
     fn start(client: kube::Client) -> Self {
         use kube::runtime::watcher::{self, Event};
-        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, LeaseSeen>>> =
-            Default::default();
+        let seen: std::sync::Arc<std::sync::Mutex<LeasesSeen>> = Default::default();
         let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
             kube::Api::namespaced(client, "kube-node-lease");
         let task = {
@@ -185,9 +238,12 @@ impl LeaseGaps {
                     let name = lease.metadata.name.unwrap_or_default();
                     let now = Instant::now();
                     let mut seen = seen.lock().expect("not poisoned");
-                    seen.entry(name)
+                    let step = seen
+                        .by_name
+                        .entry(name)
                         .or_insert_with(|| LeaseSeen::new(now, renew_time))
                         .observe(now, renew_time);
+                    seen.steps.extend(step);
                 }
             })
         };
@@ -198,7 +254,9 @@ impl LeaseGaps {
     fn finish(self) -> LeaseGapSummary {
         self.task.abort();
         let now = Instant::now();
-        let seen = self.seen.lock().expect("not poisoned");
+        let mut all = self.seen.lock().expect("not poisoned");
+        let renew_steps = StepDistribution::of(std::mem::take(&mut all.steps));
+        let seen = &all.by_name;
         let gaps: Vec<f64> = seen
             .values()
             .map(|s| s.max_gap.max(now.duration_since(s.at).as_secs_f64()))
@@ -209,6 +267,7 @@ impl LeaseGaps {
             late: gaps.iter().filter(|g| **g > 15.0).count(),
             max_renew_step: seen.values().map(|s| s.max_renew_step).fold(0.0, f64::max),
             late_by_renew_time: seen.values().filter(|s| s.max_renew_step > 15.0).count(),
+            renew_steps,
         }
     }
 }
@@ -477,6 +536,7 @@ async fn idle_phase(
         leases_late: lease_gaps.late,
         lease_max_renew_step_seconds: lease_gaps.max_renew_step,
         leases_late_by_renew_time: lease_gaps.late_by_renew_time,
+        lease_renew_steps: lease_gaps.renew_steps,
         pods,
         pods_error,
         control_plane_restarts: restarted.len(),
@@ -902,6 +962,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             format!("{}/{}", s.leases_missed, s.leases_late)
         );
     }
+    println!(
+        "\nlease renewals while idle (steps of each node Lease's renewTime; the kubelet's interval is 10-10.4 s):"
+    );
+    for s in &samples {
+        let d = &s.lease_renew_steps;
+        println!(
+            "  {:<12} {:>7} nodes: {:>7} renewals, p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s",
+            s.implementation, s.nodes, d.count, d.p50, d.p90, d.p99, d.max
+        );
+    }
     for peer in samples.iter().filter(|s| s.implementation != "kubemark-rs") {
         if let Some(ours) = samples
             .iter()
@@ -1124,18 +1194,46 @@ mod tests {
             |s: i64| Some(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap());
         let mut seen = LeaseSeen::new(t0, stamp(0));
         // Renewed every 10 s, but the second event reached the watch 12 s late.
-        seen.observe(t0 + Duration::from_secs(22), stamp(10));
-        seen.observe(t0 + Duration::from_secs(24), stamp(20));
+        assert_eq!(
+            seen.observe(t0 + Duration::from_secs(22), stamp(10)),
+            Some(10.0)
+        );
+        assert_eq!(
+            seen.observe(t0 + Duration::from_secs(24), stamp(20)),
+            Some(10.0)
+        );
         assert_eq!(seen.max_gap, 22.0);
         assert_eq!(seen.max_renew_step, 10.0);
         // A renewal that came 17 s after the one before (its PUT waited).
-        seen.observe(t0 + Duration::from_secs(41), stamp(37));
+        assert_eq!(
+            seen.observe(t0 + Duration::from_secs(41), stamp(37)),
+            Some(17.0)
+        );
         assert_eq!(seen.max_renew_step, 17.0);
-        // An event without a renewTime changes nothing of the steps.
-        seen.observe(t0 + Duration::from_secs(42), None);
-        seen.observe(t0 + Duration::from_secs(51), stamp(47));
+        // An event without a renewTime, or one that did not move it (another field of the
+        // Lease written), is no renewal.
+        assert_eq!(seen.observe(t0 + Duration::from_secs(42), None), None);
+        assert_eq!(seen.observe(t0 + Duration::from_secs(43), stamp(37)), None);
+        assert_eq!(
+            seen.observe(t0 + Duration::from_secs(51), stamp(47)),
+            Some(10.0)
+        );
         assert_eq!(seen.max_renew_step, 17.0);
         assert_eq!(seen.max_gap, 22.0);
+    }
+
+    #[test]
+    fn renewal_steps_are_summarised_by_nearest_rank() {
+        assert_eq!(StepDistribution::of(vec![]), StepDistribution::default());
+        // 100 renewals: 97 on time, three late; the median is the cadence, p99 the tail.
+        let mut steps = vec![10.2; 97];
+        steps.extend([16.0, 25.0, 39.0]);
+        steps.reverse();
+        let d = StepDistribution::of(steps);
+        assert_eq!((d.count, d.p50, d.p90), (100, 10.2, 10.2));
+        assert_eq!((d.p99, d.max), (25.0, 39.0));
+        let one = StepDistribution::of(vec![12.0]);
+        assert_eq!((one.p50, one.p99, one.max), (12.0, 12.0, 12.0));
     }
 
     const METRICS: &str = r#"# HELP apiserver_request_total x
