@@ -186,24 +186,28 @@ impl LeaseSeen {
     }
 
     /// The lease seen (again) at `at` with `renew_time`; the step of its `renewTime`, if it
-    /// moved (other writes to a Lease, and the first sight of it, are not renewals).
+    /// moved on. As the node lifecycle controller, only a `renewTime` later than the latest one
+    /// seen is a renewal: a write that leaves it, or sets it back (a stale update landing after
+    /// a newer one), neither ends a gap nor starts a step.
     fn observe(
         &mut self,
         at: Instant,
         renew_time: Option<k8s_openapi::jiff::Timestamp>,
     ) -> Option<f64> {
-        self.max_gap = self.max_gap.max(at.duration_since(self.at).as_secs_f64());
-        self.at = at;
         let step = match (self.renew_time, renew_time) {
             (Some(before), Some(after)) if after > before => {
                 Some(after.duration_since(before).as_secs_f64())
             }
-            _ => None,
+            // The first renewal of a Lease created without one.
+            (None, Some(_)) => None,
+            _ => return None,
         };
+        self.max_gap = self.max_gap.max(at.duration_since(self.at).as_secs_f64());
+        self.at = at;
+        self.renew_time = renew_time;
         if let Some(step) = step {
             self.max_renew_step = self.max_renew_step.max(step);
         }
-        self.renew_time = renew_time.or(self.renew_time);
         step
     }
 }
@@ -1193,33 +1197,35 @@ mod tests {
         let stamp =
             |s: i64| Some(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap());
         let mut seen = LeaseSeen::new(t0, stamp(0));
-        // Renewed every 10 s, but the second event reached the watch 12 s late.
-        assert_eq!(
-            seen.observe(t0 + Duration::from_secs(22), stamp(10)),
-            Some(10.0)
-        );
-        assert_eq!(
-            seen.observe(t0 + Duration::from_secs(24), stamp(20)),
-            Some(10.0)
-        );
-        assert_eq!(seen.max_gap, 22.0);
-        assert_eq!(seen.max_renew_step, 10.0);
-        // A renewal that came 17 s after the one before (its PUT waited).
-        assert_eq!(
-            seen.observe(t0 + Duration::from_secs(41), stamp(37)),
-            Some(17.0)
-        );
-        assert_eq!(seen.max_renew_step, 17.0);
-        // An event without a renewTime, or one that did not move it (another field of the
-        // Lease written), is no renewal.
-        assert_eq!(seen.observe(t0 + Duration::from_secs(42), None), None);
-        assert_eq!(seen.observe(t0 + Duration::from_secs(43), stamp(37)), None);
-        assert_eq!(
-            seen.observe(t0 + Duration::from_secs(51), stamp(47)),
-            Some(10.0)
-        );
-        assert_eq!(seen.max_renew_step, 17.0);
-        assert_eq!(seen.max_gap, 22.0);
+        // (seen at s, renewTime s, step expected, longest gap and step after it)
+        type Seen = (u64, Option<i64>);
+        type Expected = (Option<f64>, (f64, f64));
+        let events: [(Seen, Expected); 10] = [
+            // Renewed every 10 s, but the first event reached the watch 12 s late.
+            ((22, Some(10)), (Some(10.0), (22.0, 10.0))),
+            ((24, Some(20)), (Some(10.0), (22.0, 10.0))),
+            // A renewal that came 17 s after the one before (its PUT waited).
+            ((41, Some(37)), (Some(17.0), (22.0, 17.0))),
+            // No renewTime, the same one (another field written), or one set back (a stale
+            // write landing late): no renewal; the next step counts from the latest renewTime.
+            ((42, None), (None, (22.0, 17.0))),
+            ((43, Some(37)), (None, (22.0, 17.0))),
+            ((44, Some(31)), (None, (22.0, 17.0))),
+            ((51, Some(47)), (Some(10.0), (22.0, 17.0))),
+            // Writes that renew nothing do not hide a gap the controller would see.
+            ((60, Some(47)), (None, (22.0, 17.0))),
+            ((70, Some(40)), (None, (22.0, 17.0))),
+            ((80, Some(76)), (Some(29.0), (29.0, 29.0))),
+        ];
+        for ((at, renew), (step, (gap, longest))) in events {
+            let got = seen.observe(t0 + Duration::from_secs(at), renew.and_then(stamp));
+            assert_eq!(got, step, "at {at} s");
+            assert_eq!(
+                (seen.max_gap, seen.max_renew_step),
+                (gap, longest),
+                "at {at} s"
+            );
+        }
     }
 
     #[test]
