@@ -825,6 +825,16 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
         assert!((9.5..15.0).contains(&v), "{q}: {steps}");
     }
     assert!(stdout.contains("lease renewals while idle"), "{stdout}");
+    // The nodes' renewals queue where kubelets' do in API Priority and Fairness.
+    let node_high = s["requestsPerNodeMinuteByPriority"]["node-high (system-node-high)"]
+        .as_f64()
+        .unwrap_or_default();
+    // One or two renewals per node in the 12 s (a node-minute is five 12 s windows).
+    assert!(
+        (2.5..12.5).contains(&node_high),
+        "{}",
+        s["requestsPerNodeMinuteByPriority"]
+    );
     assert!(s["rssBytesPerNode"].as_u64().unwrap() > 0);
     // RSS is sampled over the 12 s idle phase (at least one sample) and lies within its range;
     // the API server served the idle nodes (lease renewals at least).

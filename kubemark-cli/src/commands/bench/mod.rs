@@ -88,6 +88,10 @@ struct Sample {
     apiserver_millicores_per_node: f64,
     /// API requests per node-minute while idle, by "VERB resource[/subresource]".
     requests_per_node_minute: BTreeMap<String, f64>,
+    /// The same requests by how API Priority and Fairness classified them, "priority level
+    /// (flow schema)", per node-minute: whether a simulator's traffic queues where kubelets'
+    /// does (`node-high` for leases and node status, `system` for the rest) or is exempt.
+    requests_per_node_minute_by_priority: BTreeMap<String, f64>,
     /// Open watches on the API server by resource (all clients), at the end of the idle phase.
     watches: BTreeMap<String, f64>,
     /// Sockets the hollow process holds (one HTTP/2 connection per node is the model).
@@ -309,6 +313,23 @@ fn watches(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// `apiserver_flowcontrol_dispatched_requests_total` by "priority level (flow schema)".
+fn dispatched_by_priority(text: &str) -> BTreeMap<String, f64> {
+    let mut counts = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_flowcontrol_dispatched_requests_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| super::test::metrics::label(labels, name);
+        let key = format!("{} ({})", label("priority_level"), label("flow_schema"));
+        *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    counts
+}
+
 /// `apiserver_request_total` by "VERB resource[/subresource]".
 fn request_counts(text: &str) -> BTreeMap<String, f64> {
     tally(text, false)
@@ -405,13 +426,16 @@ fn settled(writes: f64, n: usize) -> bool {
 /// re-annotates every node for each size threshold crossed, for minutes: a simulator whose
 /// nodes join slower would otherwise have more of that in its idle window than one that joins
 /// fast.
-async fn settle(client: &kube::Client, n: usize) -> anyhow::Result<(f64, BTreeMap<String, f64>)> {
+/// Returns the wait and the API server's metrics (Prometheus text) at its end.
+async fn settle(client: &kube::Client, n: usize) -> anyhow::Result<(f64, String)> {
     let t0 = Instant::now();
     tokio::time::sleep(SETTLE_AT_LEAST - SETTLE_WINDOW).await;
-    let mut counts = request_counts(&metrics(client).await?);
+    let mut text = metrics(client).await?;
+    let mut counts = request_counts(&text);
     loop {
         tokio::time::sleep(SETTLE_WINDOW).await;
-        let now = request_counts(&metrics(client).await?);
+        text = metrics(client).await?;
+        let now = request_counts(&text);
         let writes = node_writes(&now) - node_writes(&counts);
         counts = now;
         if settled(writes, n) {
@@ -419,7 +443,7 @@ async fn settle(client: &kube::Client, n: usize) -> anyhow::Result<(f64, BTreeMa
             if waited > (SETTLE_AT_LEAST + SETTLE_WINDOW).as_secs_f64() {
                 eprintln!("the controller-manager caught up with the nodes after {waited:.0} s");
             }
-            return Ok((waited, counts));
+            return Ok((waited, text));
         }
         if t0.elapsed() >= SETTLE_AT_MOST {
             eprintln!(
@@ -427,7 +451,7 @@ async fn settle(client: &kube::Client, n: usize) -> anyhow::Result<(f64, BTreeMa
                 SETTLE_WINDOW.as_secs(),
                 t0.elapsed().as_secs()
             );
-            return Ok((t0.elapsed().as_secs_f64(), counts));
+            return Ok((t0.elapsed().as_secs_f64(), text));
         }
     }
 }
@@ -449,7 +473,8 @@ async fn idle_phase(
     // master's supervisor restarts them, and so does the bench, before it measures, and says so.
     let mut restarted = cp.supervise()?;
     let client = cp.client().await?;
-    let (settle_seconds, before) = settle(&client, n).await?;
+    let (settle_seconds, text_before) = settle(&client, n).await?;
+    let before = request_counts(&text_before);
     let apiserver: Vec<u32> = cp
         .pids()
         .into_iter()
@@ -480,10 +505,17 @@ async fn idle_phase(
     let cpu_total = millicores(ticks1 - ticks0);
     let apiserver_total = millicores(apiserver1 - apiserver0);
     let node_minutes = n as f64 * elapsed / 60.0;
-    let requests_per_node_minute: BTreeMap<String, f64> = request_deltas(&before, &after)
-        .into_iter()
-        .map(|(k, delta)| (k, delta / node_minutes))
-        .collect();
+    let per_node_minute = |before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>| {
+        request_deltas(before, after)
+            .into_iter()
+            .map(|(k, delta)| (k, delta / node_minutes))
+            .collect::<BTreeMap<String, f64>>()
+    };
+    let requests_per_node_minute = per_node_minute(&before, &after);
+    let requests_per_node_minute_by_priority = per_node_minute(
+        &dispatched_by_priority(&text_before),
+        &dispatched_by_priority(&text),
+    );
     let (pods, pods_error) = if args.pods > 0 {
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
         let names: Vec<String> = nodes
@@ -533,6 +565,7 @@ async fn idle_phase(
         cpu_millicores_per_node: cpu_total / n as f64,
         apiserver_millicores_per_node: apiserver_total / n as f64,
         requests_per_node_minute,
+        requests_per_node_minute_by_priority,
         watches: watches(&text),
         sockets: pids.iter().map(|p| sockets(*p)).sum(),
         lease_max_gap_seconds: lease_gaps.max_gap,
@@ -755,6 +788,35 @@ fn remove_upstream_leftovers(
     removed
 }
 
+/// KWOK's user: in the nodes' group, so that API Priority and Fairness classifies its requests
+/// as it classifies kubelets' (lease renewals and node status at `node-high`, the rest at
+/// `system`). With the admin's identity (group `system:masters`, APF-exempt: never queued,
+/// never rejected) KWOK's renewals skipped the queues our nodes' wait in. Not being named
+/// `system:node:<name>`, it is authorized by RBAC, not the Node authorizer.
+const KWOK_USER: &str = "kubemark-bench-kwok";
+
+/// Writes a kubeconfig for [`KWOK_USER`] (a client certificate from the cluster CA; the file
+/// 0600 in the bench's temporary directory) and binds the user to `cluster-admin`.
+async fn kwok_identity(cp: &LocalControlPlane, kubeconfig: &std::path::Path) -> anyhow::Result<()> {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kubemark_core::pki::{CertSpec, users};
+    let cert = cp
+        .pki()
+        .ca
+        .issue(&CertSpec::client(KWOK_USER, &[users::NODES_GROUP]))?;
+    cp.kubeconfig_for(KWOK_USER, cert).write(kubeconfig)?;
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": KWOK_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KWOK_USER}],
+    }))?;
+    kube::Api::<ClusterRoleBinding>::all(cp.client().await?)
+        .create(&Default::default(), &binding)
+        .await
+        .context("binding KWOK's user to cluster-admin")?;
+    Ok(())
+}
+
 /// KWOK (`sigs.k8s.io/kwok`, one controller for all nodes, as it is deployed) with the stages
 /// its in-cluster manifest uses (node-initialize, node-heartbeat-with-lease, pod fast), leases
 /// of 40 s like ours. KWOK does not register nodes: the bench creates them, with our nodes'
@@ -772,11 +834,13 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
         .await
         .context("starting the control plane")?;
     let work = tempfile::tempdir()?;
+    let kubeconfig = work.path().join("kwok.kubeconfig");
+    kwok_identity(&cp, &kubeconfig).await?;
     let log = std::fs::File::create(work.path().join("kwok.log"))?;
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg("-c")
         .arg(&stages)
-        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
         .arg("--node-lease-duration-seconds=40")
         .arg("--server-address=")
@@ -1002,6 +1066,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for (k, v) in top.into_iter().take(10) {
             println!("  {k:<40} {v:>8.3}");
         }
+        let mut levels: Vec<(&String, &f64)> =
+            s.requests_per_node_minute_by_priority.iter().collect();
+        levels.sort_by(|a, b| b.1.total_cmp(a.1));
+        let levels: Vec<String> = levels
+            .into_iter()
+            .take(5)
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        println!("by API priority level (flow schema): {}", levels.join(", "));
         let w: Vec<String> = s.watches.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("open watches on the API server: {}", w.join(" "));
     }
@@ -1248,6 +1321,20 @@ apiserver_request_total{code="403",component="apiserver",dry_run="",group="",res
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 5
 apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 1
 "#;
+
+    #[test]
+    fn requests_are_counted_by_priority_level_and_flow_schema() {
+        let text = r#"# TYPE apiserver_flowcontrol_dispatched_requests_total counter
+apiserver_flowcontrol_dispatched_requests_total{flow_schema="system-node-high",priority_level="node-high"} 600
+apiserver_flowcontrol_dispatched_requests_total{flow_schema="exempt",priority_level="exempt"} 40
+apiserver_flowcontrol_rejected_requests_total{flow_schema="system-node-high",priority_level="node-high",reason="queue-full"} 9
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 600
+"#;
+        let levels = dispatched_by_priority(text);
+        assert_eq!(levels.len(), 2, "{levels:?}");
+        assert_eq!(levels["node-high (system-node-high)"], 600.0);
+        assert_eq!(levels["exempt (exempt)"], 40.0);
+    }
 
     #[test]
     fn failures_are_counted_apart_by_code_and_within_the_totals() {
