@@ -298,36 +298,47 @@ async fn metrics(client: &kube::Client) -> anyhow::Result<String> {
     Ok(client.request_text(req).await?)
 }
 
-/// Open WATCH requests by resource, from `apiserver_longrunning_requests`.
-fn watches(text: &str) -> BTreeMap<String, f64> {
+/// Sums the samples of the Prometheus series `metric` by a key made from each sample's labels;
+/// samples for which `key` gives `None` are left out.
+fn sum_by(
+    text: &str,
+    metric: &str,
+    key: impl Fn(&dyn Fn(&str) -> String) -> Option<String>,
+) -> BTreeMap<String, f64> {
+    let prefix = format!("{metric}{{");
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| {
-        l.starts_with("apiserver_longrunning_requests{") && l.contains("verb=\"WATCH\"")
-    }) {
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let resource = super::test::metrics::label(labels, "resource");
-        *out.entry(resource.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        let label = |name: &str| super::test::metrics::label(labels, name).to_string();
+        if let Some(k) = key(&label) {
+            *out.entry(k).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
     }
     out
 }
 
+/// Open WATCH requests by resource, from `apiserver_longrunning_requests`.
+fn watches(text: &str) -> BTreeMap<String, f64> {
+    sum_by(text, "apiserver_longrunning_requests", |label| {
+        (label("verb") == "WATCH").then(|| label("resource"))
+    })
+}
+
 /// `apiserver_flowcontrol_dispatched_requests_total` by "priority level (flow schema)".
 fn dispatched_by_priority(text: &str) -> BTreeMap<String, f64> {
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_flowcontrol_dispatched_requests_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let label = |name: &str| super::test::metrics::label(labels, name);
-        let key = format!("{} ({})", label("priority_level"), label("flow_schema"));
-        *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-    }
-    counts
+    sum_by(
+        text,
+        "apiserver_flowcontrol_dispatched_requests_total",
+        |label| {
+            Some(format!(
+                "{} ({})",
+                label("priority_level"),
+                label("flow_schema")
+            ))
+        },
+    )
 }
 
 /// `apiserver_request_total` by "VERB resource[/subresource]".
@@ -342,31 +353,21 @@ fn failed_counts(text: &str) -> BTreeMap<String, f64> {
 }
 
 fn tally(text: &str, failed: bool) -> BTreeMap<String, f64> {
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let label = |name: &str| super::test::metrics::label(labels, name);
+    sum_by(text, "apiserver_request_total", |label| {
         let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
-        let mut key = if sub.is_empty() {
+        let key = if sub.is_empty() {
             format!("{verb} {resource}")
         } else {
             format!("{verb} {resource}/{sub}")
         };
-        if failed {
-            let code = label("code");
-            if !code.parse::<u16>().is_ok_and(|c| c >= 400) {
-                continue;
-            }
-            key = format!("{key} {code}");
+        if !failed {
+            return Some(key);
         }
-        *counts.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-    }
-    counts
+        let code = label("code");
+        code.parse::<u16>()
+            .is_ok_and(|c| c >= 400)
+            .then(|| format!("{key} {code}"))
+    })
 }
 
 /// CPU ticks and RSS bytes summed over `pids`.
@@ -1334,6 +1335,18 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
         assert_eq!(levels.len(), 2, "{levels:?}");
         assert_eq!(levels["node-high (system-node-high)"], 600.0);
         assert_eq!(levels["exempt (exempt)"], 40.0);
+    }
+
+    #[test]
+    fn open_watches_are_counted_by_resource() {
+        let text = r#"apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 1000
+apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1"} 3
+apiserver_longrunning_requests{component="apiserver",group="",resource="pods",scope="resource",subresource="log",verb="CONNECT",version="v1"} 2
+apiserver_longrunning_requests_total{resource="nodes",verb="WATCH"} 9
+"#;
+        let open = watches(text);
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open["pods"], 1003.0);
     }
 
     #[test]
