@@ -850,6 +850,18 @@ fn bench_with_a_pod_phase_writes_what_it_measured() {
     assert_eq!(p["pods"], 30);
     assert!(p["secondsToRunning"].as_f64().unwrap() > 0.0);
     assert!(p["secondsToDeleted"].as_f64().unwrap() > 0.0);
+    // The nodes' Leases are watched through the pod phase too: 30 pods leave three nodes'
+    // renewals on time, and every node's Lease was seen.
+    assert_eq!(
+        (&p["leasesMissed"], &p["leasesLate"]),
+        (&0.into(), &0.into())
+    );
+    let gap = p["leaseMaxGapSeconds"].as_f64().unwrap();
+    assert!(gap > 0.0 && gap < 15.0, "{gap}");
+    assert!(
+        stdout.contains("node Leases during the pod phase"),
+        "{stdout}"
+    );
     let cpu = p["hollowCpuPercent"].as_f64().unwrap();
     let machine = p["machineCpuPercent"].as_f64().unwrap();
     assert!(cpu > 0.0 && cpu <= machine, "{cpu} of {machine}");

@@ -1112,6 +1112,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 println!("{:<12} {:>7} failed: {e}", s.implementation, s.nodes);
             }
         }
+        println!("node Leases during the pod phase (worst round):");
+        for s in &samples {
+            if let Some(p) = &s.pods {
+                let d = &p.lease_renew_steps;
+                println!(
+                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s",
+                    s.implementation,
+                    s.nodes,
+                    p.leases_missed,
+                    p.leases_late,
+                    p.lease_max_gap_seconds,
+                    d.p50,
+                    d.p90,
+                    d.p99,
+                    d.max
+                );
+            }
+        }
     }
     for up in samples.iter().filter(|s| s.implementation == "upstream") {
         let Some(ours) = samples

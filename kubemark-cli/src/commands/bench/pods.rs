@@ -11,7 +11,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::{failed_counts, metrics, request_counts, request_deltas, totals};
+use super::{
+    LeaseGaps, StepDistribution, failed_counts, metrics, request_counts, request_deltas, totals,
+};
 
 const NAMESPACE: &str = "kubemark-bench";
 const LABEL: &str = "kubemark.io/bench=pods";
@@ -40,6 +42,16 @@ pub(super) struct PodPhase {
     pub hollow_cpu_percent: f64,
     /// The whole machine's busy share over the phase, percent.
     pub machine_cpu_percent: f64,
+    /// Node Leases over the phase, measured as in the idle phase: a pod burst that overloads the
+    /// API server delays renewals, and a node whose Lease goes 40 s unrenewed is marked NotReady
+    /// by the node lifecycle controller. With rounds: the worst round's.
+    pub lease_max_gap_seconds: f64,
+    /// Leases that went more than their 40 s duration without renewal.
+    pub leases_missed: usize,
+    /// Leases that went more than 15 s without renewal at least once.
+    pub leases_late: usize,
+    /// The phase's `renewTime` steps (with rounds: the round with the longest 99th percentile).
+    pub lease_renew_steps: StepDistribution,
     /// With `--pod-rounds` above 1: each round; the fields above are then their means.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<PodPhase>,
@@ -73,6 +85,18 @@ impl PodPhase {
             failed_per_pod: avg_map(|r| &r.failed_per_pod),
             hollow_cpu_percent: avg(|r| r.hollow_cpu_percent),
             machine_cpu_percent: avg(|r| r.machine_cpu_percent),
+            lease_max_gap_seconds: rounds
+                .iter()
+                .map(|r| r.lease_max_gap_seconds)
+                .fold(0.0, f64::max),
+            leases_missed: rounds.iter().map(|r| r.leases_missed).max().unwrap_or(0),
+            leases_late: rounds.iter().map(|r| r.leases_late).max().unwrap_or(0),
+            lease_renew_steps: rounds
+                .iter()
+                .map(|r| &r.lease_renew_steps)
+                .max_by(|a, b| a.p99.total_cmp(&b.p99))
+                .cloned()
+                .unwrap_or_default(),
             rounds,
         })
     }
@@ -243,6 +267,7 @@ pub(super) async fn run(
     default_service_account(client, timeout.min(Duration::from_secs(60))).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let tracker = Tracker::start(pods.clone());
+    let leases = LeaseGaps::start(client.clone());
     let text = metrics(client).await?;
     let (before, failed_before) = (request_counts(&text), failed_counts(&text));
     let (hollow0, _) = totals(pids)?;
@@ -293,6 +318,7 @@ pub(super) async fn run(
     let seconds_to_deleted = t1.elapsed().as_secs_f64();
     eprintln!("{count} pods deleted in {seconds_to_deleted:.1}s");
 
+    let leases = leases.finish();
     let elapsed = t0.elapsed().as_secs_f64();
     let (hollow1, _) = totals(pids)?;
     let (busy1, total1) = machine_ticks()?;
@@ -329,6 +355,10 @@ pub(super) async fn run(
         failed_per_pod,
         hollow_cpu_percent: (hollow1 - hollow0) as f64 / machine * 100.0,
         machine_cpu_percent: (busy1 - busy0) as f64 / machine * 100.0,
+        lease_max_gap_seconds: leases.max_gap,
+        leases_missed: leases.missed,
+        leases_late: leases.late,
+        lease_renew_steps: leases.renew_steps,
         rounds: Vec::new(),
     })
 }
@@ -348,6 +378,16 @@ mod tests {
             failed_per_pod: BTreeMap::new(),
             hollow_cpu_percent: 5.0,
             machine_cpu_percent: 50.0,
+            lease_max_gap_seconds: running * 4.0,
+            leases_missed: running as usize,
+            leases_late: 10,
+            lease_renew_steps: StepDistribution {
+                count: 100,
+                p50: 10.2,
+                p90: 11.0,
+                p99: running * 4.0,
+                max: running * 5.0,
+            },
             rounds: Vec::new(),
         }
     }
@@ -367,5 +407,10 @@ mod tests {
         // Missing from a round counts as none in that round.
         assert_eq!(mean.requests_per_pod["WATCH pods"], 0.05);
         assert_eq!(mean.rounds.len(), 2);
+        // Leases: the worst round, not a mean that would hide it.
+        assert_eq!(mean.lease_max_gap_seconds, 20.0);
+        assert_eq!((mean.leases_missed, mean.leases_late), (5, 10));
+        assert_eq!(mean.lease_renew_steps.p99, 20.0);
+        assert_eq!(mean.lease_renew_steps.max, 25.0);
     }
 }
