@@ -135,6 +135,13 @@ struct LeaseGaps {
     seen: std::sync::Arc<std::sync::Mutex<LeasesSeen>>,
 }
 
+/// A phase that fails before `finish` stops the watch too.
+impl Drop for LeaseGaps {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[derive(Default)]
 struct LeasesSeen {
     by_name: BTreeMap<String, LeaseSeen>,
