@@ -179,6 +179,17 @@ impl StepDistribution {
     }
 }
 
+/// One form for the idle and the pod phase's report lines, so they read alike.
+impl std::fmt::Display for StepDistribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s",
+            self.p50, self.p90, self.p99, self.max
+        )
+    }
+}
+
 struct LeaseSeen {
     at: Instant,
     max_gap: f64,
@@ -265,9 +276,9 @@ impl LeaseGaps {
         Self { task, seen }
     }
 
-    /// The gaps, counting the time since each lease's last renewal as one.
+    /// The gaps, counting the time since each lease's last renewal as one. The watch stops
+    /// (on drop) after the summary is taken.
     fn finish(self) -> LeaseGapSummary {
-        self.task.abort();
         let now = Instant::now();
         let mut all = self.seen.lock().expect("not poisoned");
         let renew_steps = StepDistribution::of(std::mem::take(&mut all.steps));
@@ -1044,8 +1055,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for s in &samples {
         let d = &s.lease_renew_steps;
         println!(
-            "  {:<12} {:>7} nodes: {:>7} renewals, p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s",
-            s.implementation, s.nodes, d.count, d.p50, d.p90, d.p99, d.max
+            "  {:<12} {:>7} nodes: {:>7} renewals, {d}",
+            s.implementation, s.nodes, d.count
         );
     }
     for peer in samples.iter().filter(|s| s.implementation != "kubemark-rs") {
@@ -1122,18 +1133,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("node Leases during the pod phase (worst round):");
         for s in &samples {
             if let Some(p) = &s.pods {
-                let d = &p.lease_renew_steps;
                 println!(
-                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps p50 {:.1} s, p90 {:.1} s, p99 {:.1} s, max {:.1} s",
+                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps {}",
                     s.implementation,
                     s.nodes,
                     p.leases_missed,
                     p.leases_late,
                     p.lease_max_gap_seconds,
-                    d.p50,
-                    d.p90,
-                    d.p99,
-                    d.max
+                    p.lease_renew_steps
                 );
             }
         }
@@ -1337,6 +1344,10 @@ mod tests {
         let d = StepDistribution::of(steps);
         assert_eq!((d.count, d.p50, d.p90), (100, 10.2, 10.2));
         assert_eq!((d.p99, d.max), (25.0, 39.0));
+        assert_eq!(
+            d.to_string(),
+            "p50 10.2 s, p90 10.2 s, p99 25.0 s, max 39.0 s"
+        );
         let one = StepDistribution::of(vec![12.0]);
         assert_eq!((one.p50, one.p99, one.max), (12.0, 12.0, 12.0));
     }
