@@ -216,8 +216,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
-    /// Also measure upstream's hollow node (cmd/kubemark, one process per node, as it is
-    /// deployed) at these node counts, against a fresh control plane of the same binaries.
+    /// Also measure upstream's hollow node (cmd/kubemark, as its pods run it: a hollow kubelet
+    /// and a hollow proxy process per node) at these node counts, against a fresh control plane
+    /// of the same binaries.
     #[arg(long, value_delimiter = ',')]
     pub upstream: Vec<usize>,
 

@@ -692,9 +692,11 @@ fn check_inotify_instances(processes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Upstream's hollow kubelet, one process per node as it is deployed, each with its own node
-/// certificate from the cluster CA (upstream would share an admin kubeconfig; per-node identity
-/// keeps the Node authorizer on for both).
+/// Upstream's hollow node as its pods run it: per node a hollow kubelet process, with its own
+/// node certificate from the cluster CA (upstream would share an admin kubeconfig; per-node
+/// identity keeps the Node authorizer on for both), and a hollow proxy process as
+/// `system:kube-proxy`, the identity every hollow proxy of ours shares too. Without the proxies
+/// upstream's side would lack the watches, memory and CPU that ours carries for its proxies.
 async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     let locator = BinaryLocator::from_env().with_bin_dir(args.bin_dir.clone());
     let bin = args
@@ -714,6 +716,9 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
     let start = Instant::now();
     let mut children = Children::default();
     let result = async {
+        let proxy_kubeconfig = work.path().join("kube-proxy.kubeconfig");
+        cp.kubeconfig_for("kube-proxy", cp.pki().kube_proxy.clone())
+            .write(&proxy_kubeconfig)?;
         for i in 0..n {
             let name = format!("upstream-{i}");
             let kubeconfig = work.path().join(format!("{name}.kubeconfig"));
@@ -728,6 +733,21 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
                 .args(client_limits(args).split_whitespace())
                 .arg(format!("--kubelet-port={}", 20000 + 2 * i))
                 .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            children.0.push(
+                cmd.spawn()
+                    .with_context(|| format!("starting {}", bin.display()))?,
+            );
+            // Its fake proxier touches no iptables (`--use-real-proxier` has no effect).
+            let log = std::fs::File::create(work.path().join(format!("{name}.proxy.log")))?;
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.arg("--morph=proxy")
+                .arg(format!("--name={name}"))
+                .arg(format!("--kubeconfig={}", proxy_kubeconfig.display()))
+                .args(client_limits(args).split_whitespace())
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log);
@@ -1002,7 +1022,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     for &n in &args.upstream {
-        eprintln!("measuring {n} upstream hollow nodes (one process each) ...");
+        eprintln!("measuring {n} upstream hollow nodes (a kubelet and a proxy process each) ...");
         match unless_interrupted(measure_upstream(n, &args)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("upstream, {n} nodes: {e:#}")),
