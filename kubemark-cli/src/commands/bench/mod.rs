@@ -724,38 +724,33 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
             let kubeconfig = work.path().join(format!("{name}.kubeconfig"));
             cp.kubeconfig_for(&name, cp.pki().issue_kubelet_client(&name)?)
                 .write(&kubeconfig)?;
-            let log = std::fs::File::create(work.path().join(format!("{name}.log")))?;
-            let mut cmd = std::process::Command::new(&bin);
-            cmd.arg("--morph=kubelet")
-                .arg(format!("--name={name}"))
-                .arg(format!("--kubeconfig={}", kubeconfig.display()))
-                .arg("--use-host-image-service=false")
-                .args(client_limits(args).split_whitespace())
-                .arg(format!("--kubelet-port={}", 20000 + 2 * i))
-                .arg(format!("--kubelet-read-only-port={}", 20001 + 2 * i))
-                .stdin(std::process::Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            children.0.push(
-                cmd.spawn()
-                    .with_context(|| format!("starting {}", bin.display()))?,
-            );
+            let kubelet_ports = [
+                format!("--kubelet-port={}", 20000 + 2 * i),
+                format!("--kubelet-read-only-port={}", 20001 + 2 * i),
+                "--use-host-image-service=false".to_string(),
+            ];
             // Its fake proxier touches no iptables (`--use-real-proxier` has no effect).
-            let log = std::fs::File::create(work.path().join(format!("{name}.proxy.log")))?;
-            let mut cmd = std::process::Command::new(&bin);
-            cmd.arg("--morph=proxy")
-                .arg(format!("--name={name}"))
-                .arg(format!("--kubeconfig={}", proxy_kubeconfig.display()))
-                .args(client_limits(args).split_whitespace())
-                .stdin(std::process::Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            children.0.push(
-                cmd.spawn()
-                    .with_context(|| format!("starting {}", bin.display()))?,
-            );
+            for (morph, kubeconfig, extra) in [
+                ("kubelet", &kubeconfig, &kubelet_ports[..]),
+                ("proxy", &proxy_kubeconfig, &[]),
+            ] {
+                let log = work.path().join(format!("{name}.{morph}.log"));
+                let log = std::fs::File::create(log)?;
+                let mut cmd = std::process::Command::new(&bin);
+                cmd.arg(format!("--morph={morph}"))
+                    .arg(format!("--name={name}"))
+                    .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                    .args(extra)
+                    .args(client_limits(args).split_whitespace())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log);
+                std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+                children.0.push(
+                    cmd.spawn()
+                        .with_context(|| format!("starting {}", bin.display()))?,
+                );
+            }
         }
         let client = cp.client().await?;
         let watch = super::nodes::ReadyWatch::start(&client);
