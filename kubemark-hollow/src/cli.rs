@@ -60,7 +60,8 @@ pub struct HollowNodeArgs {
     /// Do not run the hollow proxy even when --proxy-kubeconfig is given.
     #[arg(long)]
     pub no_proxy: bool,
-    /// Do not emit pod lifecycle events.
+    /// Do not emit the kubelet's events (pod lifecycle, and the node's start and readiness
+    /// changes); upstream's hollow kubelet sends none.
     #[arg(long)]
     pub no_events: bool,
     /// At most this many nodes join (bootstrap, register) at once.

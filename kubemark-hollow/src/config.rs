@@ -53,7 +53,9 @@ pub struct NodeConfig {
     pub event_qps: f64,
     /// Event burst per node.
     pub event_burst: u32,
-    /// Emit pod lifecycle events (Pulled, Created, Started, Killing) as the kubelet does.
+    /// Emit the kubelet's events as it does: pod lifecycle (Pulled, Created, Started, Killing) and
+    /// the node's (Starting, the pressure conditions it registers with, NodeAllocatableEnforced,
+    /// NodeReady / NodeNotReady). kube-proxy's and node-problem-detector's are not covered.
     pub events: bool,
 }
 

@@ -1,7 +1,7 @@
 //! The hollow proxy and node-problem-detector, and fault injection, against the real control
 //! plane: what the proxy watches shows in the API server's metrics, an injected problem shows as
 //! NPD's condition and event, and the node lifecycle controller treats an injected partition as a
-//! real one.
+//! real one; the kubelet's and kube-proxy's events on their Node.
 
 use std::time::Duration;
 
@@ -83,6 +83,33 @@ async fn hollow_proxies_watch_what_kube_proxy_watches() {
             (slices >= 4.0 && cidrs >= 4.0).then_some(())
         }
     })
+    .await;
+    // kube-proxy's birth cry, one per proxy, with or without a kubelet beside it.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    eventually(
+        "4 kube-proxy Starting events",
+        Duration::from_secs(30),
+        || {
+            let events = events.clone();
+            async move {
+                let mut started: Vec<String> = events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .filter(|e| {
+                        e.reason.as_deref() == Some("Starting")
+                            && e.reporting_controller.as_deref() == Some("kube-proxy")
+                    })
+                    .filter_map(|e| e.regarding?.name)
+                    .collect();
+                started.sort();
+                (started == ["full-0", "full-1", "proxy-only-0", "proxy-only-1"]).then_some(())
+            }
+        },
+    )
     .await;
     let nodes: Api<Node> = Api::all(client.clone());
     let names: Vec<String> = nodes
@@ -217,6 +244,46 @@ async fn node_lifecycle_reacts_to_injected_partition_and_not_ready() {
         is_ready(n) && !tainted(n, "node.kubernetes.io/not-ready")
     })
     .await;
+    // The kubelet's events on its Node: those of its start, then the readiness transitions.
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let want = [
+        "Starting",
+        "NodeHasSufficientMemory",
+        "NodeHasNoDiskPressure",
+        "NodeHasSufficientPID",
+        "NodeAllocatableEnforced",
+        "NodeNotReady",
+        "NodeReady",
+    ];
+    eventually("the kubelet's node events", Duration::from_secs(30), || {
+        let events = events.clone();
+        async move {
+            let mut seen: Vec<String> = events
+                .list(&ListParams::default().fields("involvedObject.name=cut-1,source=kubelet"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|e| e.reason)
+                .collect();
+            seen.sort();
+            let mut want = want.map(String::from).to_vec();
+            want.sort();
+            (seen == want).then_some(())
+        }
+    })
+    .await;
+    let message = events
+        .list(&ListParams::default().fields("involvedObject.name=cut-1,reason=NodeNotReady"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find_map(|e| e.message);
+    assert_eq!(
+        message.as_deref(),
+        Some("Node cut-1 status is now: NodeNotReady")
+    );
     nodes.stop();
     cp.stop().await.unwrap();
 }

@@ -127,7 +127,8 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
         kubelet_version,
         boot_id: uuid_like(),
     };
-    Box::pin(register(&ctx, &facts)).await?;
+    let created = Box::pin(register(&ctx, &facts)).await?;
+    node_started_events(&ctx, created);
     let (cidr_tx, cidr_rx) = watch::channel(None);
     let node_uid = Arc::new(std::sync::Mutex::new(None::<String>));
     let tasks = [
@@ -157,6 +158,79 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The events a kubelet records on its Node as it starts: `Starting`, the pressure conditions it
+/// creates when it registers the Node (a Node that existed keeps its conditions, and the kubelet
+/// records no transition), and its container manager's `NodeAllocatableEnforced`.
+fn node_started_events(ctx: &Arc<NodeContext>, created: bool) {
+    node_event(ctx, "Starting", "Starting kubelet.");
+    if created {
+        for reason in [
+            "NodeHasSufficientMemory",
+            "NodeHasNoDiskPressure",
+            "NodeHasSufficientPID",
+        ] {
+            node_status_event(ctx, reason);
+        }
+    }
+    node_event(
+        ctx,
+        "NodeAllocatableEnforced",
+        "Updated Node Allocatable limit across pods",
+    );
+}
+
+/// A status event of the kubelet's node status setters ("Node X status is now: REASON").
+fn node_status_event(ctx: &Arc<NodeContext>, reason: &str) {
+    let message = format!("Node {} status is now: {reason}", ctx.name);
+    node_event(ctx, reason, &message);
+}
+
+fn node_event(ctx: &Arc<NodeContext>, reason: &str, message: &str) {
+    let node = json!({ "apiVersion": "v1", "kind": "Node", "name": ctx.name });
+    kubelet_event(ctx, "default", node, "Normal", reason, message);
+}
+
+/// Emits a core/v1 Event from the kubelet about `involved` (in namespace `ns`; a Node's go to
+/// `default`), without waiting for it: the kubelet's recorder is asynchronous too. Nothing when
+/// the node's events are off (`--no-events`).
+pub(crate) fn kubelet_event(
+    ctx: &Arc<NodeContext>,
+    ns: &str,
+    involved: serde_json::Value,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    if !ctx.config.events {
+        return;
+    }
+    let now = now_rfc3339();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let name = involved["name"].as_str().unwrap_or_default();
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": { "name": format!("{name}.{stamp:x}"), "namespace": ns },
+        "involvedObject": involved,
+        "reason": reason, "message": message, "type": type_,
+        "source": { "component": "kubelet", "host": ctx.name },
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "reportingComponent": "kubelet", "reportingInstance": ctx.name,
+    });
+    let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) else {
+        return;
+    };
+    let ctx = ctx.clone();
+    let ns = ns.to_string();
+    tokio::spawn(async move {
+        ctx.event_limiter.acquire().await;
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(ctx.client.clone(), &ns);
+        let _ = api.create(&PostParams::default(), &event).await;
+    });
+}
+
 fn uuid_like() -> String {
     let b: [u8; 16] = rand::random();
     let h = hex::encode(b);
@@ -170,7 +244,8 @@ fn uuid_like() -> String {
     )
 }
 
-async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<(), NodeError> {
+/// Registers the Node; whether it was created (false: it existed, a restart).
+async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<bool, NodeError> {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let node: Node =
         serde_json::from_value(object::node(facts, &ctx.config)).expect("the node object is valid");
@@ -180,13 +255,13 @@ async fn register(ctx: &NodeContext, facts: &NodeFacts) -> Result<(), NodeError>
         match nodes.create(&PostParams::default(), &node).await {
             Ok(_) => {
                 tracing::info!(node = %ctx.name, "registered");
-                return Ok(());
+                return Ok(true);
             }
             // Registered before (a restart): the status loop brings it up to date, as the kubelet
             // does for a node that already exists.
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 tracing::info!(node = %ctx.name, "already registered; updating its status");
-                return Ok(());
+                return Ok(false);
             }
             Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
                 return Err(NodeError::Register {
@@ -342,6 +417,7 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
             if fault.ready(at) != ready {
                 ready = !ready;
                 transition = now.clone();
+                node_status_event(&ctx, if ready { "NodeReady" } else { "NodeNotReady" });
             }
             let images = ctx.image_list();
             let mut status = object::status(&facts, &ctx.config, &now, &transition, ready);

@@ -890,49 +890,21 @@ impl PodWorker {
         self.status.set(uid, ns, name, status);
     }
 
-    /// Emits a core/v1 Event from the kubelet, without waiting for it (the kubelet's recorder is
-    /// asynchronous too).
+    /// Emits a core/v1 Event from the kubelet on `pod` (or one of its containers).
     fn event(&self, pod: &Pod, container: Option<&str>, type_: &str, reason: &str, message: &str) {
         if !self.ctx.config.events {
             return;
         }
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let now = now_rfc3339();
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let mut involved = json!({
-            "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+            "apiVersion": "v1", "kind": "Pod", "namespace": ns,
+            "name": pod.metadata.name.as_deref().unwrap_or_default(),
             "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version,
         });
         if let Some(c) = container {
             involved["fieldPath"] = json!(format!("spec.containers{{{c}}}"));
         }
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": { "name": format!("{name}.{stamp:x}"), "namespace": ns },
-            "involvedObject": involved,
-            "reason": reason, "message": message, "type": type_,
-            "source": { "component": "kubelet", "host": self.ctx.name },
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "reportingComponent": "kubelet", "reportingInstance": self.ctx.name,
-        });
-        let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) else {
-            return;
-        };
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            ctx.event_limiter.acquire().await;
-            let api: Api<k8s_openapi::api::core::v1::Event> =
-                Api::namespaced(ctx.client.clone(), &ns);
-            let _ = api.create(&PostParams::default(), &event).await;
-        });
+        crate::node::kubelet_event(&self.ctx, ns, involved, type_, reason, message);
     }
 }
 
