@@ -1,7 +1,7 @@
 //! Hollow nodes of a local cluster: started as one `kubemark hollow-node --count N` process,
 //! joined by TLS bootstrap, waited for with a progress bar.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Stdio;
@@ -232,8 +232,39 @@ pub async fn ready_nodes(
 /// of the API server's CPU during a 5,000-node join (each LIST encodes every Node), slowing the
 /// join it measured.
 pub struct ReadyWatch {
-    ready: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    state: std::sync::Arc<std::sync::Mutex<ReadyState>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ReadyState {
+    ready: BTreeSet<String>,
+    /// Nodes seen going from Ready to not Ready since the watch started.
+    lost: BTreeSet<String>,
+}
+
+impl ReadyState {
+    /// A Node seen (in a list or an event) with Ready `now`.
+    fn saw(&mut self, name: String, now: bool) {
+        if now {
+            self.ready.insert(name);
+        } else if self.ready.remove(&name) {
+            self.lost.insert(name);
+        }
+    }
+
+    /// A (re)list is complete: `listed` is every Node in it with its readiness. Ready nodes the
+    /// list shows not Ready were lost in between; nodes it lacks were deleted.
+    fn relisted(&mut self, listed: BTreeMap<String, bool>) {
+        let before = std::mem::take(&mut self.ready);
+        for (name, now) in listed {
+            if now {
+                self.ready.insert(name);
+            } else if before.contains(&name) {
+                self.lost.insert(name);
+            }
+        }
+    }
 }
 
 impl ReadyWatch {
@@ -242,48 +273,51 @@ impl ReadyWatch {
         use futures::StreamExt;
         use kube::runtime::WatchStreamExt;
         use kube::runtime::watcher::{self, Event};
-        let ready: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>> = Default::default();
+        let state: std::sync::Arc<std::sync::Mutex<ReadyState>> = Default::default();
         let nodes: Api<Node> = Api::all(client.clone());
-        let shared = ready.clone();
+        let shared = state.clone();
         let task = tokio::spawn(async move {
             let events = watcher::watcher(nodes, watcher::Config::default()).default_backoff();
             let mut events = std::pin::pin!(events);
             // A (re)list replaces the set when it is complete.
-            let mut listing = BTreeSet::new();
+            let mut listing = BTreeMap::new();
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { continue };
                 let name = |n: &Node| n.metadata.name.clone().unwrap_or_default();
-                let mut ready = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
                 match event {
                     Event::Init => listing.clear(),
                     Event::InitApply(n) => {
-                        if is_ready(&n) {
-                            listing.insert(name(&n));
-                        }
+                        listing.insert(name(&n), is_ready(&n));
                     }
-                    Event::InitDone => *ready = std::mem::take(&mut listing),
-                    Event::Apply(n) if is_ready(&n) => {
-                        ready.insert(name(&n));
-                    }
-                    Event::Apply(n) | Event::Delete(n) => {
-                        ready.remove(&name(&n));
+                    Event::InitDone => state.relisted(std::mem::take(&mut listing)),
+                    Event::Apply(n) => state.saw(name(&n), is_ready(&n)),
+                    Event::Delete(n) => {
+                        state.ready.remove(&name(&n));
                     }
                 }
             }
         });
-        ReadyWatch { ready, task }
+        ReadyWatch { state, task }
     }
 
     /// Which of `names` are Ready now.
     pub fn ready_among(&self, names: &BTreeSet<String>) -> BTreeSet<String> {
-        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        ready.intersection(names).cloned().collect()
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.ready.intersection(names).cloned().collect()
     }
 
     /// How many Ready nodes are named `<prefix>...`.
     pub fn count_with_prefix(&self, prefix: &str) -> usize {
-        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        ready.iter().filter(|n| n.starts_with(prefix)).count()
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.ready.iter().filter(|n| n.starts_with(prefix)).count()
+    }
+
+    /// How many of `names` went from Ready to not Ready (NotReady or Unknown) at least once
+    /// since the watch started.
+    pub fn lost_among(&self, names: &[String]) -> usize {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        names.iter().filter(|n| state.lost.contains(*n)).count()
     }
 }
 
@@ -450,5 +484,32 @@ pub async fn stop(h: &HollowProcess) {
     terminate_pid(h.pid, &marker, Duration::from_secs(10)).await;
     if ours {
         let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_lost_when_seen_not_ready_after_ready_in_an_event_or_a_relist() {
+        let mut s = ReadyState::default();
+        s.relisted(BTreeMap::from([("a".into(), true), ("b".into(), false)]));
+        // Never Ready, then not Ready again: not lost.
+        s.saw("b".into(), false);
+        s.saw("c".into(), true);
+        s.saw("c".into(), false);
+        s.saw("c".into(), true);
+        // Lost in a watch gap, as the relist shows; "d" vanished (deleted), not lost.
+        s.saw("d".into(), true);
+        s.relisted(BTreeMap::from([
+            ("a".into(), false),
+            ("b".into(), true),
+            ("c".into(), true),
+        ]));
+        let lost: Vec<&String> = s.lost.iter().collect();
+        assert_eq!(lost, ["a", "c"]);
+        let ready: Vec<&String> = s.ready.iter().collect();
+        assert_eq!(ready, ["b", "c"]);
     }
 }

@@ -1149,13 +1149,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for s in &samples {
             if let Some(p) = &s.pods {
                 println!(
-                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps {}",
+                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps {}; {} nodes lost Ready",
                     s.implementation,
                     s.nodes,
                     p.leases_missed,
                     p.leases_late,
                     p.lease_max_gap_seconds,
-                    p.lease_renew_steps
+                    p.lease_renew_steps,
+                    p.nodes_lost_ready
                 );
             }
         }

@@ -52,6 +52,10 @@ pub(super) struct PodPhase {
     pub leases_late: usize,
     /// The phase's `renewTime` steps (with rounds: the round with the longest 99th percentile).
     pub lease_renew_steps: StepDistribution,
+    /// Nodes that went from Ready to not Ready (NotReady or Unknown) at least once during the
+    /// phase, by a watch of the Nodes: what the node lifecycle controller made of late leases
+    /// and status. With rounds: the worst round's.
+    pub nodes_lost_ready: usize,
     /// With `--pod-rounds` above 1: each round; the fields above are then their means.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<PodPhase>,
@@ -91,6 +95,7 @@ impl PodPhase {
                 .fold(0.0, f64::max),
             leases_missed: rounds.iter().map(|r| r.leases_missed).max().unwrap_or(0),
             leases_late: rounds.iter().map(|r| r.leases_late).max().unwrap_or(0),
+            nodes_lost_ready: rounds.iter().map(|r| r.nodes_lost_ready).max().unwrap_or(0),
             lease_renew_steps: rounds
                 .iter()
                 .map(|r| &r.lease_renew_steps)
@@ -268,6 +273,7 @@ pub(super) async fn run(
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let tracker = Tracker::start(pods.clone());
     let leases = LeaseGaps::start(client.clone());
+    let readiness = crate::commands::nodes::ReadyWatch::start(client);
     let text = metrics(client).await?;
     let (before, failed_before) = (request_counts(&text), failed_counts(&text));
     let (hollow0, _) = totals(pids)?;
@@ -319,6 +325,8 @@ pub(super) async fn run(
     eprintln!("{count} pods deleted in {seconds_to_deleted:.1}s");
 
     let leases = leases.finish();
+    let nodes_lost_ready = readiness.lost_among(nodes);
+    drop(readiness);
     let elapsed = t0.elapsed().as_secs_f64();
     let (hollow1, _) = totals(pids)?;
     let (busy1, total1) = machine_ticks()?;
@@ -359,6 +367,7 @@ pub(super) async fn run(
         leases_missed: leases.missed,
         leases_late: leases.late,
         lease_renew_steps: leases.renew_steps,
+        nodes_lost_ready,
         rounds: Vec::new(),
     })
 }
@@ -388,6 +397,7 @@ mod tests {
                 p99: running * 4.0,
                 max: running * 5.0,
             },
+            nodes_lost_ready: running as usize * 2,
             rounds: Vec::new(),
         }
     }
@@ -412,5 +422,6 @@ mod tests {
         assert_eq!((mean.leases_missed, mean.leases_late), (5, 10));
         assert_eq!(mean.lease_renew_steps.p99, 20.0);
         assert_eq!(mean.lease_renew_steps.max, 25.0);
+        assert_eq!(mean.nodes_lost_ready, 10);
     }
 }
