@@ -724,14 +724,14 @@ async fn measure_upstream(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> 
             let kubeconfig = work.path().join(format!("{name}.kubeconfig"));
             cp.kubeconfig_for(&name, cp.pki().issue_kubelet_client(&name)?)
                 .write(&kubeconfig)?;
-            let kubelet_ports = [
+            let kubelet_flags = [
                 format!("--kubelet-port={}", 20000 + 2 * i),
                 format!("--kubelet-read-only-port={}", 20001 + 2 * i),
                 "--use-host-image-service=false".to_string(),
             ];
             // Its fake proxier touches no iptables (`--use-real-proxier` has no effect).
             for (morph, kubeconfig, extra) in [
-                ("kubelet", &kubeconfig, &kubelet_ports[..]),
+                ("kubelet", &kubeconfig, &kubelet_flags[..]),
                 ("proxy", &proxy_kubeconfig, &[]),
             ] {
                 let log = work.path().join(format!("{name}.{morph}.log"));
