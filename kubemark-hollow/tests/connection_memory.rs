@@ -127,9 +127,11 @@ fn a_connection_that_once_had_many_streams_open_keeps_none_of_them() {
     let extra = wide.saturating_sub(narrow);
     eprintln!("live heap per idle pair: {narrow} bytes, {wide} after 16 streams at once");
     // Stock h2 keeps a slab slot of ~330 bytes per stream ever open at once, on both sides:
-    // ~10 KiB more per pair here. Patched, a slot of a closed stream is a pointer.
+    // ~10 KiB more per pair here. Patched, a slot of a closed stream is a pointer, and what
+    // remains is the stream-id index's capacity: 1.5-2.3 KiB here, 3.2 KiB once on CI (each
+    // measurement has its own few hundred bytes of noise). The bound sits between the two.
     assert!(
-        extra < 3 * 1024,
+        extra < 6 * 1024,
         "16 closed streams still take {extra} bytes per connection pair: is third_party/h2's boxed stream store still patched in?"
     );
 }
