@@ -29,6 +29,10 @@ use tokio::time::Instant;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 receive window of each stream, as client-go's transport (see `dial`).
+const STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 receive window of the whole connection, as client-go's transport (see `dial`).
+const CONNECTION_WINDOW: u32 = 1 << 30;
 /// client-go's HTTP/2 health check: a PING when nothing was read for 30 s (`ReadIdleTimeout`),
 /// the connection closed when no answer comes within 15 s (`PingTimeout`). Watches on a dead
 /// connection (API server restarted, half-open socket) then resume on a new one.
@@ -453,7 +457,17 @@ impl Target {
             io: tls,
             read: read.clone(),
         };
-        let (send, connection) = h2::client::handshake(io).await?;
+        // Flow-control windows as client-go's transport announces them (golang.org/x/net/http2:
+        // 4 MiB per stream, 1 GiB per connection). h2's default is 64 KiB for both, so one watch
+        // whose reader was busy elsewhere (the pod worker awaiting a token request while its own
+        // pod watch filled with a burst of pods) held the whole connection's window: no response
+        // could arrive on any stream, that request included, nor a lease renewal's. The windows
+        // are credit, not buffers: memory is spent only on what a reader leaves unread.
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .handshake(io)
+            .await?;
         let closed = Arc::new(AtomicBool::new(false));
         // Boxed: moved into the task by value, the connection (2.4 KiB with its TLS stream) was
         // laid out three times in the task's future (argument, pinned local, select arm): 7.3

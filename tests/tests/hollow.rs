@@ -1189,3 +1189,78 @@ async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
     nodes.stop();
     cp.stop().await.unwrap();
 }
+
+/// A burst of pods bound to one node at once, as a density run's creators produce: all of
+/// them run, and the node's lease goes on being renewed through it. The node's pod watch
+/// fills faster than its pod worker reads it (the worker awaits each pod's token request);
+/// with HTTP/2's default 64 KiB windows the unread watch held the connection's whole window,
+/// so no response (the token's, the lease's) could arrive and the node stalled for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_pods_on_one_node_runs_and_its_lease_is_renewed_throughout() {
+    use futures::StreamExt;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(
+        start_control_plane().await,
+        "burst",
+        1,
+        NodeConfig::default(),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let renewed = |lease: &Lease| lease.spec.as_ref().and_then(|s| s.renew_time.clone());
+    let before = renewed(&leases.get("burst").await.unwrap());
+    let n = 90;
+    let created: Vec<_> = futures::stream::iter(0..n)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": { "name": format!("burst-{i}"), "labels": { "app": "burst" } },
+                    "spec": { "nodeName": "burst", "terminationGracePeriodSeconds": 1,
+                              "containers": [{ "name": "c", "image": "registry.k8s.io/pause:3.10" }] },
+                }))
+                .unwrap();
+                pods.create(&PostParams::default(), &pod).await
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    for result in created {
+        result.expect("pod created");
+    }
+    pods_where(&pods, "app=burst", &format!("{n} pods Running"), n, |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    // Renewals every 10 s: one newer than before the burst may still be the first; wait for a
+    // second, which a connection stalled by the burst could not deliver either.
+    let first = eventually(
+        "a lease renewal after the burst",
+        Duration::from_secs(30),
+        || {
+            let leases = leases.clone();
+            let before = before.clone();
+            async move {
+                let now = renewed(&leases.get("burst").await.ok()?);
+                (now > before).then_some(now)
+            }
+        },
+    )
+    .await;
+    eventually("a second lease renewal", Duration::from_secs(30), || {
+        let leases = leases.clone();
+        let first = first.clone();
+        async move { (renewed(&leases.get("burst").await.ok()?) > first).then_some(()) }
+    })
+    .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
