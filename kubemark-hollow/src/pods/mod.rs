@@ -92,13 +92,16 @@ enum RestartPolicy {
     Never,
 }
 
+/// What wakes the pod worker besides its pod watch: its timers, and token requests done.
 #[derive(Debug)]
-enum Timer {
+enum Wake {
     Started(String),
     Exit(String),
     Restart(String),
     /// Retry the failed token requests of a pod still waiting for its volumes.
     Mount(String),
+    /// A pod's token requests are done; `tokens` are those that failed, with the first error.
+    Mounted(Box<PendingMount>, Option<String>),
 }
 
 /// The kubelet volume manager's back-off for a failed mount: 500 ms doubling to 2 min 2 s.
@@ -111,6 +114,7 @@ fn mount_backoff(attempt: u32) -> Duration {
 /// A pod whose service-account tokens could not be fetched yet (the Node authorizer answers 403
 /// until it has seen the pod bound here): its containers start once they are, as a kubelet's
 /// wait for the volumes to mount.
+#[derive(Debug)]
 struct PendingMount {
     pod: Box<Pod>,
     tokens: Vec<Token>,
@@ -165,6 +169,37 @@ fn unmet_gates(pod: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// Requests `tokens` for the pod's service account; returns those that failed, with the
+/// first failure's message. The kubelet keeps a pod's containers from starting until every
+/// token is there.
+async fn request_tokens(
+    ctx: &NodeContext,
+    pod: &Pod,
+    tokens: Vec<Token>,
+) -> (Vec<Token>, Option<String>) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .unwrap_or("default");
+    let api = Api::<ServiceAccount>::namespaced(ctx.client.clone(), ns);
+    let mut failed = Vec::new();
+    let mut error = None;
+    for (volume, request) in tokens {
+        ctx.limiter.acquire().await;
+        if let Err(e) = api
+            .create_subresource::<TokenRequest>("token", sa, &PostParams::default(), &request)
+            .await
+        {
+            tracing::debug!(node = %ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");
+            error.get_or_insert_with(|| e.to_string());
+            failed.push((volume, request));
+        }
+    }
+    (failed, error)
+}
+
 /// Restart back-off as the kubelet's: 10 s doubling to 5 min.
 fn backoff(restarts: u32) -> Duration {
     Duration::from_secs((10u64 << restarts.clamp(1, 6).saturating_sub(1)).min(300))
@@ -188,7 +223,7 @@ pub(crate) struct PodWorker {
     /// futures' channel, not tokio's: tokio's allocates a block of 32 slots up front, 1.5 KiB
     /// of every node for timers that fire only while pods start and stop; this one allocates
     /// per message.
-    timers: futures::channel::mpsc::UnboundedSender<Timer>,
+    wakes: futures::channel::mpsc::UnboundedSender<Wake>,
     status: StatusManager,
     /// Pods handed to the status manager for their final delete; their watch events are
     /// ignored until the API server reports them gone.
@@ -206,7 +241,7 @@ impl PodWorker {
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), crate::quantity::parse(&v.0)?)))
             .collect();
-        let (timers, mut timer_rx) = futures::channel::mpsc::unbounded();
+        let (wakes, mut wake_rx) = futures::channel::mpsc::unbounded();
         let (status, status_task) = StatusManager::start(ctx.clone());
         let _status_task = crate::node::AbortOnDrop(vec![status_task.abort_handle()]);
         let mut worker = PodWorker {
@@ -220,7 +255,7 @@ impl PodWorker {
             reported_no_ip: std::collections::HashSet::new(),
             object_watches: HashMap::new(),
             ip_freed: false,
-            timers,
+            wakes,
             status,
             deleting: std::collections::HashSet::new(),
             mounting: HashMap::new(),
@@ -250,7 +285,7 @@ impl PodWorker {
                     let value = cidr.borrow_and_update().clone();
                     if let Some(value) = value { Box::pin(worker.set_cidr(&value)).await; }
                 }
-                Some(timer) = timer_rx.next() => Box::pin(worker.on_timer(timer)).await,
+                Some(wake) = wake_rx.next() => worker.on_wake(wake),
             }
             if std::mem::take(&mut worker.ip_freed) {
                 // Boxed, as the other steps: a pod held here across an await would make this
@@ -304,12 +339,17 @@ impl PodWorker {
         }
         // The PLEG's next relist sees the containers running.
         let relist = PLEG_RELIST_PERIOD.mul_f64(rand::rng().random_range(0.0..1.0));
-        self.schedule(relist, Timer::Started(uid));
+        self.schedule(relist, Wake::Started(uid));
     }
 
     /// Some token requests failed: report it (once, as the kubelet's event correlator folds the
     /// repeats) and retry them after the volume manager's back-off.
-    fn mount_failed(&mut self, pod: Box<Pod>, tokens: Vec<Token>, attempt: u32, error: &str) {
+    fn mount_failed(&mut self, pending: PendingMount, error: &str) {
+        let PendingMount {
+            pod,
+            tokens,
+            attempt,
+        } = pending;
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
@@ -320,7 +360,7 @@ impl PodWorker {
             );
             self.event(&pod, None, "Warning", "FailedMount", &message);
         }
-        self.schedule(mount_backoff(attempt), Timer::Mount(uid.clone()));
+        self.schedule(mount_backoff(attempt), Wake::Mount(uid.clone()));
         self.mounting.insert(
             uid,
             PendingMount {
@@ -331,22 +371,55 @@ impl PodWorker {
         );
     }
 
-    async fn retry_mount(&mut self, uid: String) {
-        let Some(pending) = self.mounting.remove(&uid) else {
+    fn retry_mount(&mut self, uid: String) {
+        let Some(mut pending) = self.mounting.remove(&uid) else {
             return;
         };
-        // Deleted (or gone) meanwhile: nothing to start.
-        if self
-            .pods
-            .get(&uid)
-            .is_none_or(|p| p.phase != Local::Starting)
-        {
+        if !self.starting(&uid) {
             return;
         }
-        let (failed, error) = self.request_tokens(&pending.pod, pending.tokens).await;
+        pending.attempt += 1;
+        self.mount(pending);
+    }
+
+    /// The pod is still waiting for its containers to start (not deleted or gone meanwhile).
+    fn starting(&self, uid: &str) -> bool {
+        self.pods
+            .get(uid)
+            .is_some_and(|p| p.phase == Local::Starting)
+    }
+
+    /// Requests the pod's tokens on a task of its own, as the kubelet's volume manager mounts
+    /// volumes apart from its pod workers: meanwhile this worker goes on reading its pod watch
+    /// and starting the node's other pods. The outcome comes back as `Wake::Mounted`.
+    fn mount(&self, pending: PendingMount) {
+        let ctx = self.ctx.clone();
+        let wakes = self.wakes.clone();
+        tokio::spawn(async move {
+            let PendingMount {
+                pod,
+                tokens,
+                attempt,
+            } = pending;
+            let (tokens, error) = request_tokens(&ctx, &pod, tokens).await;
+            let done = PendingMount {
+                pod,
+                tokens,
+                attempt,
+            };
+            let _ = wakes.unbounded_send(Wake::Mounted(Box::new(done), error));
+        });
+    }
+
+    /// A pod's token requests are done: start its containers, or retry after a back-off.
+    fn mounted(&mut self, pending: PendingMount, error: Option<String>) {
+        let uid = pending.pod.metadata.uid.clone().unwrap_or_default();
+        if !self.starting(&uid) {
+            return;
+        }
         match error {
             None => self.containers_started(&pending.pod, uid),
-            Some(e) => self.mount_failed(pending.pod, failed, pending.attempt + 1, &e),
+            Some(e) => self.mount_failed(pending, &e),
         }
     }
 
@@ -594,14 +667,21 @@ impl PodWorker {
         self.reported_no_ip.remove(&uid);
         self.pods.insert(uid.clone(), state);
         if !already_running {
-            let (failed, error) = self.fetch_volumes(&pod).await;
+            // As the kubelet's pod sync: the status says ContainerCreating before the volumes
+            // are mounted; the containers start once they are.
+            let tokens = self.fetch_volumes(&pod).await;
             self.write_status(&uid, ContainerState::Waiting("ContainerCreating"));
-            match error {
-                None => self.containers_started(&pod, uid),
-                Some(e) => self.mount_failed(Box::new(pod), failed, 0, &e),
+            if tokens.is_empty() {
+                self.containers_started(&pod, uid);
+            } else {
+                self.mount(PendingMount {
+                    pod: Box::new(pod),
+                    tokens,
+                    attempt: 0,
+                });
             }
         } else if let Some(d) = run_for {
-            self.schedule(d, Timer::Exit(uid));
+            self.schedule(d, Wake::Exit(uid));
         }
     }
 
@@ -610,9 +690,8 @@ impl PodWorker {
     /// that load too. Every pod gets a `kube-api-access-*` projected volume by default, so every
     /// pod start costs a TokenRequest and a ConfigMap read, as with a real kubelet. A missing
     /// ConfigMap or Secret does not block a hollow pod; a token that could not be fetched does
-    /// (see `request_tokens`). Returns the token requests that failed, with the first failure's
-    /// message.
-    async fn fetch_volumes(&mut self, pod: &Pod) -> (Vec<Token>, Option<String>) {
+    /// (see `request_tokens`). Opens the watches and returns the token requests to make.
+    async fn fetch_volumes(&mut self, pod: &Pod) -> Vec<Token> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let spec = pod.spec.as_ref();
         let mut configmaps = Vec::new();
@@ -662,7 +741,7 @@ impl PodWorker {
         if let Some(p) = self.pods.get_mut(&uid) {
             p.objects = refs.into_boxed_slice();
         }
-        let requests = tokens
+        tokens
             .into_iter()
             .map(|(volume, token)| {
                 let request = TokenRequest {
@@ -680,35 +759,7 @@ impl PodWorker {
                 };
                 (volume, request)
             })
-            .collect();
-        self.request_tokens(pod, requests).await
-    }
-
-    /// Requests `tokens` for the pod's service account; returns those that failed, with the
-    /// first failure's message. The kubelet keeps a pod's containers from starting until every
-    /// token is there.
-    async fn request_tokens(&self, pod: &Pod, tokens: Vec<Token>) -> (Vec<Token>, Option<String>) {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let sa = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.service_account_name.as_deref())
-            .unwrap_or("default");
-        let api = Api::<ServiceAccount>::namespaced(self.ctx.client.clone(), ns);
-        let mut failed = Vec::new();
-        let mut error = None;
-        for (volume, request) in tokens {
-            self.ctx.limiter.acquire().await;
-            if let Err(e) = api
-                .create_subresource::<TokenRequest>("token", sa, &PostParams::default(), &request)
-                .await
-            {
-                tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, error = %e, "token request failed");
-                error.get_or_insert_with(|| e.to_string());
-                failed.push((volume, request));
-            }
-        }
-        (failed, error)
+            .collect()
     }
 
     async fn watch_object<K>(&mut self, kind: ObjectKind, ns: &str, name: &str) -> ObjectRef
@@ -743,8 +794,8 @@ impl PodWorker {
         }
     }
 
-    fn schedule(&self, after: Duration, timer: Timer) {
-        let tx = self.timers.clone();
+    fn schedule(&self, after: Duration, timer: Wake) {
+        let tx = self.wakes.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let _ = tx.unbounded_send(timer);
@@ -765,14 +816,14 @@ impl PodWorker {
         tracing::debug!(node = %self.ctx.name, pod = %p.name, "containers running");
         self.write_status(&uid, ContainerState::Running);
         if let Some(d) = run_for {
-            self.schedule(d, Timer::Exit(uid));
+            self.schedule(d, Wake::Exit(uid));
         }
     }
 
-    async fn on_timer(&mut self, timer: Timer) {
-        match timer {
-            Timer::Started(uid) => self.now_running(uid, Local::Starting),
-            Timer::Exit(uid) => {
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Started(uid) => self.now_running(uid, Local::Starting),
+            Wake::Exit(uid) => {
                 let Some(p) = self.pods.get(&uid) else { return };
                 if p.phase != Local::Running {
                     return;
@@ -789,7 +840,7 @@ impl PodWorker {
                     p.phase = Local::BackOff;
                     let wait = backoff(p.restarts);
                     self.write_status(&uid, ContainerState::Waiting("CrashLoopBackOff"));
-                    self.schedule(wait, Timer::Restart(uid));
+                    self.schedule(wait, Wake::Restart(uid));
                 } else {
                     self.write_status(&uid, ContainerState::Terminated(code));
                     let objects = self
@@ -812,8 +863,9 @@ impl PodWorker {
                     }
                 }
             }
-            Timer::Restart(uid) => self.now_running(uid, Local::BackOff),
-            Timer::Mount(uid) => self.retry_mount(uid).await,
+            Wake::Restart(uid) => self.now_running(uid, Local::BackOff),
+            Wake::Mount(uid) => self.retry_mount(uid),
+            Wake::Mounted(pending, error) => self.mounted(*pending, error),
         }
     }
 

@@ -1149,7 +1149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for s in &samples {
             if let Some(p) = &s.pods {
                 println!(
-                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps {}; {} nodes lost Ready",
+                    "  {:<12} {:>7} nodes: missed/late {}/{}, longest gap {:.1} s, renewal steps {}; nodes lost Ready: {}",
                     s.implementation,
                     s.nodes,
                     p.leases_missed,
