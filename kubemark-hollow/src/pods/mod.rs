@@ -41,6 +41,12 @@ pub const EXIT_CODE_ANNOTATION: &str = "kubemark.io/exit-code";
 /// Running by the next relist, not at once.
 const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
 
+/// The kubelet's volume manager adds a pod to its desired state in one loop and mounts in
+/// another, each every 100 ms: a pod's first mount (its token requests) starts 0-200 ms after
+/// the pod arrives. Mounting at once instead meets the API server's authorizer and pod cache
+/// sooner after the bind than a kubelet does, so more token requests fail (403/404) and back off.
+const VOLUME_MANAGER_PERIOD: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 struct PodState {
     namespace: Box<str>,
@@ -98,7 +104,7 @@ enum Wake {
     Started(String),
     Exit(String),
     Restart(String),
-    /// Retry the failed token requests of a pod still waiting for its volumes.
+    /// Make (or retry) the token requests of a pod waiting for its volumes.
     Mount(String),
     /// A pod's token requests are done; `tokens` are those that failed, with the first error.
     Mounted(Box<PendingMount>, Option<String>),
@@ -111,13 +117,14 @@ fn mount_backoff(attempt: u32) -> Duration {
         .min(Duration::from_secs(122))
 }
 
-/// A pod whose service-account tokens could not be fetched yet (the Node authorizer answers 403
-/// until it has seen the pod bound here): its containers start once they are, as a kubelet's
-/// wait for the volumes to mount.
+/// A pod whose service-account tokens are not fetched yet: waiting for the volume manager's
+/// first pass, or after a failure (the Node authorizer answers 403 until it has seen the pod
+/// bound here). Its containers start once they are, as a kubelet's wait for the volumes to mount.
 #[derive(Debug)]
 struct PendingMount {
     pod: Box<Pod>,
     tokens: Vec<Token>,
+    /// Attempts made so far.
     attempt: u32,
 }
 
@@ -366,19 +373,18 @@ impl PodWorker {
             PendingMount {
                 pod,
                 tokens,
-                attempt,
+                attempt: attempt + 1,
             },
         );
     }
 
     fn retry_mount(&mut self, uid: String) {
-        let Some(mut pending) = self.mounting.remove(&uid) else {
+        let Some(pending) = self.mounting.remove(&uid) else {
             return;
         };
         if !self.starting(&uid) {
             return;
         }
-        pending.attempt += 1;
         self.mount(pending);
     }
 
@@ -674,11 +680,18 @@ impl PodWorker {
             if tokens.is_empty() {
                 self.containers_started(&pod, uid);
             } else {
-                self.mount(PendingMount {
+                let mut rng = rand::rng();
+                let ticks = rng.random_range(0.0..1.0) + rng.random_range(0.0..1.0);
+                self.schedule(
+                    VOLUME_MANAGER_PERIOD.mul_f64(ticks),
+                    Wake::Mount(uid.clone()),
+                );
+                let pending = PendingMount {
                     pod: Box::new(pod),
                     tokens,
                     attempt: 0,
-                });
+                };
+                self.mounting.insert(uid, pending);
             }
         } else if let Some(d) = run_for {
             self.schedule(d, Wake::Exit(uid));
