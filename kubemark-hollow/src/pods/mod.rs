@@ -43,8 +43,9 @@ const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
 
 /// The kubelet's volume manager adds a pod to its desired state in one loop and mounts in
 /// another, each every 100 ms: a pod's first mount (its token requests) starts 0-200 ms after
-/// the pod arrives. Mounting at once instead meets the API server's authorizer and pod cache
-/// sooner after the bind than a kubelet does, so more token requests fail (403/404) and back off.
+/// the pod arrives. The delay matters because the API server's Node authorizer and
+/// NodeRestriction pod cache answer 403/404 for a pod bound a moment ago: the requests should
+/// meet them as late after the bind as a kubelet's do.
 const VOLUME_MANAGER_PERIOD: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
@@ -401,19 +402,12 @@ impl PodWorker {
     fn mount(&self, pending: PendingMount) {
         let ctx = self.ctx.clone();
         let wakes = self.wakes.clone();
+        let mut pending = Box::new(pending);
         tokio::spawn(async move {
-            let PendingMount {
-                pod,
-                tokens,
-                attempt,
-            } = pending;
-            let (tokens, error) = request_tokens(&ctx, &pod, tokens).await;
-            let done = PendingMount {
-                pod,
-                tokens,
-                attempt,
-            };
-            let _ = wakes.unbounded_send(Wake::Mounted(Box::new(done), error));
+            let tokens = std::mem::take(&mut pending.tokens);
+            let (failed, error) = request_tokens(&ctx, &pending.pod, tokens).await;
+            pending.tokens = failed;
+            let _ = wakes.unbounded_send(Wake::Mounted(pending, error));
         });
     }
 
