@@ -1192,7 +1192,7 @@ async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
 
 /// A burst of pods bound to one node at once, as a density run's creators produce: all of
 /// them run, and the node's lease goes on being renewed through it. The node's pod watch
-/// fills faster than its pod worker reads it (the worker awaits each pod's token request);
+/// filled faster than its pod worker read it (the worker awaited each pod's token request);
 /// with HTTP/2's default 64 KiB windows the unread watch held the connection's whole window,
 /// so no response (the token's, the lease's) could arrive and the node stalled for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -352,31 +352,27 @@ impl PodWorker {
 
     /// Some token requests failed: report it (once, as the kubelet's event correlator folds the
     /// repeats) and retry them after the volume manager's back-off.
-    fn mount_failed(&mut self, pending: PendingMount, error: &str) {
-        let PendingMount {
-            pod,
-            tokens,
-            attempt,
-        } = pending;
-        let Some(uid) = pod.metadata.uid.clone() else {
+    fn mount_failed(&mut self, mut pending: PendingMount, error: &str) {
+        let Some(uid) = pending.pod.metadata.uid.clone() else {
             return;
         };
-        if attempt == 0 {
-            let volume = tokens.first().map(|(v, _)| v.as_str()).unwrap_or_default();
+        if pending.attempt == 0 {
+            let volume = pending.tokens.first().map(|(v, _)| v.as_str());
             let message = format!(
-                "MountVolume.SetUp failed for volume \"{volume}\" : failed to fetch token: {error}"
+                "MountVolume.SetUp failed for volume \"{}\" : failed to fetch token: {error}",
+                volume.unwrap_or_default()
             );
-            self.event(&pod, None, "Warning", "FailedMount", &message);
+            self.event(&pending.pod, None, "Warning", "FailedMount", &message);
         }
-        self.schedule(mount_backoff(attempt), Wake::Mount(uid.clone()));
-        self.mounting.insert(
-            uid,
-            PendingMount {
-                pod,
-                tokens,
-                attempt: attempt + 1,
-            },
-        );
+        let wait = mount_backoff(pending.attempt);
+        pending.attempt += 1;
+        self.mount_after(wait, uid, pending);
+    }
+
+    /// Keeps the pod's token requests until the volume manager's next try, `after` from now.
+    fn mount_after(&mut self, after: Duration, uid: String, pending: PendingMount) {
+        self.schedule(after, Wake::Mount(uid.clone()));
+        self.mounting.insert(uid, pending);
     }
 
     fn retry_mount(&mut self, uid: String) {
@@ -676,16 +672,12 @@ impl PodWorker {
             } else {
                 let mut rng = rand::rng();
                 let ticks = rng.random_range(0.0..1.0) + rng.random_range(0.0..1.0);
-                self.schedule(
-                    VOLUME_MANAGER_PERIOD.mul_f64(ticks),
-                    Wake::Mount(uid.clone()),
-                );
                 let pending = PendingMount {
                     pod: Box::new(pod),
                     tokens,
                     attempt: 0,
                 };
-                self.mounting.insert(uid, pending);
+                self.mount_after(VOLUME_MANAGER_PERIOD.mul_f64(ticks), uid, pending);
             }
         } else if let Some(d) = run_for {
             self.schedule(d, Wake::Exit(uid));
