@@ -11,16 +11,22 @@
 # Kubernetes version supports; the server module at the exact version k8s.io/kubernetes requires
 # gives a matching etcd with the same Go toolchain.
 #
-# Usage: scripts/build-control-plane.sh [--with-peers] [--kubectl]
+# Usage: scripts/build-control-plane.sh [--with-peers] [--kubectl] [--metrics-server]
 #   --with-peers   also builds the reference peers for side-by-side benchmarks: upstream's hollow node
 #                  (cmd/kubemark, same module as the control plane) and KWOK (sigs.k8s.io/kwok at
 #                  $KWOK_VERSION, its own module) with the stages its in-cluster manifest uses.
 #   --kubectl      also builds kubectl (for machines without one).
-# Env: KUBEMARK_K8S_VERSION (default below), KUBEMARK_CACHE_DIR (default ~/.cache/kubemark).
+#   --metrics-server  also builds metrics-server (sigs.k8s.io/metrics-server at
+#                  $METRICS_SERVER_VERSION, its own module), which the tests run as a real peer.
+# Env: KUBEMARK_K8S_VERSION (default below), KUBEMARK_CACHE_DIR (default ~/.cache/kubemark),
+#      KUBEMARK_METRICS_SERVER_VERSION (default below).
+# GOTOOLCHAIN=local: a module needing a newer Go fails here instead of downloading a toolchain.
 set -euo pipefail
 
 K8S_VERSION="${KUBEMARK_K8S_VERSION:-v1.36.3}"
 KWOK_VERSION="${KUBEMARK_KWOK_VERSION:-v0.8.0}"
+# Not v0.9.1: its go.mod requires go >= 1.26.10, newer than the Go of these machines (1.26.8).
+METRICS_SERVER_VERSION="${KUBEMARK_METRICS_SERVER_VERSION:-v0.9.0}"
 CACHE_DIR="${KUBEMARK_CACHE_DIR:-$HOME/.cache/kubemark}"
 BIN_DIR="$CACHE_DIR/bin/$K8S_VERSION"
 WORK_DIR="$CACHE_DIR/build/$K8S_VERSION"
@@ -30,7 +36,8 @@ for arg in "$@"; do
   case "$arg" in
     --with-peers) components+=(kubemark kwok) ;;
     --kubectl) components+=(kubectl) ;;
-    *) echo "error: unknown argument $arg (use --with-peers or --kubectl)" >&2; exit 2 ;;
+    --metrics-server) components+=(metrics-server) ;;
+    *) echo "error: unknown argument $arg (use --with-peers, --kubectl or --metrics-server)" >&2; exit 2 ;;
   esac
 done
 
@@ -43,6 +50,7 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 command -v go >/dev/null || { echo "error: go is not installed; it is needed to build the control plane" >&2; exit 1; }
+export GOTOOLCHAIN=local
 
 mkdir -p "$WORK_DIR" "$BIN_DIR"
 cd "$WORK_DIR"
@@ -127,11 +135,24 @@ build_kwok() {
   rmdir "$BIN_DIR/.kwok-build"
   echo "built kwok in $(( $(date +%s) - start ))s"
 }
+build_metrics_server() {
+  # Its own module too, for the same reason as KWOK. The -X is what its Makefile stamps, so that
+  # `metrics-server --version` names the release.
+  local start
+  start=$(date +%s)
+  echo "building metrics-server (sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION) ..."
+  GOBIN="$BIN_DIR/.metrics-server-build" go install -trimpath \
+    -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  mv "$BIN_DIR/.metrics-server-build/metrics-server" "$BIN_DIR/metrics-server"
+  rmdir "$BIN_DIR/.metrics-server-build"
+  echo "built metrics-server in $(( $(date +%s) - start ))s"
+}
 for c in "${missing[@]}"; do
-  if [[ "$c" == kwok ]]; then
-    build_kwok
-    continue
-  fi
+  case "$c" in
+    kwok) build_kwok; continue ;;
+    metrics-server) build_metrics_server; continue ;;
+  esac
   start=$(date +%s)
   case "$c" in
     etcd) pkg=./etcd ;;

@@ -25,7 +25,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server runs: pip install 'moto[server]' (.ci/run does)");
+            .expect("moto_server runs: pip install 'moto[server]' (scripts/install-test-deps.sh does; scripts/test.sh runs it)");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

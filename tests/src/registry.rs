@@ -34,7 +34,7 @@ impl Registry {
         let bin = Path::new("/usr/bin/docker-registry");
         assert!(
             bin.exists(),
-            "/usr/bin/docker-registry is missing: install Debian's docker-registry (.ci/run does)"
+            "/usr/bin/docker-registry is missing: install Debian's docker-registry (scripts/install-test-deps.sh does; scripts/test.sh runs it)"
         );
         let dir = tempfile::Builder::new()
             .prefix("kubemark-registry-")

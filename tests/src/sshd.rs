@@ -39,7 +39,7 @@ impl Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.exists(),
-            "/usr/sbin/sshd is missing: install Debian's openssh-server (.ci/run does)"
+            "/usr/sbin/sshd is missing: install Debian's openssh-server (scripts/install-test-deps.sh does; scripts/test.sh runs it)"
         );
         let dir = tempfile::Builder::new()
             .prefix("kubemark-sshd-")
