@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         } else {
             cli.log_level.as_str()
         };
-        init_tracing(level);
+        if let Err(e) = kubemark_hollow::cli::init_logging(args, level) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
         return kubemark_hollow::cli::run(args);
     }
     init_tracing(&cli.log_level);

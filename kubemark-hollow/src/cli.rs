@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use crate::config::{parse_labels, parse_resources, parse_taints};
+use crate::server::{NodeAddresses, ServerOptions};
 use crate::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 
 /// The flags of `hollow-node` (and `kubemark hollow-node`), compatible with upstream's
@@ -67,6 +70,67 @@ pub struct HollowNodeArgs {
     /// At most this many nodes join (bootstrap, register) at once.
     #[arg(long, default_value_t = 64)]
     pub join_concurrency: usize,
+    /// How long the containers of a Job's pod run when neither the `kubemark.io/run-duration`
+    /// annotation nor their command (`sleep 5s`, `exit 0`) says; `none`: until deleted.
+    #[arg(long, default_value = "5s")]
+    pub job_pod_run_duration: String,
+
+    // The kubelet API.
+    /// The first node's address: node i of this process serves its kubelet API at the i-th
+    /// address from it (on this machine, any address in 127.0.0.0/8), on --kubelet-port.
+    #[arg(long, conflicts_with = "pod_ip")]
+    pub node_ip: Option<std::net::Ipv4Addr>,
+    /// The address every node of this process shares (a pod's IP): node i serves its kubelet
+    /// API on port --kubelet-port + i, and advertises that port.
+    #[arg(long)]
+    pub pod_ip: Option<std::net::Ipv4Addr>,
+    /// The kubelet API's port (the first node's with --pod-ip); 0 serves none.
+    #[arg(long, default_value_t = kubemark_core_port())]
+    pub kubelet_port: u16,
+    /// The unauthenticated read-only port (10255 upstream); 0, the default, serves none.
+    #[arg(long, default_value_t = 0)]
+    pub kubelet_read_only_port: u16,
+    /// The CA certificate (PEM) that signs the nodes' serving certificates; without it each
+    /// node signs its own, as a kubelet without certificate files does.
+    #[arg(long, requires = "kubelet_serving_ca_key")]
+    pub kubelet_serving_ca_cert: Option<PathBuf>,
+    /// The key of --kubelet-serving-ca-cert.
+    #[arg(long, requires = "kubelet_serving_ca_cert")]
+    pub kubelet_serving_ca_key: Option<PathBuf>,
+    /// The CA whose client certificates the kubelet API accepts; by default the CA the
+    /// kubeconfig trusts for the API server.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Listen in this network namespace (e.g. /var/run/netns/NAME); the nodes' API clients
+    /// stay in this process's namespace.
+    #[arg(long)]
+    pub listen_netns: Option<PathBuf>,
+
+    // klog's flags, as upstream's hollow-node manifests pass them.
+    /// Log verbosity (klog): 0-1 info, 2-3 debug, 4 and more trace.
+    #[arg(long = "v", short = 'v')]
+    pub verbosity: Option<u8>,
+    /// Also log to stderr when --log-file is given (klog).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub alsologtostderr: Option<bool>,
+    /// Log to stderr, not to --log-file (klog).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub logtostderr: Option<bool>,
+    /// Log to this file (appended to, created 0600 if missing) instead of stderr (klog).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Accepted for klog compatibility; kubemark does not split logs by severity into files.
+    #[arg(long, hide = true)]
+    pub log_dir: Option<PathBuf>,
+    /// Accepted for klog compatibility, no effect.
+    #[arg(long, hide = true)]
+    pub stderrthreshold: Option<String>,
+    /// Accepted for klog compatibility, no effect.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub skip_headers: Option<bool>,
+    /// Accepted for klog compatibility, no effect.
+    #[arg(long, hide = true)]
+    pub log_flush_frequency: Option<String>,
 
     // Upstream flags that no longer do anything; accepted so existing manifests keep working.
     /// Deprecated, no effect.
@@ -81,12 +145,6 @@ pub struct HollowNodeArgs {
     /// Deprecated, no effect: hollow nodes never talk to an image service.
     #[arg(long, hide = true)]
     pub use_host_image_service: Option<String>,
-    /// Deprecated, no effect.
-    #[arg(long, hide = true)]
-    pub kubelet_port: Option<String>,
-    /// Deprecated, no effect.
-    #[arg(long, hide = true)]
-    pub kubelet_read_only_port: Option<String>,
     /// Deprecated, no effect.
     #[arg(long, hide = true)]
     pub api_server_port: Option<String>,
@@ -114,8 +172,6 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         ("--proxier-sync-period", &flags.proxier_sync_period),
         ("--proxier-min-sync-period", &flags.proxier_min_sync_period),
         ("--use-host-image-service", &flags.use_host_image_service),
-        ("--kubelet-port", &flags.kubelet_port),
-        ("--kubelet-read-only-port", &flags.kubelet_read_only_port),
         ("--api-server-port", &flags.api_server_port),
         ("--kube-api-content-type", &flags.kube_api_content_type),
     ];
@@ -137,6 +193,7 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
             join_concurrency: flags.join_concurrency,
             kubelet: false,
             proxy: Some(flags.kubeconfig.clone()),
+            server: None,
         });
     }
     if let Some(p) = &flags.proxy_kubeconfig {
@@ -178,6 +235,12 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         qps: flags.kube_api_qps,
         burst: flags.kube_api_burst,
         events: !flags.no_events,
+        job_run_duration: match flags.job_pod_run_duration.as_str() {
+            "none" => None,
+            d => Some(crate::pods::parse_duration(d).filter(|d| *d <= MAX_RUN).ok_or_else(|| {
+                anyhow::anyhow!("--job-pod-run-duration {d:?} is not a duration of at most a year (e.g. 5s, 2m) or none")
+            })?),
+        },
         ..NodeConfig::default()
     };
     config.set_max_pods(flags.max_pods);
@@ -195,7 +258,124 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         } else {
             flags.proxy_kubeconfig.clone()
         },
+        server: server_options(flags)?,
     })
+}
+
+const MAX_RUN: Duration = Duration::from_secs(365 * 24 * 3600);
+
+const fn kubemark_core_port() -> u16 {
+    crate::server::DEFAULT_PORT
+}
+
+fn server_options(flags: &HollowNodeArgs) -> anyhow::Result<Option<ServerOptions>> {
+    let addresses = match (flags.node_ip, flags.pod_ip) {
+        (Some(ip), _) => NodeAddresses::Consecutive(ip),
+        (None, Some(ip)) => NodeAddresses::Shared(ip),
+        (None, None) => {
+            tracing::info!("no --node-ip or --pod-ip: the nodes serve no kubelet API");
+            return Ok(None);
+        }
+    };
+    if flags.kubelet_port == 0 {
+        return Ok(None);
+    }
+    for (flag, path) in [
+        ("--kubelet-serving-ca-cert", &flags.kubelet_serving_ca_cert),
+        ("--kubelet-serving-ca-key", &flags.kubelet_serving_ca_key),
+        ("--client-ca-file", &flags.client_ca_file),
+        ("--listen-netns", &flags.listen_netns),
+    ] {
+        if let Some(p) = path {
+            anyhow::ensure!(p.exists(), "{flag} {} does not exist", p.display());
+        }
+    }
+    let options = ServerOptions {
+        addresses,
+        port: flags.kubelet_port,
+        read_only_port: (flags.kubelet_read_only_port != 0).then_some(flags.kubelet_read_only_port),
+        serving_ca: flags
+            .kubelet_serving_ca_cert
+            .clone()
+            .zip(flags.kubelet_serving_ca_key.clone()),
+        client_ca: flags.client_ca_file.clone(),
+        netns: flags.listen_netns.clone(),
+    };
+    // Every node's address and ports exist, checked before anything starts.
+    options.endpoint(flags.count.saturating_sub(1))?;
+    if let Some(ro) = options.read_only_port {
+        anyhow::ensure!(
+            ro != options.port,
+            "--kubelet-read-only-port {ro} is --kubelet-port too"
+        );
+    }
+    Ok(Some(options))
+}
+
+/// Each node holds a connection and one or two listening sockets: raise the soft limit on
+/// open files to the hard one, and say so when even that is short.
+fn raise_open_files_limit(nodes: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        tracing::debug!(soft, hard, "could not raise the open files limit");
+    }
+    let needed = (nodes as u64).saturating_mul(3).saturating_add(64);
+    if hard < needed {
+        tracing::warn!(
+            limit = hard,
+            needed,
+            "the open files limit is lower than these nodes need (3 per node); raise it (ulimit -n)"
+        );
+    }
+}
+
+/// Sets up logging for `hollow-node` from klog's flags: `--v` over `level`, `--log-file`
+/// (with `--alsologtostderr`, stderr too).
+pub fn init_logging(args: &HollowNodeArgs, level: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let level = match args.verbosity {
+        None => level,
+        Some(0..=1) => "info",
+        Some(2..=3) => "debug",
+        Some(_) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube_client=off")));
+    let to_file = args
+        .log_file
+        .as_ref()
+        .filter(|_| args.logtostderr != Some(true));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match to_file {
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("--log-file {}: {e}", path.display()))?;
+            let file = std::sync::Mutex::new(file);
+            if args.alsologtostderr == Some(true) {
+                builder
+                    .with_writer(file.and(std::io::stderr))
+                    .with_ansi(false)
+                    .init();
+            } else {
+                builder.with_writer(file).with_ansi(false).init();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs hollow nodes until SIGTERM or Ctrl-C, on a new multi-threaded runtime. Logging must be
@@ -220,6 +400,7 @@ pub fn run(args: &HollowNodeArgs) -> ExitCode {
         }
     };
     let count = options.names.len();
+    raise_open_files_limit(count);
     let result = runtime.block_on(async move {
         tracing::info!(count, "starting hollow nodes");
         let nodes = HollowNodes::spawn(options);

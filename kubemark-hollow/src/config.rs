@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// the node's (Starting, the pressure conditions it registers with, NodeAllocatableEnforced,
     /// NodeReady / NodeNotReady). kube-proxy's and node-problem-detector's are not covered.
     pub events: bool,
+    /// How long the containers of a Job's pod run when neither an annotation nor their
+    /// command says (`None`: until deleted).
+    pub job_run_duration: Option<Duration>,
 }
 
 impl Default for NodeConfig {
@@ -83,6 +86,7 @@ impl Default for NodeConfig {
             event_qps: 50.0,
             event_burst: 100,
             events: true,
+            job_run_duration: Some(Duration::from_secs(5)),
         }
     }
 }

@@ -12,6 +12,7 @@ mod protobuf;
 pub mod proxy;
 pub mod quantity;
 pub mod runtime;
+pub mod server;
 mod watch;
 
 pub use config::NodeConfig;

@@ -13,6 +13,7 @@ use crate::client::ApiClient;
 use crate::config::NodeConfig;
 use crate::identity::{Credentials, IdentityError, node_client};
 use crate::node::{self, NodeContext};
+use crate::server::{self, ServerError, ServerOptions};
 
 /// How to run a set of hollow nodes.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct HollowOptions {
     pub kubelet: bool,
     /// Run a hollow kube-proxy for each node with this kubeconfig (a kube-proxy identity).
     pub proxy: Option<std::path::PathBuf>,
+    /// Serve each node's kubelet API (`None`: nodes advertise an address nobody can reach).
+    pub server: Option<ServerOptions>,
 }
 
 impl HollowOptions {
@@ -61,6 +64,15 @@ pub enum HollowError {
     /// The API server's version could not be read.
     #[error("reading the API server version: {0}")]
     Version(kube::Error),
+    /// A node's kubelet API could not be served.
+    #[error("node {node}: kubelet server: {source}")]
+    Server {
+        /// The node (empty when every node is concerned).
+        node: String,
+        /// The cause.
+        #[source]
+        source: ServerError,
+    },
 }
 
 /// Running hollow nodes; dropping this stops them all.
@@ -122,18 +134,29 @@ fn user_agent(command: &str, version: &Info) -> String {
     format!("{command}/{release} (linux/amd64) kubernetes/{commit}")
 }
 
-async fn join_node(
-    name: String,
+/// What every node of a process joins with.
+struct Joining {
     credentials: Credentials,
     config: Arc<NodeConfig>,
-    gate: Arc<Semaphore>,
-    version: Arc<tokio::sync::OnceCell<Info>>,
+    /// Limits how many nodes join at once.
+    gate: Semaphore,
+    /// The API server's version, read by the first node that joins.
+    version: tokio::sync::OnceCell<Info>,
     kubelet: bool,
-    proxy: Option<Arc<ProxyPool>>,
+    proxies: Option<ProxyPool>,
+    /// What the nodes' kubelet servers share, when they serve one.
+    server: Option<Arc<server::Shared>>,
+}
+
+async fn join_node(
+    name: String,
+    endpoint: Option<server::Endpoint>,
+    joining: Arc<Joining>,
 ) -> Result<(), HollowError> {
-    let permit = gate.acquire_owned().await.expect("never closed");
+    let j = &*joining;
+    let permit = j.gate.acquire().await.expect("never closed");
     // The proxy is its own client (kube-proxy's identity), not the node's.
-    let proxy_task = match proxy {
+    let proxy_task = match &j.proxies {
         Some(pool) => {
             let client = Box::pin(pool.client())
                 .await
@@ -148,7 +171,7 @@ async fn join_node(
         }
         None => None,
     };
-    if !kubelet {
+    if !j.kubelet {
         drop(permit);
         if let Some(mut task) = proxy_task {
             let _ = (&mut task.0).await;
@@ -156,20 +179,44 @@ async fn join_node(
         return Ok(());
     }
     let _proxy = proxy_task;
+    // Listen before registering: a node never advertises a port it cannot serve.
+    let serving = j.server.as_ref().zip(endpoint);
+    let listeners =
+        match serving {
+            Some((shared, endpoint)) => Some(server::listen(shared, endpoint).map_err(
+                |source| HollowError::Server {
+                    node: name.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
     // The joining steps are boxed: inline, their state would be part of this task for the
     // node's whole life (it was the biggest single item of a node's memory).
-    let client = Box::pin(node_client(&credentials, &name))
+    let client = Box::pin(node_client(&j.credentials, &name))
         .await
         .map_err(|source| HollowError::Identity {
             node: name.clone(),
             source,
         })?;
-    let version = Box::pin(version.get_or_try_init(|| client.apiserver_version()))
+    let version = Box::pin(j.version.get_or_try_init(|| client.apiserver_version()))
         .await
         .map_err(HollowError::Version)?;
     let client = client.with_user_agent(&user_agent("kubelet", version));
     let kubelet_version = version.git_version.clone();
-    let ctx = Arc::new(NodeContext::new(name, client, config));
+    let mut ctx = NodeContext::new(name, client, j.config.clone());
+    if let Some((_, endpoint)) = serving {
+        ctx = ctx.at(endpoint.ip, endpoint.port);
+    }
+    let ctx = Arc::new(ctx);
+    let _server = match (serving, listeners) {
+        (Some((shared, _)), Some(l)) => Some(node::AbortOnDrop(server::serve(
+            ctx.clone(),
+            shared.clone(),
+            l,
+        ))),
+        _ => None,
+    };
     // Registration happens under the permit; the loops run free afterwards.
     let run = node::run(ctx, kubelet_version);
     tokio::pin!(run);
@@ -184,26 +231,46 @@ async fn join_node(
 impl HollowNodes {
     /// Starts every node in the background.
     pub fn spawn(options: HollowOptions) -> Self {
-        let config = Arc::new(options.config);
-        let gate = Arc::new(Semaphore::new(options.join_concurrency.max(1)));
-        let version = Arc::new(tokio::sync::OnceCell::new());
-        let proxies = options.proxy.map(|kubeconfig| {
-            Arc::new(ProxyPool {
+        let mut tasks = JoinSet::new();
+        let fail = |tasks: &mut JoinSet<_>, node: String, source: ServerError| {
+            tasks.spawn(async move { Err(HollowError::Server { node, source }) });
+        };
+        let server = match &options.server {
+            None => None,
+            Some(o) => match server::Shared::load(o.clone(), &options.credentials) {
+                Ok(shared) => Some(shared),
+                Err(source) => {
+                    fail(&mut tasks, String::new(), source);
+                    return Self { tasks };
+                }
+            },
+        };
+        let joining = Arc::new(Joining {
+            credentials: options.credentials,
+            config: Arc::new(options.config),
+            gate: Semaphore::new(options.join_concurrency.max(1)),
+            version: tokio::sync::OnceCell::new(),
+            kubelet: options.kubelet,
+            proxies: options.proxy.map(|kubeconfig| ProxyPool {
                 kubeconfig,
                 clients: Default::default(),
-            })
+            }),
+            server,
         });
-        let mut tasks = JoinSet::new();
-        for name in options.names {
-            let join = join_node(
-                name.clone(),
-                options.credentials.clone(),
-                config.clone(),
-                gate.clone(),
-                version.clone(),
-                options.kubelet,
-                proxies.clone(),
-            );
+        for (index, name) in options.names.into_iter().enumerate() {
+            let endpoint = match options
+                .server
+                .as_ref()
+                .map(|o| o.endpoint(index))
+                .transpose()
+            {
+                Ok(endpoint) => endpoint,
+                Err(source) => {
+                    fail(&mut tasks, name, source);
+                    return Self { tasks };
+                }
+            };
+            let join = join_node(name.clone(), endpoint, joining.clone());
             tasks.spawn(async move {
                 let result = join.await;
                 if let Err(e) = &result {

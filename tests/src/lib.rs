@@ -2,7 +2,9 @@
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
 pub mod gce;
+pub mod metrics_server;
 pub mod moto;
+pub mod netns;
 pub mod registry;
 pub mod runner;
 pub mod sshd;
@@ -14,6 +16,7 @@ use kube::api::{Api, ListParams};
 use kubemark_core::master::{
     BootstrapToken, LocalControlPlane, LocalOptions, ensure_node_bootstrap,
 };
+use kubemark_hollow::server::{NodeAddresses, ServerOptions};
 use kubemark_hollow::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 
 /// Starts a local control plane with the binaries found the documented way, failing the test with
@@ -70,6 +73,16 @@ pub fn spawn_nodes(
     names: Vec<String>,
     config: NodeConfig,
 ) -> HollowNodes {
+    spawn_serving_nodes(credentials, names, config, None)
+}
+
+/// Starts hollow nodes `names` in this process, serving their kubelet API when `server` says.
+pub fn spawn_serving_nodes(
+    credentials: &Credentials,
+    names: Vec<String>,
+    config: NodeConfig,
+    server: Option<ServerOptions>,
+) -> HollowNodes {
     HollowNodes::spawn(HollowOptions {
         names,
         credentials: credentials.clone(),
@@ -77,7 +90,38 @@ pub fn spawn_nodes(
         join_concurrency: 16,
         kubelet: true,
         proxy: None,
+        server,
     })
+}
+
+/// Kubelet API options for nodes at `addresses`: serving certificates from `cp`'s kubelet
+/// serving CA (its files written into `dir`), client certificates of the cluster CA.
+pub fn serving(
+    cp: &LocalControlPlane,
+    dir: &std::path::Path,
+    addresses: NodeAddresses,
+) -> ServerOptions {
+    let (cert, key) = (dir.join("serving-ca.crt"), dir.join("serving-ca.key"));
+    let ca = &cp.pki().kubelet_serving_ca;
+    kubemark_core::pki::write_public(&cert, ca.cert_pem()).unwrap();
+    kubemark_core::pki::write_private(&key, &ca.key_pem()).unwrap();
+    ServerOptions {
+        addresses,
+        port: kubemark_hollow::server::DEFAULT_PORT,
+        read_only_port: None,
+        serving_ca: Some((cert, key)),
+        client_ca: None,
+        netns: None,
+    }
+}
+
+/// A /16 of 127.0.0.0/8 of this test's own (from `seed`), first address `127.N.0.1`.
+pub fn loopback_range(seed: &str) -> std::net::Ipv4Addr {
+    let n = seed
+        .bytes()
+        .chain(std::process::id().to_le_bytes())
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    std::net::Ipv4Addr::new(127, 16 + (n % 224) as u8, 0, 1)
 }
 
 /// A control plane with Ready hollow nodes, for tests.
@@ -101,9 +145,26 @@ pub async fn with_nodes(
     n: usize,
     config: NodeConfig,
 ) -> Cluster {
+    with_serving_nodes(cp, prefix, n, config, None).await
+}
+
+/// [`with_nodes`], the nodes serving their kubelet API at `addresses` when given.
+pub async fn with_serving_nodes(
+    cp: LocalControlPlane,
+    prefix: &str,
+    n: usize,
+    config: NodeConfig,
+    addresses: Option<NodeAddresses>,
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let credentials = bootstrap_credentials(&cp, dir.path()).await;
-    let nodes = spawn_nodes(&credentials, HollowOptions::names(prefix, n), config);
+    let server = addresses.map(|a| serving(&cp, dir.path(), a));
+    let nodes = spawn_serving_nodes(
+        &credentials,
+        HollowOptions::names(prefix, n),
+        config,
+        server,
+    );
     let client = cp.client().await.unwrap();
     wait_ready_nodes(&client, n, Duration::from_secs(60)).await;
     Cluster {
@@ -210,4 +271,31 @@ pub async fn wait_ready_nodes(client: &kube::Client, n: usize, timeout: Duration
         }
     })
     .await
+}
+
+/// kubectl without blocking the runtime: the hollow nodes run on it too.
+pub async fn kubectl(
+    cp: &kubemark_core::master::LocalControlPlane,
+    args: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl is installed")
+}
+
+/// `kubectl apply` of one manifest; panics when it fails.
+pub async fn apply(cp: &kubemark_core::master::LocalControlPlane, manifest: serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let out = kubectl(cp, &["apply", "-f", path.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -64,6 +64,7 @@ async fn hollow_proxies_watch_what_kube_proxy_watches() {
         join_concurrency: 4,
         kubelet: true,
         proxy: Some(proxy.clone()),
+        server: None,
     });
     // The proxy morph alone, as `hollow-node --morph proxy` runs it.
     let proxies_only = HollowNodes::spawn(HollowOptions {
@@ -73,6 +74,7 @@ async fn hollow_proxies_watch_what_kube_proxy_watches() {
         join_concurrency: 4,
         kubelet: false,
         proxy: Some(proxy),
+        server: None,
     });
     wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
     eventually("4 hollow proxies watching", Duration::from_secs(30), || {

@@ -147,32 +147,6 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
     cp.stop().await.unwrap();
 }
 
-/// kubectl without blocking the runtime: the hollow nodes run on it too.
-async fn kubectl(
-    cp: &kubemark_core::master::LocalControlPlane,
-    args: &[&str],
-) -> std::process::Output {
-    tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig_path())
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl is installed")
-}
-
-async fn apply(cp: &kubemark_core::master::LocalControlPlane, manifest: serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.json");
-    std::fs::write(&path, manifest.to_string()).unwrap();
-    let out = kubectl(cp, &["apply", "-f", path.to_str().unwrap()]).await;
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn phase(p: &Pod) -> &str {
     p.status
         .as_ref()
@@ -1261,6 +1235,122 @@ async fn a_burst_of_pods_on_one_node_runs_and_its_lease_is_renewed_throughout() 
         async move { (renewed(&leases.get("burst").await.ok()?) > first).then_some(()) }
     })
     .await;
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+async fn job_complete(jobs: &Api<k8s_openapi::api::batch::v1::Job>, name: &str) {
+    eventually(
+        &format!("Job {name} to complete"),
+        Duration::from_secs(90),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                let job = jobs.get(name).await.ok()?;
+                let conditions = job.status?.conditions?;
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Complete" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_finish_as_their_commands_say_and_missing_env_holds_a_pod_until_it_appears() {
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_nodes(
+        start_control_plane().await,
+        "work",
+        2,
+        NodeConfig::default(),
+    )
+    .await;
+    // No annotations: a shell one-liner, and clusterloader2's `sleep` image in an Indexed Job.
+    apply(&cp, serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": "shell", "namespace": "default" },
+        "spec": { "template": { "spec": { "restartPolicy": "Never",
+            "containers": [{ "name": "sh", "image": "busybox", "command": ["sh", "-c", "exit 0"] }] } } },
+    })).await;
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": { "name": "indexed", "namespace": "default" },
+            "spec": { "completions": 4, "parallelism": 4, "completionMode": "Indexed",
+                "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "sleep",
+                    "image": "gcr.io/k8s-staging-perf-tests/sleep:v0.1.0", "args": ["3s"] }] } } },
+        }),
+    )
+    .await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    job_complete(&jobs, "shell").await;
+    job_complete(&jobs, "indexed").await;
+
+    // A pod reading a ConfigMap key that is not there waits, as on a kubelet.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "env", "labels": { "app": "env" } },
+        "spec": { "containers": [{ "name": "c", "image": "busybox",
+            "env": [{ "name": "MODE", "valueFrom": { "configMapKeyRef": { "name": "settings", "key": "mode" } } }] }] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let waiting = pods_where(&pods, "app=env", "a CreateContainerConfigError", 1, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c[0].state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .as_deref()
+            == Some("CreateContainerConfigError")
+    })
+    .await;
+    assert_eq!(phase(&waiting[0]), "Pending");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let said = eventually(
+        "the kubelet's Failed event",
+        Duration::from_secs(30),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&ListParams::default()).await.ok()?;
+                list.items
+                    .into_iter()
+                    .find(|e| {
+                        e.reason.as_deref() == Some("Failed")
+                            && e.involved_object.name.as_deref() == Some("env")
+                    })
+                    .and_then(|e| e.message)
+            }
+        },
+    )
+    .await;
+    assert_eq!(said, "Error: configmap \"settings\" not found");
+    apply(
+        &cp,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "settings", "namespace": "default" }, "data": { "mode": "fast" },
+        }),
+    )
+    .await;
+    pods_where(
+        &pods,
+        "app=env",
+        "the pod Running once its ConfigMap exists",
+        1,
+        |p| phase(p) == "Running",
+    )
+    .await;
+
     nodes.stop();
     cp.stop().await.unwrap();
 }

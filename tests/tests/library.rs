@@ -45,6 +45,7 @@ async fn a_harness_starts_a_cluster_runs_nodes_in_process_and_stops_it() {
         join_concurrency: 4,
         kubelet: true,
         proxy: None,
+        server: None,
     });
     kubemark_tests::wait_ready_nodes(&client, 3, Duration::from_secs(60)).await;
 

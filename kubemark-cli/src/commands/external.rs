@@ -122,6 +122,7 @@ pub async fn deploy(
         extra_flags: flags.split_whitespace().map(String::from).collect(),
         cpu_millis_per_node: cfg.cpu_millis_per_node.unwrap_or(5),
         memory_mib_per_node: cfg.memory_mib_per_node.unwrap_or(4),
+        kubelet_serving_ca: kubelet_serving_ca(&pki)?,
     };
     let spinner = crate::progress::Spinner::start(&format!(
         "deploying {} hollow-node pods ({} nodes each) into namespace {} of the external cluster",
@@ -230,6 +231,24 @@ pub async fn describe_node(rec: &ExternalRecord, node: &str) -> anyhow::Result<S
 }
 
 /// A spec with the recorded shape, for naming nodes and pods.
+/// The kubelet serving CA of a PKI kubemark made (none for a master it did not create).
+fn kubelet_serving_ca(
+    pki: &std::path::Path,
+) -> anyhow::Result<Option<kubemark_core::pki::CertAndKey>> {
+    use kubemark_core::pki::file_names::{KUBELET_SERVING_CA_CRT, KUBELET_SERVING_CA_KEY};
+    let (cert, key) = (
+        pki.join(KUBELET_SERVING_CA_CRT),
+        pki.join(KUBELET_SERVING_CA_KEY),
+    );
+    if !cert.exists() || !key.exists() {
+        return Ok(None);
+    }
+    Ok(Some(kubemark_core::pki::CertAndKey {
+        cert_pem: std::fs::read_to_string(cert)?,
+        key_pem: std::fs::read_to_string(key)?,
+    }))
+}
+
 pub fn spec_shape(rec: &ExternalRecord) -> DeploySpec {
     DeploySpec {
         cluster: ClusterName::new("shape").expect("valid name"),
@@ -243,5 +262,6 @@ pub fn spec_shape(rec: &ExternalRecord) -> DeploySpec {
         extra_flags: Vec::new(),
         cpu_millis_per_node: 0,
         memory_mib_per_node: 0,
+        kubelet_serving_ca: None,
     }
 }

@@ -137,6 +137,14 @@ pub async fn spawn(
         );
         None
     };
+    // Each node serves its kubelet API on an address of its own in 127.0.0.0/8, in a /16 of
+    // this cluster's (from its directory), with a serving certificate of the cluster's kubelet
+    // serving CA when kubemark made the PKI.
+    let serving_ca = [
+        pki.join(kubemark_core::pki::file_names::KUBELET_SERVING_CA_CRT),
+        pki.join(kubemark_core::pki::file_names::KUBELET_SERVING_CA_KEY),
+    ];
+    let serving_ca = serving_ca.iter().all(|p| p.exists()).then_some(serving_ca);
     let log = dir.join("hollow-node.log");
     let out = std::fs::File::create(&log)?;
     let exe = std::env::current_exe().context("locating the kubemark binary")?;
@@ -158,6 +166,13 @@ pub async fn spawn(
         .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
         .arg(format!("--cert-dir={}", dir.join("certs").display()))
         .args(proxy.map(|p| format!("--proxy-kubeconfig={}", p.display())))
+        .arg(format!("--node-ip={}", first_node_ip(dir)))
+        .args(serving_ca.into_iter().flat_map(|[cert, key]| {
+            [
+                format!("--kubelet-serving-ca-cert={}", cert.display()),
+                format!("--kubelet-serving-ca-key={}", key.display()),
+            ]
+        }))
         .args(extra_flags.split_whitespace())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -193,6 +208,20 @@ pub async fn spawn(
         log,
         dir: dir.to_path_buf(),
     })
+}
+
+/// The first node's address: `127.N.0.1` with `N` in 16..=239 from a digest of the cluster's
+/// directory, so clusters side by side on one machine rarely share a /16 (65,534 nodes each).
+pub fn first_node_ip(dir: &Path) -> std::net::Ipv4Addr {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    std::net::Ipv4Addr::new(127, 16 + (hash % 224) as u8, 0, 1)
 }
 
 /// Environment variable: a command (with arguments) to run the hollow-node process under.

@@ -80,6 +80,9 @@ pub struct DeploySpec {
     pub cpu_millis_per_node: u64,
     /// Memory request per hollow node, MiB (on top of 32Mi per pod).
     pub memory_mib_per_node: u64,
+    /// The kubelet serving CA (certificate and key, PEM) that signs the nodes' serving
+    /// certificates; without it each node signs its own.
+    pub kubelet_serving_ca: Option<crate::pki::CertAndKey>,
 }
 
 impl DeploySpec {
@@ -145,6 +148,25 @@ impl DeploySpec {
             "bootstrap.kubeconfig".into(),
             Value::String(self.bootstrap_kubeconfig.clone()),
         );
+        // The nodes of a pod share its IP; each serves its kubelet API on a port of its own
+        // from 10250 on, and advertises it.
+        args.push("--pod-ip=$(POD_IP)".into());
+        if let Some(ca) = &self.kubelet_serving_ca {
+            args.push(
+                "--kubelet-serving-ca-cert=/etc/kubemark/credentials/kubelet-serving-ca.crt".into(),
+            );
+            args.push(
+                "--kubelet-serving-ca-key=/etc/kubemark/credentials/kubelet-serving-ca.key".into(),
+            );
+            credentials.insert(
+                "kubelet-serving-ca.crt".into(),
+                Value::String(ca.cert_pem.clone()),
+            );
+            credentials.insert(
+                "kubelet-serving-ca.key".into(),
+                Value::String(ca.key_pem.clone()),
+            );
+        }
         if let Some(p) = &self.proxy_kubeconfig {
             args.push("--proxy-kubeconfig=/etc/kubemark/credentials/kube-proxy.kubeconfig".into());
             credentials.insert("kube-proxy.kubeconfig".into(), Value::String(p.clone()));
@@ -196,8 +218,12 @@ impl DeploySpec {
                                 "image": self.image,
                                 "command": ["kubemark"],
                                 "args": args,
-                                "env": [{ "name": "POD_NAME",
-                                    "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
+                                "env": [
+                                    { "name": "POD_NAME",
+                                      "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+                                    { "name": "POD_IP",
+                                      "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
+                                ],
                                 "envFrom": [{ "configMapRef": { "name": "hollow-node-config" } }],
                                 "resources": { "requests": {
                                     "cpu": format!("{cpu}m"), "memory": format!("{memory}Mi") } },
@@ -442,6 +468,7 @@ mod tests {
             extra_flags: vec!["--no-events".into()],
             cpu_millis_per_node: 5,
             memory_mib_per_node: 4,
+            kubelet_serving_ca: None,
         }
     }
 

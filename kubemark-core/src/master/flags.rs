@@ -148,6 +148,35 @@ pub fn apiserver_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
             "--kubelet-client-key={}",
             l.pki("apiserver-kubelet-client.key")
         ),
+        // Hollow kubelets serve certificates of an intermediate of the cluster CA (their IP
+        // and name), so the API server verifies them; addresses first, as nodes have no DNS.
+        format!(
+            "--kubelet-certificate-authority={}",
+            l.pki(file_names::CA_CRT)
+        ),
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into(),
+        // The aggregation layer (metrics-server behind `kubectl top`, other extension API
+        // servers): the API server proxies as front-proxy-client, and publishes the
+        // request-header CA that the controller-manager and scheduler look for.
+        format!(
+            "--requestheader-client-ca-file={}",
+            l.pki(file_names::FRONT_PROXY_CA_CRT)
+        ),
+        "--requestheader-allowed-names=front-proxy-client".into(),
+        "--requestheader-username-headers=X-Remote-User".into(),
+        "--requestheader-group-headers=X-Remote-Group".into(),
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+        format!(
+            "--proxy-client-cert-file={}",
+            l.pki("front-proxy-client.crt")
+        ),
+        format!(
+            "--proxy-client-key-file={}",
+            l.pki("front-proxy-client.key")
+        ),
+        // No kube-proxy runs on a kubemark master: reach extension API servers at their
+        // endpoints, not their Service's cluster IP.
+        "--enable-aggregator-routing=true".into(),
         format!("--token-auth-file={}", l.pki(file_names::TOKENS)),
         // Hollow nodes join as real kubelets do: a bootstrap token, then a CSR the
         // controller-manager approves and signs.

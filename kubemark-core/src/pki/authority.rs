@@ -153,35 +153,73 @@ impl CertificateAuthority {
     /// Issues a certificate with a fresh key.
     pub fn issue(&self, spec: &CertSpec) -> Result<CertAndKey, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = base_params(&spec.common_name, &spec.organizations, self.validity);
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        if spec.server {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ServerAuth);
-        }
-        if spec.client {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ClientAuth);
-        }
-        for dns in &spec.dns_names {
-            params
-                .subject_alt_names
-                .push(SanType::DnsName(dns.as_str().try_into()?));
-        }
-        for ip in &spec.ips {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
-        }
+        let params = leaf_params(spec, self.validity)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
     }
+
+    /// An intermediate CA named `cn` that can sign nothing but serving certificates (extended
+    /// key usage serverAuth, no CA below it). Clients that trust this CA verify what it signs,
+    /// but API servers that take this CA's client certificates refuse any it signs: Go and
+    /// rustls check that a chain's extended key usages nest.
+    pub fn issue_serving_ca(&self, cn: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = base_params(cn, &[], self.validity);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+            validity: self.validity,
+        })
+    }
+}
+
+/// A self-signed certificate for `spec`, valid for a year: what a kubelet without certificate
+/// files serves.
+pub fn self_signed(spec: &CertSpec) -> Result<CertAndKey, PkiError> {
+    let key = KeyPair::generate()?;
+    let cert = leaf_params(spec, Duration::days(365))?.self_signed(&key)?;
+    Ok(CertAndKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn leaf_params(spec: &CertSpec, validity: Duration) -> Result<CertificateParams, PkiError> {
+    let mut params = base_params(&spec.common_name, &spec.organizations, validity);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    if spec.server {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    if spec.client {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
+    for dns in &spec.dns_names {
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(dns.as_str().try_into()?));
+    }
+    for ip in &spec.ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    Ok(params)
 }

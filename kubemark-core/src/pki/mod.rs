@@ -10,7 +10,7 @@ mod kubeconfig;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-pub use authority::{CertAndKey, CertSpec, CertificateAuthority};
+pub use authority::{CertAndKey, CertSpec, CertificateAuthority, self_signed};
 pub use files::{PkiDir, write_private, write_public};
 pub use kubeconfig::{Kubeconfig, KubeconfigCredentials};
 use time::Duration;
@@ -119,6 +119,14 @@ pub struct ClusterPki {
     pub ca: CertificateAuthority,
     /// The CA that etcd trusts, separate from the cluster CA.
     pub etcd_ca: CertificateAuthority,
+    /// An intermediate of the cluster CA that signs nothing but the hollow kubelets' serving
+    /// certificates; the hollow-node processes hold its key, never the cluster CA's.
+    pub kubelet_serving_ca: CertificateAuthority,
+    /// The CA of the aggregation layer's front proxy (the API server's requests to extension
+    /// API servers), separate from the cluster CA as kubeadm keeps it.
+    pub front_proxy_ca: CertificateAuthority,
+    /// The API server's client certificate towards extension API servers.
+    pub front_proxy_client: CertAndKey,
     /// kube-apiserver serving certificate.
     pub apiserver: CertAndKey,
     /// kube-apiserver's client certificate towards kubelets.
@@ -159,6 +167,12 @@ pub mod file_names {
     pub const SA_PUB: &str = "sa.pub";
     /// Static token file of the API server.
     pub const TOKENS: &str = "known_tokens.csv";
+    /// The kubelet serving CA's certificate (an intermediate of the cluster CA).
+    pub const KUBELET_SERVING_CA_CRT: &str = "kubelet-serving-ca.crt";
+    /// The kubelet serving CA's key.
+    pub const KUBELET_SERVING_CA_KEY: &str = "kubelet-serving-ca.key";
+    /// The front proxy's CA certificate (`--requestheader-client-ca-file`).
+    pub const FRONT_PROXY_CA_CRT: &str = "front-proxy-ca.crt";
 }
 
 impl ClusterPki {
@@ -178,6 +192,16 @@ impl ClusterPki {
             &format!("kubemark-etcd-ca-{}", options.cluster),
             options.validity,
         )?;
+
+        let kubelet_serving_ca =
+            ca.issue_serving_ca(&format!("kubemark-kubelet-serving-ca-{}", options.cluster))?;
+
+        let front_proxy_ca = CertificateAuthority::generate(
+            &format!("kubemark-front-proxy-ca-{}", options.cluster),
+            options.validity,
+        )?;
+        let front_proxy_client =
+            front_proxy_ca.issue(&CertSpec::client("front-proxy-client", &[]))?;
 
         let mut ips = options.master_ips.clone();
         for ip in [service_ip, IpAddr::V4(Ipv4Addr::LOCALHOST)] {
@@ -224,6 +248,9 @@ impl ClusterPki {
         Ok(Self {
             ca,
             etcd_ca,
+            kubelet_serving_ca,
+            front_proxy_ca,
+            front_proxy_client,
             apiserver,
             apiserver_kubelet_client,
             apiserver_etcd_client,
@@ -249,7 +276,8 @@ impl ClusterPki {
     /// Writes every file into `dir` (created 0700): certificates 0644, keys and tokens 0600.
     pub fn write(&self, dir: &Path) -> Result<(), PkiError> {
         files::create_private_dir(dir)?;
-        let pairs: [(&str, &CertAndKey); 8] = [
+        let pairs: [(&str, &CertAndKey); 9] = [
+            ("front-proxy-client", &self.front_proxy_client),
             ("apiserver", &self.apiserver),
             ("apiserver-kubelet-client", &self.apiserver_kubelet_client),
             ("apiserver-etcd-client", &self.apiserver_etcd_client),
@@ -267,6 +295,18 @@ impl ClusterPki {
         write_private(&dir.join(file_names::CA_KEY), &self.ca.key_pem())?;
         write_public(&dir.join(file_names::ETCD_CA_CRT), self.etcd_ca.cert_pem())?;
         write_private(&dir.join("etcd-ca.key"), &self.etcd_ca.key_pem())?;
+        write_public(
+            &dir.join(file_names::FRONT_PROXY_CA_CRT),
+            self.front_proxy_ca.cert_pem(),
+        )?;
+        write_public(
+            &dir.join(file_names::KUBELET_SERVING_CA_CRT),
+            self.kubelet_serving_ca.cert_pem(),
+        )?;
+        write_private(
+            &dir.join(file_names::KUBELET_SERVING_CA_KEY),
+            &self.kubelet_serving_ca.key_pem(),
+        )?;
         write_private(&dir.join(file_names::SA_KEY), &self.service_account_key_pem)?;
         write_public(&dir.join(file_names::SA_PUB), &self.service_account_pub_pem)?;
         let tokens = format!(

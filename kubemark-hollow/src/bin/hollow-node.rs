@@ -18,14 +18,9 @@ struct Flags {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEMARK_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{},kube_client=off", flags.log_level))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    if let Err(e) = kubemark_hollow::cli::init_logging(&flags.args, &flags.log_level) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     kubemark_hollow::cli::run(&flags.args)
 }

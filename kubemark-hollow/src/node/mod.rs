@@ -40,6 +40,10 @@ pub struct NodeContext {
     pub config: Arc<NodeConfig>,
     /// The node's InternalIP.
     pub ip: Ipv4Addr,
+    /// The port of its kubelet API (`daemonEndpoints.kubeletEndpoint.Port`).
+    pub kubelet_port: u16,
+    /// Its pods as its kubelet API shows them.
+    pub pods: crate::pods::record::PodRecords,
     /// The injected fault, from the Node's `kubemark.io/fault` annotation.
     pub fault: std::sync::RwLock<fault::Fault>,
     /// The Ready status the API server last showed for this node (from the node watch): the
@@ -56,6 +60,8 @@ impl NodeContext {
     pub fn new(name: String, client: ApiClient, config: Arc<NodeConfig>) -> Self {
         NodeContext {
             ip: object::node_ip(&name),
+            kubelet_port: crate::server::DEFAULT_PORT,
+            pods: Default::default(),
             limiter: RateLimiter::new(config.qps, config.burst),
             event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
             fault: std::sync::RwLock::default(),
@@ -65,6 +71,13 @@ impl NodeContext {
             client,
             config,
         }
+    }
+
+    /// The node at `ip`, its kubelet API on `port`.
+    pub fn at(mut self, ip: Ipv4Addr, port: u16) -> Self {
+        self.ip = ip;
+        self.kubelet_port = port;
+        self
     }
 
     /// The fault as it stands.
@@ -124,6 +137,7 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
     let facts = NodeFacts {
         name: ctx.name.clone(),
         ip: ctx.ip,
+        kubelet_port: ctx.kubelet_port,
         kubelet_version,
         boot_id: uuid_like(),
     };

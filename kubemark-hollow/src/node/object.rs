@@ -14,6 +14,8 @@ pub struct NodeFacts {
     pub name: String,
     /// InternalIP.
     pub ip: Ipv4Addr,
+    /// The kubelet API's port.
+    pub kubelet_port: u16,
     /// kubeletVersion (the control plane's version).
     pub kubelet_version: String,
     /// bootID: new for every start of the process, as after a reboot.
@@ -124,7 +126,7 @@ pub fn status(
             { "type": "InternalIP", "address": facts.ip.to_string() },
             { "type": "Hostname", "address": facts.name },
         ],
-        "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
+        "daemonEndpoints": { "kubeletEndpoint": { "Port": facts.kubelet_port } },
         "nodeInfo": {
             "machineID": stable_id(&facts.name, "machine"),
             "systemUUID": stable_id(&facts.name, "system"),
@@ -211,6 +213,7 @@ mod tests {
         let facts = NodeFacts {
             name: "hollow-1".into(),
             ip: node_ip("hollow-1"),
+            kubelet_port: 10250,
             kubelet_version: "v1.36.3".into(),
             boot_id: "b".into(),
         };

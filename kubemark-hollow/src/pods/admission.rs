@@ -11,7 +11,7 @@ use crate::quantity;
 /// Resource requests in milli-units by resource name (`cpu`, `memory`, extended resources).
 pub type Requests = BTreeMap<String, i128>;
 
-fn container_requests(c: &Container) -> Requests {
+pub(crate) fn container_requests(c: &Container) -> Requests {
     let mut r = Requests::new();
     if let Some(res) = &c.resources {
         // Requests default to limits when only limits are given, as the API server defaults them.

@@ -3,14 +3,17 @@
 //! delete them gracefully. Only a few fields of each pod are kept, never the Pod object.
 
 pub mod admission;
+pub mod command;
 pub mod ipam;
+pub mod record;
 pub mod status;
 mod status_manager;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -73,9 +76,11 @@ struct PodState {
     phase: Local,
     /// ConfigMaps and Secrets this pod keeps watched.
     objects: Box<[ObjectRef]>,
+    /// A digest of the annotations the node's kubelet API reads (usage, log), to notice changes.
+    api_annotations: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum ObjectKind {
     ConfigMap,
     Secret,
@@ -109,6 +114,98 @@ enum Wake {
     Mount(String),
     /// A pod's token requests are done; `tokens` are those that failed, with the first error.
     Mounted(Box<PendingMount>, Option<String>),
+    /// Check (again) the ConfigMaps and Secrets a pod's environment reads.
+    Configure(String),
+    /// They were checked: the first missing one, if any.
+    Configured(Box<Pod>, Option<String>),
+}
+
+/// The kubelet retries a pod whose container config failed on its next sync.
+const CONFIG_RETRY: Duration = Duration::from_secs(10);
+
+/// A ConfigMap or Secret a container's environment reads (`env[].valueFrom` with a key,
+/// `envFrom` without), unless marked optional.
+type EnvRef = (ObjectKind, String, Option<String>);
+
+/// What a pod's containers read in their environment and need to exist.
+fn env_refs(pod: &Pod) -> Vec<EnvRef> {
+    let spec = pod.spec.as_ref();
+    let containers = spec.into_iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    });
+    let mut refs = Vec::new();
+    for c in containers {
+        for source in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+            if let Some(r) = &source.config_map_key_ref
+                && r.optional != Some(true)
+            {
+                refs.push((ObjectKind::ConfigMap, r.name.clone(), Some(r.key.clone())));
+            }
+            if let Some(r) = &source.secret_key_ref
+                && r.optional != Some(true)
+            {
+                refs.push((ObjectKind::Secret, r.name.clone(), Some(r.key.clone())));
+            }
+        }
+        for from in c.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref
+                && r.optional != Some(true)
+            {
+                refs.push((ObjectKind::ConfigMap, r.name.clone(), None));
+            }
+            if let Some(r) = &from.secret_ref
+                && r.optional != Some(true)
+            {
+                refs.push((ObjectKind::Secret, r.name.clone(), None));
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// The kubelet's message for the first of `refs` that is missing, as it fails
+/// `CreateContainerConfigError`.
+async fn missing_env(ctx: &NodeContext, ns: &str, refs: &[EnvRef]) -> Option<String> {
+    for (kind, name, key) in refs {
+        ctx.limiter.acquire().await;
+        let keys: Result<Option<Vec<String>>, kube::Error> = match kind {
+            ObjectKind::ConfigMap => Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+                .get_opt(name)
+                .await
+                .map(|o| {
+                    o.map(|c| {
+                        let data = c.data.unwrap_or_default().into_keys();
+                        data.chain(c.binary_data.unwrap_or_default().into_keys())
+                            .collect()
+                    })
+                }),
+            ObjectKind::Secret => Api::<Secret>::namespaced(ctx.client.clone(), ns)
+                .get_opt(name)
+                .await
+                .map(|o| o.map(|s| s.data.unwrap_or_default().into_keys().collect())),
+        };
+        let (lower, title) = match kind {
+            ObjectKind::ConfigMap => ("configmap", "ConfigMap"),
+            ObjectKind::Secret => ("secret", "Secret"),
+        };
+        match keys {
+            Err(e) => return Some(format!("failed to get {lower} {ns}/{name}: {e}")),
+            Ok(None) => return Some(format!("{lower} {name:?} not found")),
+            Ok(Some(keys)) => {
+                if let Some(key) = key
+                    && !keys.contains(key)
+                {
+                    return Some(format!("couldn't find key {key} in {title} {ns}/{name}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The kubelet volume manager's back-off for a failed mount: 500 ms doubling to 2 min 2 s.
@@ -131,6 +228,18 @@ struct PendingMount {
 
 /// A projected service-account token to fetch: the volume it is for, and the request.
 type Token = (String, TokenRequest);
+
+/// A digest of the annotations that shape what the kubelet API shows of a pod.
+fn api_annotations(pod: &Pod) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (k, v) in pod.metadata.annotations.iter().flatten() {
+        if k.starts_with(usage::USAGE_ANNOTATION) || k == record::LOG_ANNOTATION {
+            (k, v).hash(&mut h);
+        }
+    }
+    h.finish()
+}
 
 /// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -238,6 +347,9 @@ pub(crate) struct PodWorker {
     deleting: std::collections::HashSet<Box<str>>,
     /// Pods waiting for their volumes (failed token requests), by UID.
     mounting: HashMap<String, PendingMount>,
+    /// Pods whose environment reads a ConfigMap or Secret that was missing, by UID, with
+    /// whether the failure was reported.
+    configuring: HashMap<String, (Box<Pod>, bool)>,
 }
 
 impl PodWorker {
@@ -267,6 +379,7 @@ impl PodWorker {
             status,
             deleting: std::collections::HashSet::new(),
             mounting: HashMap::new(),
+            configuring: HashMap::new(),
         };
         let pods = Informer::of::<Pod>(None).fields(&format!("spec.nodeName={}", ctx.name));
         let mut stream = std::pin::pin!(pods.events::<Pod>(ctx.client.clone()));
@@ -350,6 +463,50 @@ impl PodWorker {
         self.schedule(relist, Wake::Started(uid));
     }
 
+    /// The volumes are there: check what the containers' environment reads, then start them.
+    fn configure(&mut self, pod: Box<Pod>) {
+        if env_refs(&pod).is_empty() {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            self.containers_started(&pod, uid);
+        } else {
+            self.check_env(pod);
+        }
+    }
+
+    /// Reads the pod's environment's ConfigMaps and Secrets on a task of its own (as the
+    /// kubelet's managers fetch them); the outcome comes back as `Wake::Configured`.
+    fn check_env(&self, pod: Box<Pod>) {
+        let ctx = self.ctx.clone();
+        let wakes = self.wakes.clone();
+        tokio::spawn(async move {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let error = missing_env(&ctx, ns, &env_refs(&pod)).await;
+            let _ = wakes.unbounded_send(Wake::Configured(pod, error));
+        });
+    }
+
+    /// The environment was checked: start the containers, or say why not
+    /// (`CreateContainerConfigError`, as the kubelet) and check again later.
+    fn configured(&mut self, pod: Box<Pod>, error: Option<String>) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if !self.starting(&uid) {
+            self.configuring.remove(&uid);
+            return;
+        }
+        let Some(error) = error else {
+            self.configuring.remove(&uid);
+            return self.containers_started(&pod, uid);
+        };
+        let reported = self.configuring.get(&uid).is_some_and(|(_, r)| *r);
+        if !reported {
+            tracing::debug!(node = %self.ctx.name, pod = ?pod.metadata.name, %error, "container config error");
+            self.write_status(&uid, ContainerState::Waiting("CreateContainerConfigError"));
+            self.event(&pod, None, "Warning", "Failed", &format!("Error: {error}"));
+        }
+        self.schedule(CONFIG_RETRY, Wake::Configure(uid.clone()));
+        self.configuring.insert(uid, (pod, true));
+    }
+
     /// Some token requests failed: report it (once, as the kubelet's event correlator folds the
     /// repeats) and retry them after the volume manager's back-off.
     fn mount_failed(&mut self, mut pending: PendingMount, error: &str) {
@@ -414,7 +571,7 @@ impl PodWorker {
             return;
         }
         match error {
-            None => self.containers_started(&pending.pod, uid),
+            None => self.configure(pending.pod),
             Some(e) => self.mount_failed(pending, &e),
         }
     }
@@ -448,6 +605,7 @@ impl PodWorker {
     /// Forgets everything about a pod the API server no longer has.
     fn forget(&mut self, uid: &str) {
         self.stop_tracking(uid);
+        self.configuring.remove(uid);
         self.reported_no_ip.remove(uid);
         self.deleting.remove(uid);
         self.status.forget(uid);
@@ -455,6 +613,7 @@ impl PodWorker {
 
     /// Releases the pod's resources and stops waiting to start it.
     fn stop_tracking(&mut self, uid: &str) {
+        self.ctx.pods.remove(uid, SystemTime::now());
         if let Some(p) = self.pods.remove(uid) {
             self.release(&p);
         }
@@ -529,6 +688,20 @@ impl PodWorker {
             return;
         }
         if let Some(state) = self.pods.get_mut(&uid) {
+            let digest = api_annotations(&pod);
+            if digest != state.api_annotations {
+                state.api_annotations = digest;
+                let mut result = Ok(());
+                self.ctx
+                    .pods
+                    .update(&uid, |r| result = r.annotate(&pod, SystemTime::now()));
+                if let Err(e) = result {
+                    self.event(&pod, None, "Warning", "InvalidAnnotation", &e.to_string());
+                }
+            }
+            let Some(state) = self.pods.get_mut(&uid) else {
+                return;
+            };
             // A known pod: only readiness gates and the generation (a spec change) can change
             // what the kubelet reports.
             let gates = unmet_gates(&pod);
@@ -608,6 +781,33 @@ impl PodWorker {
             Some("OnFailure") => RestartPolicy::OnFailure,
             _ => RestartPolicy::Always,
         };
+        // The annotations win; then what the command says (the longest-running container);
+        // then, for a Job's pods, the configured default.
+        let from_command = spec
+            .containers
+            .iter()
+            .filter_map(command::finite)
+            .max_by_key(|f| f.run_for);
+        let job_owned = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Job" && o.controller == Some(true));
+        let run_for = annotations
+            .get(RUN_DURATION_ANNOTATION)
+            .and_then(|d| parse_duration(d))
+            .or(from_command.map(|f| f.run_for))
+            .or_else(|| {
+                (job_owned && restart_policy != RestartPolicy::Always)
+                    .then_some(self.ctx.config.job_run_duration)
+                    .flatten()
+            });
+        let exit_code = annotations
+            .get(EXIT_CODE_ANNOTATION)
+            .and_then(|c| c.parse().ok())
+            .or(from_command.and_then(|f| f.exit_code))
+            .unwrap_or(0);
         let state = PodState {
             namespace: pod
                 .metadata
@@ -627,13 +827,8 @@ impl PodWorker {
                 .unwrap_or_else(now_rfc3339)
                 .into(),
             restart_policy,
-            run_for: annotations
-                .get(RUN_DURATION_ANNOTATION)
-                .and_then(|d| parse_duration(d)),
-            exit_code: annotations
-                .get(EXIT_CODE_ANNOTATION)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
+            run_for,
+            exit_code,
             restarts: status
                 .container_statuses
                 .iter()
@@ -655,6 +850,7 @@ impl PodWorker {
                 Local::Starting
             },
             objects: Box::new([]),
+            api_annotations: api_annotations(&pod),
         };
         for (k, v) in &state.requests {
             *self.used.entry(k.clone()).or_default() += v;
@@ -662,13 +858,21 @@ impl PodWorker {
         let run_for = state.run_for;
         self.reported_no_ip.remove(&uid);
         self.pods.insert(uid.clone(), state);
+        let (record, invalid) = record::PodRecord::new(&pod, SystemTime::now());
+        self.ctx.pods.insert(record);
+        if let Some(e) = invalid {
+            self.event(&pod, None, "Warning", "InvalidAnnotation", &e.to_string());
+        }
+        if already_running {
+            self.ctx.pods.start(&uid, SystemTime::now());
+        }
         if !already_running {
             // As the kubelet's pod sync: the status says ContainerCreating before the volumes
             // are mounted; the containers start once they are.
             let tokens = self.fetch_volumes(&pod).await;
             self.write_status(&uid, ContainerState::Waiting("ContainerCreating"));
             if tokens.is_empty() {
-                self.containers_started(&pod, uid);
+                self.configure(Box::new(pod));
             } else {
                 let mut rng = rand::rng();
                 let ticks = rng.random_range(0.0..1.0) + rng.random_range(0.0..1.0);
@@ -812,6 +1016,7 @@ impl PodWorker {
         }
         p.phase = Local::Running;
         let run_for = p.run_for;
+        self.ctx.pods.start(&uid, SystemTime::now());
         tracing::debug!(node = %self.ctx.name, pod = %p.name, "containers running");
         self.write_status(&uid, ContainerState::Running);
         if let Some(d) = run_for {
@@ -833,6 +1038,9 @@ impl PodWorker {
                     RestartPolicy::Never => false,
                 };
                 let code = p.exit_code;
+                self.ctx
+                    .pods
+                    .update(&uid, |r| r.exit(SystemTime::now(), code));
                 if restart {
                     let p = self.pods.get_mut(&uid).expect("checked above");
                     p.restarts += 1;
@@ -865,6 +1073,14 @@ impl PodWorker {
             Wake::Restart(uid) => self.now_running(uid, Local::BackOff),
             Wake::Mount(uid) => self.retry_mount(uid),
             Wake::Mounted(pending, error) => self.mounted(*pending, error),
+            Wake::Configure(uid) => {
+                if let Some((pod, _)) = self.configuring.get(&uid)
+                    && self.starting(&uid)
+                {
+                    self.check_env(pod.clone());
+                }
+            }
+            Wake::Configured(pod, error) => self.configured(pod, error),
         }
     }
 

@@ -100,7 +100,9 @@ fn container_status(
     let cid = container_id(v.uid, &c.name, restarts);
     let created = !matches!(
         state,
-        ContainerState::Waiting("ContainerCreating" | "PodInitializing")
+        ContainerState::Waiting(
+            "ContainerCreating" | "PodInitializing" | "CreateContainerConfigError"
+        )
     );
     let mut s = json!({
         "name": c.name,
@@ -156,7 +158,13 @@ pub fn pod_status(app: &[ContainerRef], init: &[ContainerRef], v: &StatusView<'_
     let phase = match terminated {
         Some(0) => "Succeeded",
         Some(_) => "Failed",
-        None if initialized && !matches!(v.app, ContainerState::Waiting("ContainerCreating")) => {
+        // A container that was never created (its config failed) leaves the pod Pending.
+        None if initialized
+            && !matches!(
+                v.app,
+                ContainerState::Waiting("ContainerCreating" | "CreateContainerConfigError")
+            ) =>
+        {
             "Running"
         }
         None => "Pending",

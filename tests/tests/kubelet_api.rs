@@ -1,0 +1,244 @@
+//! The hollow nodes' kubelet API against the real control plane and real clients: kubectl
+//! (logs through the API server, which verifies the node's serving certificate; exec), and
+//! HTTPS clients with service-account tokens that the hollow kubelet authenticates by
+//! TokenReview and authorizes by SubjectAccessReview.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kubemark_hollow::NodeConfig;
+use kubemark_hollow::server::NodeAddresses;
+use kubemark_tests::*;
+use serde_json::json;
+
+/// A token for service account `default/name`, bound to the kubelet API admin role when
+/// `admin`.
+async fn token(client: &kube::Client, name: &str, admin: bool) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let sa = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+    sas.create(&PostParams::default(), &sa).await.unwrap();
+    if admin {
+        let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": { "name": format!("{name}-kubelet-api-admin") },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kubelet-api-admin" },
+            "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": "default" }],
+        }))
+        .unwrap();
+        Api::all(client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
+    let request = serde_json::from_value(json!({ "spec": { "audiences": [] } })).unwrap();
+    let answer = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    answer.status.unwrap().token.unwrap()
+}
+
+/// `GET https://ip:10250{path}` with a bearer token, verifying the node's certificate against
+/// the cluster CA (the kubelet serving CA is an intermediate of it).
+async fn get(ca: &str, ip: &str, path: &str, token: &str) -> (u16, String) {
+    kubemark_core::tls::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("https://{ip}:10250{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let code = response.status().as_u16();
+    (code, response.text().await.unwrap())
+}
+
+/// The value of the series `name{labels}` (labels as written, sorted) in a text exposition.
+fn series(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name_and_labels} ")))
+        .and_then(|l| l.split(' ').nth(1)?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients() {
+    let cp = start_control_plane().await;
+    let first = loopback_range("kubelet-api");
+    let Cluster {
+        cp,
+        nodes,
+        client,
+        dir: _dir,
+        ..
+    } = with_serving_nodes(
+        cp,
+        "api",
+        2,
+        NodeConfig::default(),
+        Some(NodeAddresses::Consecutive(first)),
+    )
+    .await;
+
+    // Each node advertises its own address and the kubelet's port.
+    let node: Node = Api::all(client.clone()).get("api-1").await.unwrap();
+    let status = node.status.unwrap();
+    let ip = status.addresses.unwrap()[0].address.clone();
+    assert_eq!(
+        ip,
+        std::net::Ipv4Addr::from(u32::from(first) + 1).to_string()
+    );
+    assert_eq!(
+        status
+            .daemon_endpoints
+            .unwrap()
+            .kubelet_endpoint
+            .unwrap()
+            .port,
+        10250
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(json!({
+        "metadata": { "name": "web", "annotations": {
+            "kubemark.io/usage": "cpu=250m,memory=64Mi",
+            "kubemark.io/log": "listening on :8080\nready",
+        } },
+        "spec": { "nodeName": "api-1", "containers": [
+            { "name": "app", "image": "nginx", "resources": { "requests": { "cpu": "500m" } } },
+        ] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("pod web Running", Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("web").await.ok()?;
+            (p.status?.phase.as_deref() == Some("Running")).then_some(())
+        }
+    })
+    .await;
+
+    // kubectl logs goes through the API server, which verifies the node's certificate.
+    let out = kubectl(&cp, &["logs", "web", "-c", "app"]).await;
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl logs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.contains("hollow container app started"), "{log}");
+    assert!(log.ends_with("listening on :8080\nready\n"), "{log}");
+    let out = kubectl(&cp, &["logs", "web", "--tail=1", "--timestamps"]).await;
+    let tail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tail.lines().count() == 1 && tail.trim_end().ends_with("Z ready"),
+        "{tail}"
+    );
+    let out = kubectl(&cp, &["logs", "web", "--previous"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("previous terminated container \"app\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // exec fails at once, saying why.
+    let started = Instant::now();
+    let out = kubectl(&cp, &["exec", "web", "--", "ls"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("simulated by kubemark hollow node api-1"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "exec took {:?}",
+        started.elapsed()
+    );
+
+    // A client without nodes/* rights is refused by the hollow kubelet itself.
+    let ca = cp.pki().ca.cert_pem().to_string();
+    let nobody = token(&client, "nobody", false).await;
+    let (code, body) = get(&ca, &ip, "/metrics/resource", &nobody).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("user=system:serviceaccount:default:nobody")
+            && body.contains("subresource(s)=[metrics]"),
+        "{body}"
+    );
+    let (code, _) = get(&ca, &ip, "/healthz", "not-a-token").await;
+    assert_eq!(code, 401);
+
+    // One bound to system:kubelet-api-admin reads the simulated usage.
+    let admin = token(&client, "scraper", true).await;
+    let (code, text) = get(&ca, &ip, "/metrics/resource", &admin).await;
+    assert_eq!(code, 200, "{text}");
+    let labels = "container=\"app\",namespace=\"default\",pod=\"web\"";
+    assert_eq!(
+        series(
+            &text,
+            &format!("container_memory_working_set_bytes{{{labels}}}")
+        ),
+        Some(64.0 * 1024.0 * 1024.0)
+    );
+    let cpu1 = series(
+        &text,
+        &format!("container_cpu_usage_seconds_total{{{labels}}}"),
+    )
+    .unwrap();
+    assert!(series(&text, "node_cpu_usage_seconds_total").unwrap() > cpu1);
+
+    // Changing the annotation changes the rate from then on.
+    pods.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "metadata": { "annotations": { "kubemark.io/usage": "cpu=2,memory=64Mi" } } }),
+        ),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, a) = get(&ca, &ip, "/metrics/resource", &admin).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, b) = get(&ca, &ip, "/metrics/resource", &admin).await;
+    let name = format!("container_cpu_usage_seconds_total{{{labels}}}");
+    let rate = (series(&b, &name).unwrap() - series(&a, &name).unwrap()) / 2.0;
+    assert!(
+        (1.6..2.4).contains(&rate),
+        "CPU rate after the change: {rate} cores"
+    );
+
+    let (code, summary) = get(&ca, &ip, "/stats/summary", &admin).await;
+    assert_eq!(code, 200);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["node"]["nodeName"], "api-1");
+    let pod = &summary["pods"][0];
+    assert_eq!(pod["podRef"]["name"], "web");
+    assert_eq!(
+        pod["containers"][0]["memory"]["workingSetBytes"],
+        64 * 1024 * 1024
+    );
+    assert_eq!(
+        pod["containers"][0]["cpu"]["usageNanoCores"],
+        2_000_000_000u64
+    );
+
+    let (code, metrics) = get(&ca, &ip, "/metrics", &admin).await;
+    assert_eq!(code, 200);
+    assert_eq!(series(&metrics, "kubelet_running_pods"), Some(1.0));
+    assert_eq!(
+        series(&metrics, "kubelet_pod_start_duration_seconds_count"),
+        Some(1.0)
+    );
+    let (code, pods_json) = get(&ca, &ip, "/pods", &admin).await;
+    assert_eq!(code, 200);
+    assert!(pods_json.contains("\"web\""), "{pods_json}");
+
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
