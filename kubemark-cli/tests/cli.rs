@@ -72,7 +72,7 @@ fn start_kubectl_status_stop_leaves_nothing() {
     );
     assert_eq!(mode & 0o777, 0o600, "the kubeconfig holds the admin key");
 
-    let kubectl = Command::new("kubectl")
+    let ns = Command::new("kubectl")
         .args([
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
@@ -85,10 +85,10 @@ fn start_kubectl_status_stop_leaves_nothing() {
         .output()
         .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&kubectl.stdout).trim(),
+        String::from_utf8_lossy(&ns.stdout).trim(),
         "namespace/kube-system",
         "{}",
-        text(&kubectl)
+        text(&ns)
     );
 
     let status = kubemark(&state, &cwd, &["status", "--cluster", "cli-test"]);
@@ -113,6 +113,43 @@ fn start_kubectl_status_stop_leaves_nothing() {
     let listed = String::from_utf8_lossy(&nodes.stdout);
     assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(listed.contains("node/hollow-node-0"), "{listed}");
+
+    // Every node serves the kubelet API on an address of its own: kubectl logs reaches it
+    // through the API server, which verifies its certificate.
+    let ip = kubectl(
+        &cwd,
+        &[
+            "get",
+            "node",
+            "hollow-node-0",
+            "-o",
+            "jsonpath={.status.addresses[0].address}",
+        ],
+    );
+    assert!(ip.starts_with("127."), "{ip}");
+    kubectl(
+        &cwd,
+        &[
+            "run",
+            "logme",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "3600",
+        ],
+    );
+    kubectl(
+        &cwd,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/logme",
+            "--timeout=60s",
+        ],
+    );
+    let log = kubectl(&cwd, &["logs", "logme"]);
+    assert!(log.contains("hollow container logme started"), "{log}");
 
     // One node's log lines, and where it runs.
     let logs = kubemark(

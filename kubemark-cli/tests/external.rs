@@ -129,6 +129,58 @@ async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them()
         text(&out)
     );
 
+    // The nodes of a pod share its IP, each serving its kubelet API on a port of its own that it
+    // advertises: the kubemark master's API server reaches hollow-node-1-1 on 10251 for logs.
+    let kubeconfig = cwd.join("kubeconfig.kubemark");
+    let master = kubemark_core::master::client_from_kubeconfig(&kubeconfig)
+        .await
+        .unwrap();
+    let node: k8s_openapi::api::core::v1::Node = Api::all(master.clone())
+        .get("hollow-node-1-1")
+        .await
+        .unwrap();
+    let status = node.status.unwrap();
+    assert_eq!(
+        status
+            .daemon_endpoints
+            .unwrap()
+            .kubelet_endpoint
+            .unwrap()
+            .port,
+        10251
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(master.clone(), "default");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "logger", "annotations": { "kubemark.io/log": "hello from pod 1, node 1" } },
+        "spec": { "nodeName": "hollow-node-1-1", "containers": [{ "name": "c", "image": "busybox" }] },
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.unwrap();
+    kubemark_tests::eventually(
+        "pod logger Running",
+        std::time::Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get("logger").await.ok()?;
+                (p.status?.phase.as_deref() == Some("Running")).then_some(())
+            }
+        },
+    )
+    .await;
+    let logs = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "logger"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("hello from pod 1, node 1"),
+        "kubectl logs: {}",
+        text(&logs)
+    );
+
     // Each node has its own identity: the Secret holds a bootstrap token, not a node credential.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(ext_client.clone(), "kubemark");

@@ -419,3 +419,80 @@ pub fn run(args: &HollowNodeArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        args: HollowNodeArgs,
+    }
+
+    fn parse(args: &str) -> HollowNodeArgs {
+        Flags::try_parse_from(std::iter::once("hollow-node").chain(args.split_whitespace()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn upstreams_manifest_flags_parse_and_take_effect() {
+        // As upstream's hollow-node template passes them (kubelet container).
+        let a = parse(
+            "--morph=kubelet --name=hollow-1 --kubeconfig=/kubeconfig/kubelet.kubeconfig \
+             --log-file=/var/log/kubelet-hollow-1.log --logtostderr=false --v=2 \
+             --kubelet-port=10250 --kubelet-read-only-port=10255 --use-host-image-service=false \
+             --alsologtostderr --max-pods=110 --node-labels=a=b",
+        );
+        assert_eq!(a.verbosity, Some(2));
+        assert_eq!(a.logtostderr, Some(false));
+        assert_eq!(a.alsologtostderr, Some(true));
+        assert_eq!(
+            a.log_file.as_deref(),
+            Some(Path::new("/var/log/kubelet-hollow-1.log"))
+        );
+        assert_eq!((a.kubelet_port, a.kubelet_read_only_port), (10250, 10255));
+        // No address given: no kubelet API (and no error).
+        assert!(server_options(&a).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_kubelet_api_flags_are_checked_before_anything_starts() {
+        let a =
+            parse("--morph=kubelet --node-ip=127.9.0.1 --count=3 --kubelet-read-only-port=10255");
+        let o = server_options(&a).unwrap().unwrap();
+        assert_eq!(
+            o.endpoint(2).unwrap().ip,
+            std::net::Ipv4Addr::new(127, 9, 0, 3)
+        );
+        assert_eq!(o.read_only_port, Some(10255));
+        let a = parse("--morph=kubelet --pod-ip=10.0.0.1 --count=60000 --kubelet-port=10250");
+        let e = server_options(&a).unwrap_err().to_string();
+        assert!(e.contains("the port range"), "{e}");
+        let a = parse("--morph=kubelet --node-ip=127.9.0.1 --kubelet-read-only-port=10250");
+        assert!(server_options(&a).is_err());
+        let a = parse("--morph=kubelet --node-ip=127.9.0.1 --listen-netns=/nonexistent/ns");
+        assert!(
+            server_options(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+        let a = parse("--morph=kubelet --node-ip=127.9.0.1 --kubelet-port=0");
+        assert!(server_options(&a).unwrap().is_none());
+        assert!(
+            Flags::try_parse_from([
+                "hollow-node",
+                "--morph=kubelet",
+                "--node-ip=1.2.3.4",
+                "--pod-ip=1.2.3.5"
+            ])
+            .is_err()
+        );
+    }
+}

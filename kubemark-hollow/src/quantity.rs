@@ -49,9 +49,14 @@ pub fn parse(q: &str) -> Option<i128> {
     };
     let frac_scale = 10i128.pow(frac.len() as u32);
     // (int + frac/frac_scale) * mul / div * 1000, rounded up as Kubernetes rounds requests.
-    let numer = (int * frac_scale + frac_val) * mul * 1000;
-    let denom = frac_scale * div;
-    Some((numer + denom - 1) / denom)
+    // Checked: a quantity may come from free text (an annotation), not only from the API.
+    let numer = int
+        .checked_mul(frac_scale)?
+        .checked_add(frac_val)?
+        .checked_mul(mul)?
+        .checked_mul(1000)?;
+    let denom = frac_scale.checked_mul(div)?;
+    Some(numer.checked_add(denom - 1)? / denom)
 }
 
 /// Milli-units to a string the API accepts for CPU (`250m`).
@@ -79,5 +84,8 @@ mod tests {
         assert_eq!(parse("x"), None);
         assert_eq!(parse(""), None);
         assert_eq!(parse("1.2.3"), None);
+        // Too big for the arithmetic: refused, not a panic or a wrapped value.
+        assert_eq!(parse("9e37"), None);
+        assert_eq!(parse("99999999999999999999999999999999999Ei"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! **Test scaffolding, not product.** Plays the kubelet of an "external cluster" (a second real
 //! control plane started by the test) for the hollow-node pods kubemark deploys there: it
 //! registers one Node (Ready, lease renewed), and runs each pod bound to it as a local process,
-//! with the pod's env (`env`, `envFrom` ConfigMaps, `metadata.name` field refs), `$(VAR)`
+//! with the pod's env (`env`, `envFrom` ConfigMaps, `metadata.name` and `status.podIP` field refs), `$(VAR)`
 //! expansion in args, and its Secret, ConfigMap and emptyDir volumes materialised in a temp dir
 //! (mount paths in the args rewritten to them). The image is not pulled: `command: [kubemark]`
 //! runs the `kubemark` binary under test. Pod status is reported from the real process: Running
@@ -265,6 +265,20 @@ async fn supervise(
     }
 }
 
+/// A pod's IP: an address of 127.64.0.0/10 of its own (from its name), as processes of
+/// different pods must not share ports.
+fn pod_ip(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(
+        "127.{}.{}.{}",
+        64 + (h & 63),
+        (h >> 8) & 255,
+        1 + (h >> 16) % 250
+    )
+}
+
 async fn report(
     api: &Api<Pod>,
     name: &str,
@@ -278,10 +292,11 @@ async fn report(
         None => json!({ "running": { "startedAt": t } }),
         Some((reason, message)) => json!({ "waiting": { "reason": reason, "message": message } }),
     };
+    let ip = pod_ip(name);
     let status = json!({ "status": {
         "phase": phase,
-        "podIP": "127.0.0.1",
-        "podIPs": [{ "ip": "127.0.0.1" }],
+        "podIP": ip,
+        "podIPs": [{ "ip": ip }],
         "hostIP": "127.0.0.1",
         "startTime": t,
         "conditions": [
@@ -363,6 +378,7 @@ async fn prepare(
             (Some(v), _) => v.clone(),
             (None, Some(from)) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
                 Some("metadata.name") => pod.metadata.name.clone().unwrap_or_default(),
+                Some("status.podIP") => pod_ip(pod.metadata.name.as_deref().unwrap_or_default()),
                 Some("metadata.namespace") => ns.clone(),
                 other => return Err(format!("unsupported fieldRef {other:?}")),
             },

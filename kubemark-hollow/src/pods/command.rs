@@ -55,6 +55,8 @@ pub fn finite(container: &Container) -> Option<Finite> {
         let word = words[i].rsplit('/').next().unwrap_or_default();
         let next = words.get(i + 1).copied();
         match word {
+            // A loop may sleep forever (`while true; do sleep 1; done`): not read as finite.
+            "while" | "until" | "for" | "do" => return None,
             "sleep" => match next.and_then(parse_duration) {
                 Some(d) => {
                     run_for = run_for.saturating_add(d);
@@ -135,6 +137,28 @@ mod tests {
             })
         );
         assert_eq!(f("busybox", &["sleep", "infinity"], &[]), None);
+        assert_eq!(
+            f(
+                "busybox",
+                &["sh", "-c", "while true; do sleep 1; done"],
+                &[]
+            ),
+            None
+        );
+        assert_eq!(
+            f(
+                "busybox",
+                &["sh", "-c", "for i in 1 2; do sleep 1; done"],
+                &[]
+            ),
+            None
+        );
+        assert_eq!(
+            f("busybox", &["sh", "-c", "sleep 5 && echo done"], &[])
+                .unwrap()
+                .run_for,
+            Duration::from_secs(5)
+        );
         assert_eq!(f("nginx", &[], &[]), None);
         assert_eq!(f("registry.k8s.io/pause:3.10", &[], &[]), None);
         assert_eq!(f("busybox", &["false"], &[]).unwrap().exit_code, Some(1));

@@ -241,7 +241,11 @@ fn api_annotations(pod: &Pod) -> u64 {
     h.finish()
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+/// The longest duration [`parse_duration`] takes (about 31 years): longer is a typo, and
+/// timers past it would overflow.
+const MAX_DURATION_SECS: f64 = 1e9;
+
+/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds), at most ~31 years.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(
@@ -256,7 +260,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    if !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn containers(list: Option<&Vec<k8s_openapi::api::core::v1::Container>>) -> Box<[ContainerRef]> {
@@ -1186,6 +1193,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("99999999999999999999999999h"), None);
+        assert_eq!(parse_duration("-5s"), None);
         assert_eq!(backoff(1), Duration::from_secs(10));
         assert_eq!(backoff(2), Duration::from_secs(20));
         assert_eq!(backoff(5), Duration::from_secs(160));
