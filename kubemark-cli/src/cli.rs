@@ -226,6 +226,18 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "preissued")]
     pub node_certs: crate::commands::NodeCerts,
 
+    /// Also measure our hollow nodes with their kubelet API off (`--kubelet-port=0`) at these
+    /// node counts, against a fresh control plane: what serving it costs while nobody calls it.
+    #[arg(long, value_delimiter = ',')]
+    pub kubelet_api_off: Vec<usize>,
+
+    /// After the idle and pod phases, a real metrics-server (built by
+    /// `scripts/build-control-plane.sh --metrics-server`) scrapes every one of our nodes'
+    /// `/metrics/resource` every 15 s for this many seconds; the hollow side's CPU and RSS
+    /// meanwhile (0: no scrape phase).
+    #[arg(long, default_value_t = 0)]
+    pub scrape: u64,
+
     /// Also measure KWOK (one controller for all nodes, as deployed) at these node counts,
     /// against a fresh control plane of the same binaries (built by
     /// `scripts/build-control-plane.sh --with-peers`).

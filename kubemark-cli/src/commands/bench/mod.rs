@@ -13,6 +13,7 @@ use crate::cli::BenchArgs;
 use crate::state::HollowProcess;
 
 mod pods;
+mod scrape;
 
 /// Processes of a measurement, killed (and reaped) when dropped: however a measurement ends,
 /// an interrupted or failed run leaves nothing running.
@@ -121,6 +122,12 @@ struct Sample {
     /// Why the pod phase did not finish (the idle numbers stand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pods_error: Option<String>,
+    /// The scrape phase (`--scrape`), after the idle and pod phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scrape: Option<scrape::ScrapePhase>,
+    /// Why the scrape phase did not finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scrape_error: Option<String>,
     /// Control-plane components found exited (and restarted) before a phase: the numbers after
     /// include the restarted component's start-up.
     control_plane_restarts: usize,
@@ -595,6 +602,8 @@ async fn idle_phase(
         lease_renew_steps: lease_gaps.renew_steps,
         pods,
         pods_error,
+        scrape: None,
+        scrape_error: None,
         control_plane_restarts: restarted.len(),
         control_plane_restarted: restarted,
     })
@@ -949,7 +958,8 @@ fn local_options(
     Ok(options)
 }
 
-async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
+/// Our hollow nodes, serving their kubelet API (`api`) or not (`--kubelet-port=0`).
+async fn measure(n: usize, args: &BenchArgs, api: bool) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
         .locate()?;
@@ -964,22 +974,37 @@ async fn measure(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     };
     let start = Instant::now();
     // No events: upstream's hollow kubelet has no event client and sends none.
-    let flags = format!("--no-events {}", client_limits(args));
+    let mut flags = format!("--no-events {}", client_limits(args));
+    if !api {
+        flags.push_str(" --kubelet-port=0");
+    }
     let hollow: HollowProcess =
         super::nodes::spawn(&master, work.path(), n, &flags, args.node_certs).await?;
     let guard = HollowGuard(Some(hollow.pid));
     let result = async {
         super::nodes::wait_ready(&master, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
-        idle_phase(
-            "kubemark-rs",
+        let implementation = if api { "kubemark-rs" } else { "ours-noapi" };
+        let mut sample = idle_phase(
+            implementation,
             n,
             &[hollow.pid],
             seconds_to_ready,
             &mut cp,
             args,
         )
-        .await
+        .await?;
+        if args.scrape > 0 && api {
+            eprintln!(
+                "metrics-server scrapes {n} hollow nodes for {} s ...",
+                args.scrape
+            );
+            match scrape::run(&cp, &[hollow.pid], n, args.scrape, args.bin_dir.as_ref()).await {
+                Ok(p) => sample.scrape = Some(p),
+                Err(e) => sample.scrape_error = Some(format!("{e:#}")),
+            }
+        }
+        Ok(sample)
     }
     .await;
     super::nodes::stop(&hollow).await;
@@ -1011,9 +1036,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut failures: Vec<String> = Vec::new();
     for &n in &args.nodes {
         eprintln!("measuring {n} hollow nodes ...");
-        match unless_interrupted(measure(n, &args)).await? {
+        match unless_interrupted(measure(n, &args, true)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("kubemark-rs, {n} nodes: {e:#}")),
+        }
+    }
+    for &n in &args.kubelet_api_off {
+        eprintln!("measuring {n} hollow nodes without their kubelet API ...");
+        match unless_interrupted(measure(n, &args, false)).await? {
+            Ok(s) => samples.push(s),
+            Err(e) => failures.push(format!("ours-noapi, {n} nodes: {e:#}")),
         }
     }
     for &n in &args.upstream {
@@ -1074,7 +1106,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             s.implementation, s.nodes, d.count
         );
     }
-    for peer in samples.iter().filter(|s| s.implementation != "kubemark-rs") {
+    for off in samples.iter().filter(|s| s.implementation == "ours-noapi") {
+        if let Some(on) = samples
+            .iter()
+            .find(|s| s.implementation == "kubemark-rs" && s.nodes == off.nodes)
+        {
+            println!(
+                "{} nodes: the kubelet API costs {:+.1} KiB RSS and {:+.4} mcore CPU per idle node (ours with it minus ours without)",
+                off.nodes,
+                (on.rss_bytes_per_node as f64 - off.rss_bytes_per_node as f64) / 1024.0,
+                on.cpu_millicores_per_node - off.cpu_millicores_per_node
+            );
+        }
+    }
+    for s in &samples {
+        if let Some(p) = &s.scrape {
+            println!(
+                "{} nodes, metrics-server scraping every {} s for {:.0} s: hollow CPU {:.3} mcore/node (idle {:.3}), RSS {} KiB/node (idle {}), {} failed scrapes",
+                s.nodes,
+                p.resolution_seconds,
+                p.seconds,
+                p.cpu_millicores_per_node,
+                s.cpu_millicores_per_node,
+                p.rss_bytes_per_node / 1024,
+                s.rss_bytes_per_node / 1024,
+                p.scrape_failures
+            );
+        }
+        if let Some(e) = &s.scrape_error {
+            println!("{} nodes: the scrape phase failed: {e}", s.nodes);
+        }
+    }
+    for peer in samples
+        .iter()
+        .filter(|s| !matches!(s.implementation, "kubemark-rs" | "ours-noapi"))
+    {
         if let Some(ours) = samples
             .iter()
             .find(|s| s.implementation == "kubemark-rs" && s.nodes == peer.nodes)
