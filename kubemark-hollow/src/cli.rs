@@ -304,9 +304,18 @@ fn server_options(flags: &HollowNodeArgs) -> anyhow::Result<Option<ServerOptions
     // Every node's address and ports exist, checked before anything starts.
     options.endpoint(flags.count.saturating_sub(1))?;
     if let Some(ro) = options.read_only_port {
+        // With --pod-ip each node takes the next port of both ranges: they must not overlap.
+        let span = match addresses {
+            NodeAddresses::Shared(_) => flags.count as u64,
+            NodeAddresses::Consecutive(_) => 1,
+        };
+        let (secure, read_only) = (u64::from(options.port), u64::from(ro));
         anyhow::ensure!(
-            ro != options.port,
-            "--kubelet-read-only-port {ro} is --kubelet-port too"
+            secure + span <= read_only || read_only + span <= secure,
+            "--kubelet-read-only-port {ro} overlaps the kubelet ports {}-{} of {} nodes",
+            secure,
+            secure + span - 1,
+            flags.count
         );
     }
     Ok(Some(options))
@@ -476,6 +485,16 @@ mod tests {
         assert!(e.contains("the port range"), "{e}");
         let a = parse("--morph=kubelet --node-ip=127.9.0.1 --kubelet-read-only-port=10250");
         assert!(server_options(&a).is_err());
+        // Node 5's secure port would be node 0's read-only port.
+        let a = parse("--morph=kubelet --pod-ip=10.0.0.1 --count=6 --kubelet-read-only-port=10255");
+        assert!(
+            server_options(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("overlaps")
+        );
+        let a = parse("--morph=kubelet --pod-ip=10.0.0.1 --count=5 --kubelet-read-only-port=10255");
+        assert!(server_options(&a).is_ok());
         let a = parse("--morph=kubelet --node-ip=127.9.0.1 --listen-netns=/nonexistent/ns");
         assert!(
             server_options(&a)

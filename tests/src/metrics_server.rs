@@ -43,7 +43,7 @@ impl MetricsServer {
         let log = dir.path().join("metrics-server.log");
         let kubeconfig = cp.kubeconfig_path().display().to_string();
         let ca = dir.path().join("ca.crt");
-        std::fs::write(&ca, cp.pki().ca.cert_pem()).unwrap();
+        std::fs::write(&ca, cp.pki().kubelet_serving_ca.cert_pem()).unwrap();
         let child = Command::new(binary())
             .args([
                 format!("--kubeconfig={kubeconfig}"),

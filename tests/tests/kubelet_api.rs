@@ -39,7 +39,7 @@ async fn token(client: &kube::Client, name: &str, admin: bool) -> String {
 }
 
 /// `GET https://ip:10250{path}` with a bearer token, verifying the node's certificate against
-/// the cluster CA (the kubelet serving CA is an intermediate of it).
+/// the kubelet serving CA.
 async fn get(ca: &str, ip: &str, path: &str, token: &str) -> (u16, String) {
     kubemark_core::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
@@ -161,7 +161,7 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     );
 
     // A client without nodes/* rights is refused by the hollow kubelet itself.
-    let ca = cp.pki().ca.cert_pem().to_string();
+    let ca = cp.pki().kubelet_serving_ca.cert_pem().to_string();
     let nobody = token(&client, "nobody", false).await;
     let (code, body) = get(&ca, &ip, "/metrics/resource", &nobody).await;
     assert_eq!(code, 403, "{body}");

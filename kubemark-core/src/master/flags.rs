@@ -148,11 +148,11 @@ pub fn apiserver_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
             "--kubelet-client-key={}",
             l.pki("apiserver-kubelet-client.key")
         ),
-        // Hollow kubelets serve certificates of an intermediate of the cluster CA (their IP
-        // and name), so the API server verifies them; addresses first, as nodes have no DNS.
+        // Hollow kubelets serve certificates of the kubelet serving CA (their IP and name), so
+        // the API server verifies them; addresses first, as nodes have no DNS.
         format!(
             "--kubelet-certificate-authority={}",
-            l.pki(file_names::CA_CRT)
+            l.pki(file_names::KUBELET_SERVING_CA_CRT)
         ),
         "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into(),
         // The aggregation layer (metrics-server behind `kubectl top`, other extension API

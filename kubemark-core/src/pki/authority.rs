@@ -160,28 +160,6 @@ impl CertificateAuthority {
             key_pem: key.serialize_pem(),
         })
     }
-
-    /// An intermediate CA named `cn` that can sign nothing but serving certificates (extended
-    /// key usage serverAuth, no CA below it). Clients that trust this CA verify what it signs,
-    /// but API servers that take this CA's client certificates refuse any it signs: Go and
-    /// rustls check that a chain's extended key usages nest.
-    pub fn issue_serving_ca(&self, cn: &str) -> Result<Self, PkiError> {
-        let key = KeyPair::generate()?;
-        let mut params = base_params(cn, &[], self.validity);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Self {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-            validity: self.validity,
-        })
-    }
 }
 
 /// A self-signed certificate for `spec`, valid for a year: what a kubelet without certificate

@@ -119,8 +119,10 @@ pub struct ClusterPki {
     pub ca: CertificateAuthority,
     /// The CA that etcd trusts, separate from the cluster CA.
     pub etcd_ca: CertificateAuthority,
-    /// An intermediate of the cluster CA that signs nothing but the hollow kubelets' serving
-    /// certificates; the hollow-node processes hold its key, never the cluster CA's.
+    /// The CA of the hollow kubelets' serving certificates, a root of its own: the hollow-node
+    /// processes (on an external cluster too) hold its key, so nothing but the API server's
+    /// kubelet client and metrics-server may trust it. Chained to the cluster CA, its key
+    /// could sign a certificate for the API server's own names.
     pub kubelet_serving_ca: CertificateAuthority,
     /// The CA of the aggregation layer's front proxy (the API server's requests to extension
     /// API servers), separate from the cluster CA as kubeadm keeps it.
@@ -167,7 +169,7 @@ pub mod file_names {
     pub const SA_PUB: &str = "sa.pub";
     /// Static token file of the API server.
     pub const TOKENS: &str = "known_tokens.csv";
-    /// The kubelet serving CA's certificate (an intermediate of the cluster CA).
+    /// The kubelet serving CA's certificate (`--kubelet-certificate-authority`).
     pub const KUBELET_SERVING_CA_CRT: &str = "kubelet-serving-ca.crt";
     /// The kubelet serving CA's key.
     pub const KUBELET_SERVING_CA_KEY: &str = "kubelet-serving-ca.key";
@@ -193,8 +195,10 @@ impl ClusterPki {
             options.validity,
         )?;
 
-        let kubelet_serving_ca =
-            ca.issue_serving_ca(&format!("kubemark-kubelet-serving-ca-{}", options.cluster))?;
+        let kubelet_serving_ca = CertificateAuthority::generate(
+            &format!("kubemark-kubelet-serving-ca-{}", options.cluster),
+            options.validity,
+        )?;
 
         let front_proxy_ca = CertificateAuthority::generate(
             &format!("kubemark-front-proxy-ca-{}", options.cluster),

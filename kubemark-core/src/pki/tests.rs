@@ -81,7 +81,12 @@ fn pki() -> ClusterPki {
 #[test]
 fn cas_are_self_signed_cas_with_cert_sign_usage() {
     let pki = pki();
-    for ca in [pki.ca.cert_pem(), pki.etcd_ca.cert_pem()] {
+    for ca in [
+        pki.ca.cert_pem(),
+        pki.etcd_ca.cert_pem(),
+        pki.kubelet_serving_ca.cert_pem(),
+        pki.front_proxy_ca.cert_pem(),
+    ] {
         let p = Parsed::new(ca);
         let c = p.cert();
         assert!(c.is_ca());
@@ -90,6 +95,22 @@ fn cas_are_self_signed_cas_with_cert_sign_usage() {
         c.verify_signature(None).expect("self-signed");
     }
     assert_ne!(pki.ca.cert_pem(), pki.etcd_ca.cert_pem());
+    // The hollow-node processes hold the kubelet serving CA's key: it must not chain to the
+    // cluster CA, or it could sign a certificate for the API server that clients accept.
+    let serving = Parsed::new(pki.kubelet_serving_ca.cert_pem());
+    let ca = Parsed::new(pki.ca.cert_pem());
+    assert_ne!(serving.cert().issuer(), ca.cert().subject());
+    assert!(
+        serving
+            .cert()
+            .verify_signature(Some(ca.cert().public_key()))
+            .is_err()
+    );
+    // The API server's client certificate towards extension API servers.
+    verify_chain(
+        &pki.front_proxy_client.cert_pem,
+        pki.front_proxy_ca.cert_pem(),
+    );
 }
 
 #[test]

@@ -790,11 +790,14 @@ impl PodWorker {
         };
         // The annotations win; then what the command says (the longest-running container);
         // then, for a Job's pods, the configured default.
+        // The pod's containers end when the longest-running one does, and only when every one
+        // of them ends by itself.
         let from_command = spec
             .containers
             .iter()
-            .filter_map(command::finite)
-            .max_by_key(|f| f.run_for);
+            .map(command::finite)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|all| all.into_iter().max_by_key(|f| f.run_for));
         let job_owned = pod
             .metadata
             .owner_references
@@ -813,7 +816,7 @@ impl PodWorker {
         let exit_code = annotations
             .get(EXIT_CODE_ANNOTATION)
             .and_then(|c| c.parse().ok())
-            .or(from_command.and_then(|f| f.exit_code))
+            .or(from_command.map(|f| f.exit_code))
             .unwrap_or(0);
         let state = PodState {
             namespace: pod
@@ -871,7 +874,16 @@ impl PodWorker {
             self.event(&pod, None, "Warning", "InvalidAnnotation", &e.to_string());
         }
         if already_running {
-            self.ctx.pods.start(&uid, SystemTime::now());
+            // Running since its containers started, as the status the API server has says.
+            let started = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+                .map(|t| SystemTime::from(t.0))
+                .min()
+                .unwrap_or_else(SystemTime::now);
+            self.ctx.pods.adopt(&uid, started);
         }
         if !already_running {
             // As the kubelet's pod sync: the status says ContainerCreating before the volumes

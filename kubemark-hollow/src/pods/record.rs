@@ -119,8 +119,13 @@ impl PodRecord {
             }
             specs.push(spec);
         }
+        // An exited container used nothing since it exited.
+        let at = match self.current.and_then(|r| r.finished) {
+            Some((t, _)) => t.min(now),
+            None => now,
+        };
         for (c, spec) in self.containers.iter_mut().zip(specs) {
-            c.usage.change(spec, now);
+            c.usage.change(spec, at);
         }
         Ok(())
     }
@@ -269,6 +274,22 @@ impl PodRecords {
                 i.retired_cpu_seconds += p.cpu_seconds(now);
             }
         });
+    }
+
+    /// The current run of pod `namespace/name`'s containers (what a followed log watches).
+    pub fn current_run(&self, namespace: &str, name: &str) -> Option<Run> {
+        self.with(|i| {
+            i.pods
+                .values()
+                .find(|p| &*p.namespace == namespace && &*p.name == name)
+                .and_then(|p| p.current)
+        })
+    }
+
+    /// Pod `uid`'s containers have run since `started` (found running after a restart of this
+    /// process): not a pod start to count.
+    pub fn adopt(&self, uid: &str, started: SystemTime) {
+        self.update(uid, |p| p.start(started));
     }
 
     /// The record of pod `namespace/name`, copied.

@@ -16,7 +16,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::PostParams;
 use sha2::{Digest, Sha256};
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, RateLimiter};
 
 /// `authentication.webhook.cacheTTL`.
 const TOKEN_TTL: Duration = Duration::from_secs(120);
@@ -104,12 +104,14 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             .map(|(v, _)| v.clone())
     }
 
+    /// Caches `value` for `ttl`; when the cache is full of live entries the new one is not
+    /// kept (a flood of junk tokens must not flush the answers that matter).
     fn put(&mut self, key: K, value: V, ttl: Duration) {
         let now = Instant::now();
         if self.entries.len() >= CACHE_ENTRIES {
             self.entries.retain(|_, (_, until)| *until > now);
             if self.entries.len() >= CACHE_ENTRIES {
-                self.entries.clear();
+                return;
             }
         }
         self.entries.insert(key, (value, now + ttl));
@@ -146,7 +148,7 @@ impl Auth {
     /// The user of a bearer token, as the API server's TokenReview says.
     pub(crate) async fn token_user(
         &self,
-        client: &ApiClient,
+        (client, limiter): (&ApiClient, &RateLimiter),
         token: &str,
     ) -> Result<User, Refusal> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -158,7 +160,7 @@ impl Auth {
         let user = match cached {
             Some(user) => user,
             None => {
-                let user = review_token(client, token).await?;
+                let user = review_token((client, limiter), token).await?;
                 self.tokens.lock().unwrap_or_else(|e| e.into_inner()).put(
                     key,
                     user.clone(),
@@ -174,7 +176,7 @@ impl Auth {
     /// subresources is.
     pub(crate) async fn authorize(
         &self,
-        client: &ApiClient,
+        (client, limiter): (&ApiClient, &RateLimiter),
         node: &str,
         user: &User,
         verb: &'static str,
@@ -192,7 +194,7 @@ impl Auth {
             let allowed = match cached {
                 Some(allowed) => allowed,
                 None => {
-                    let allowed = review_access(client, node, user, attributes).await?;
+                    let allowed = review_access((client, limiter), node, user, attributes).await?;
                     let ttl = if allowed { ALLOWED_TTL } else { DENIED_TTL };
                     self.decisions
                         .lock()
@@ -213,7 +215,10 @@ impl Auth {
     }
 }
 
-async fn review_token(client: &ApiClient, token: &str) -> Result<Option<User>, Refusal> {
+async fn review_token(
+    client: (&ApiClient, &RateLimiter),
+    token: &str,
+) -> Result<Option<User>, Refusal> {
     let review = TokenReview {
         spec: TokenReviewSpec {
             token: token.to_string(),
@@ -241,7 +246,7 @@ async fn review_token(client: &ApiClient, token: &str) -> Result<Option<User>, R
 }
 
 async fn review_access(
-    client: &ApiClient,
+    client: (&ApiClient, &RateLimiter),
     node: &str,
     user: &User,
     attributes: Attributes,
@@ -273,11 +278,13 @@ async fn review_access(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
+/// A review, within the node's client rate limit as the kubelet's delegated auth is.
 async fn post<T: serde::Serialize, A: serde::de::DeserializeOwned>(
-    client: &ApiClient,
+    (client, limiter): (&ApiClient, &RateLimiter),
     path: &str,
     body: &T,
 ) -> Result<A, Refusal> {
+    limiter.acquire().await;
     let unavailable = |e: &dyn std::fmt::Display| Refusal::Unavailable(e.to_string());
     let body = serde_json::to_vec(body).map_err(|e| unavailable(&e))?;
     let request = kube::core::Request::new(path)
@@ -312,9 +319,13 @@ mod tests {
         c.put(2, false, Duration::ZERO);
         assert_eq!(c.get(&1), Some(true));
         assert_eq!(c.get(&2), None);
-        for k in 0..=255u8 {
-            c.put(k, true, Duration::from_secs(60));
+        let mut full: Cache<u32, bool> = Cache::default();
+        for k in 0..CACHE_ENTRIES as u32 {
+            full.put(k, true, Duration::from_secs(60));
         }
-        assert!(c.entries.len() <= CACHE_ENTRIES);
+        // Full of live answers: a new one is not kept, and none of the old ones is lost.
+        full.put(u32::MAX, false, Duration::from_secs(60));
+        assert_eq!(full.get(&u32::MAX), None);
+        assert_eq!(full.get(&0), Some(true));
     }
 }

@@ -245,7 +245,7 @@ pub(crate) async fn container_logs(
             if tx.is_closed() {
                 return;
             }
-            let now_run = pods.pods.find(&ns, &pod).and_then(|p| p.current);
+            let now_run = pods.pods.current_run(&ns, &pod);
             match now_run {
                 Some(r) if r.started == run.started => {
                     if let Some((at, code)) = r.finished {

@@ -358,13 +358,14 @@ pub(crate) fn summary(node: &NodeServer) -> Value {
             .capacity
             .get(k)
             .and_then(|q| crate::quantity::parse(&q.0))
-            .map_or(0, |v| v / 1000)
+            // Clamped: JSON numbers here are u64 (a capacity of 100Ei does not fit).
+            .map_or(0, |v| u64::try_from(v / 1000).unwrap_or(u64::MAX))
     };
     let memory_capacity = capacity("memory") as f64;
     let storage = capacity("ephemeral-storage");
-    let fs = |used: i128| {
+    let fs = |used: u64| {
         json!({
-            "time": time, "capacityBytes": storage, "availableBytes": (storage - used).max(0),
+            "time": time, "capacityBytes": storage, "availableBytes": storage.saturating_sub(used),
             "usedBytes": used, "inodes": 6_553_600, "inodesFree": 6_500_000, "inodesUsed": 53_600,
         })
     };
@@ -405,7 +406,7 @@ pub(crate) fn summary(node: &NodeServer) -> Value {
                     "cpu": cpu(nc, cs), "memory": memory(mem),
                     "network": { "time": time, "name": "eth0", "rxBytes": 0, "rxErrors": 0, "txBytes": 0, "txErrors": 0 },
                     "volume": [],
-                    "ephemeral-storage": fs(8192 * containers.len() as i128),
+                    "ephemeral-storage": fs(8192 * containers.len() as u64),
                     "process_stats": { "process_count": containers.len() },
                 })
             })

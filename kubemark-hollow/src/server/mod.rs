@@ -287,6 +287,13 @@ pub(crate) struct NodeServer {
     auth: auth::Auth,
 }
 
+impl NodeServer {
+    /// The node's API client and its rate limit.
+    fn api(&self) -> (&crate::client::ApiClient, &crate::client::RateLimiter) {
+        (&self.ctx.client, &self.ctx.limiter)
+    }
+}
+
 /// Serves node `ctx`'s kubelet API on `listeners` until the returned tasks are aborted.
 pub(crate) fn serve(
     ctx: Arc<NodeContext>,
@@ -305,17 +312,34 @@ pub(crate) fn serve(
     tasks
 }
 
+/// Accepts connections until aborted; the connections end with it (the node stopped). Their
+/// set is made on the first connection: an idle node keeps none.
 async fn accept(node: Arc<NodeServer>, listener: TcpListener, secure: bool) {
+    let mut connections: Option<tokio::task::JoinSet<()>> = None;
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                // Boxed: the connection's state lives only while the client is connected.
-                tokio::spawn(Box::pin(connection(node.clone(), stream, secure)));
+        let finished = async {
+            match connections.as_mut() {
+                Some(set) if !set.is_empty() => set.join_next().await,
+                _ => std::future::pending().await,
             }
-            Err(e) => {
-                // Out of file descriptors, mostly: wait instead of spinning.
-                tracing::warn!(node = %node.ctx.name, error = %e, "kubelet server cannot accept");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Boxed: the connection's state lives only while the client is connected.
+                    let conn = Box::pin(connection(node.clone(), stream, secure));
+                    connections.get_or_insert_with(Default::default).spawn(conn);
+                }
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait instead of spinning.
+                    tracing::warn!(node = %node.ctx.name, error = %e, "kubelet server cannot accept");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            _ = finished => {
+                if connections.as_ref().is_some_and(|c| c.is_empty()) {
+                    connections = None;
+                }
             }
         }
     }

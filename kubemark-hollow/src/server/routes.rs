@@ -27,7 +27,7 @@ pub(crate) async fn handle(
         Caller::Certificate(user) => Some(user.clone()),
         Caller::Anonymous => match bearer(&request) {
             None => return refused(Refusal::Unauthenticated),
-            Some(token) => match node.auth.token_user(&node.ctx.client, token).await {
+            Some(token) => match node.auth.token_user(node.api(), token).await {
                 Ok(user) => Some(user),
                 Err(r) => return refused(r),
             },
@@ -49,7 +49,7 @@ async fn authorize(
 ) -> Result<(), Refusal> {
     node.auth
         .authorize(
-            &node.ctx.client,
+            node.api(),
             &node.ctx.name,
             user,
             verb(request.method()),

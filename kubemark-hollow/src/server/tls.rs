@@ -1,6 +1,7 @@
 //! The kubelet server's TLS: a serving certificate per node (SANs: its address and name), made
-//! when a client connects and kept by nobody, and client certificates checked against the
-//! cluster CA (the API server and metrics-server authenticate with one).
+//! when a client connects and kept by nobody, signed by the kubelet serving CA; and client
+//! certificates checked against the cluster CA (the API server and metrics-server
+//! authenticate with one).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,12 +32,9 @@ pub enum TlsError {
 
 /// Who signs the nodes' serving certificates.
 pub(crate) enum Signer {
-    /// An intermediate CA of the cluster CA, limited to serving certificates; the chain the
-    /// nodes present ends with it, so a client that trusts the cluster CA verifies them.
-    Ca {
-        ca: Box<CertificateAuthority>,
-        chain: CertificateDer<'static>,
-    },
+    /// The kubelet serving CA, which the API server (`--kubelet-certificate-authority`) and
+    /// metrics-server trust for kubelets.
+    Ca(Box<CertificateAuthority>),
     /// Each node signs its own certificate, as a kubelet without certificate files does.
     SelfSigned,
 }
@@ -47,11 +45,7 @@ impl Signer {
         let bad = |e: &dyn std::fmt::Display| TlsError::ServingCa(e.to_string());
         let ca = CertificateAuthority::load(cert_pem, key_pem, time::Duration::days(365))
             .map_err(|e| bad(&e))?;
-        let chain = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| bad(&e))?;
-        Ok(Signer::Ca {
-            ca: Box::new(ca),
-            chain,
-        })
+        Ok(Signer::Ca(Box::new(ca)))
     }
 
     /// A certificate chain and key for node `name` at `ip`.
@@ -65,19 +59,15 @@ impl Signer {
             reason: e.to_string(),
         };
         let spec = CertSpec::server(name, vec![name.to_string()], vec![ip]);
-        let (cert_pem, key_pem, extra) = match self {
-            Signer::Ca { ca, chain } => {
-                let pair = ca.issue(&spec).map_err(|e| fail(&e))?;
-                (pair.cert_pem, pair.key_pem.clone(), Some(chain.clone()))
-            }
-            Signer::SelfSigned => {
-                let pair = kubemark_core::pki::self_signed(&spec).map_err(|e| fail(&e))?;
-                (pair.cert_pem, pair.key_pem.clone(), None)
-            }
-        };
-        let leaf = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| fail(&e))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| fail(&e))?;
-        Ok((std::iter::once(leaf).chain(extra).collect(), key))
+        let pair = match self {
+            Signer::Ca(ca) => ca.issue(&spec),
+            Signer::SelfSigned => kubemark_core::pki::self_signed(&spec),
+        }
+        .map_err(|e| fail(&e))?;
+        let leaf =
+            CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).map_err(|e| fail(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).map_err(|e| fail(&e))?;
+        Ok((vec![leaf], key))
     }
 }
 

@@ -1,8 +1,8 @@
 //! The scrape phase (`--scrape SECONDS`): a real metrics-server scrapes every hollow node's
 //! `/metrics/resource` at its usual 15 s resolution, as in a cluster with metrics-server
 //! installed; the hollow side's CPU and RSS meanwhile. metrics-server dials the nodes'
-//! addresses itself (no aggregation layer), verifying their certificates against the cluster
-//! CA.
+//! addresses itself (no aggregation layer), verifying their certificates against the kubelet
+//! serving CA.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,7 +52,10 @@ pub(super) async fn run(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let ca = cp.work_dir().join("pki").join("ca.crt");
+    let ca = cp
+        .work_dir()
+        .join("pki")
+        .join(kubemark_core::pki::file_names::KUBELET_SERVING_CA_CRT);
     let kubeconfig = cp.kubeconfig_path().display().to_string();
     let log = dir.path().join("metrics-server.log");
     let mut cmd = std::process::Command::new(&bin);
