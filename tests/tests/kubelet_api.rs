@@ -239,6 +239,34 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     assert_eq!(code, 200);
     assert!(pods_json.contains("\"web\""), "{pods_json}");
 
+    // A malformed usage annotation is a Warning event on the pod that says what is wrong; the
+    // pod runs with its default usage.
+    let pod = serde_json::from_value(json!({
+        "metadata": { "name": "typo", "annotations": { "kubemark.io/usage": "cpu=lots" } },
+        "spec": { "nodeName": "api-0", "containers": [{ "name": "c", "image": "nginx" }] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let message = eventually("the InvalidAnnotation event", Duration::from_secs(30), || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("InvalidAnnotation")
+                        && e.involved_object.name.as_deref() == Some("typo")
+                })
+                .and_then(|e| e.message)
+        }
+    })
+    .await;
+    assert!(message.contains("kubemark.io/usage") && message.contains("cpu=lots"), "{message}");
+    // An option the kubelet cannot decode is its 400, not a hang or a crash.
+    let (code, body) = get(&ca, &ip, "/containerLogs/default/web/app?tailLines=many", &admin).await;
+    assert_eq!(code, 400, "{body}");
+
     nodes.stop();
     cp.stop().await.unwrap();
 }
