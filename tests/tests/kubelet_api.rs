@@ -248,24 +248,149 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    let message = eventually("the InvalidAnnotation event", Duration::from_secs(30), || {
-        let events = events.clone();
+    let message = eventually(
+        "the InvalidAnnotation event",
+        Duration::from_secs(30),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await.ok()?;
+                list.items
+                    .into_iter()
+                    .find(|e| {
+                        e.reason.as_deref() == Some("InvalidAnnotation")
+                            && e.involved_object.name.as_deref() == Some("typo")
+                    })
+                    .and_then(|e| e.message)
+            }
+        },
+    )
+    .await;
+    assert!(
+        message.contains("kubemark.io/usage") && message.contains("cpu=lots"),
+        "{message}"
+    );
+    // An option the kubelet cannot decode is its 400, not a hang or a crash.
+    let (code, body) = get(
+        &ca,
+        &ip,
+        "/containerLogs/default/web/app?tailLines=many",
+        &admin,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+
+    nodes.stop();
+    cp.stop().await.unwrap();
+}
+
+async fn running(pods: &Api<Pod>, name: &str) {
+    eventually(
+        &format!("pod {name} Running"),
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get(name).await.ok()?;
+                (p.status?.phase.as_deref() == Some("Running")).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_logs() {
+    let cp = start_control_plane().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = bootstrap_credentials(&cp, dir.path()).await;
+    let first = loopback_range("kubelet-logs");
+    let mut server = serving(&cp, dir.path(), NodeAddresses::Consecutive(first));
+    server.read_only_port = Some(10255);
+    let nodes = spawn_serving_nodes(
+        &credentials,
+        vec!["logs".into()],
+        NodeConfig::default(),
+        Some(server),
+    );
+    let client = cp.client().await.unwrap();
+    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
+
+    // The read-only port: no authentication, and nothing but health, pods, stats and metrics.
+    let plain = reqwest::Client::new();
+    let read_only = |path: &str| {
+        let request = plain.get(format!("http://{first}:10255{path}"));
         async move {
-            let list = events.list(&Default::default()).await.ok()?;
-            list.items
-                .into_iter()
-                .find(|e| {
-                    e.reason.as_deref() == Some("InvalidAnnotation")
-                        && e.involved_object.name.as_deref() == Some("typo")
-                })
-                .and_then(|e| e.message)
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(read_only("/healthz").await, (200, "ok".to_string()));
+    assert_eq!(read_only("/pods").await.0, 200);
+    assert_eq!(read_only("/containerLogs/default/p/c").await.0, 404);
+    assert_eq!(read_only("/configz").await.0, 404);
+    let ca = cp.pki().kubelet_serving_ca.cert_pem().to_string();
+    let admin = token(&client, "reader", true).await;
+    let (code, configz) = get(&ca, &first.to_string(), "/configz", &admin).await;
+    assert_eq!(code, 200, "{configz}");
+    let configz: serde_json::Value = serde_json::from_str(&configz).unwrap();
+    assert_eq!(configz["kubeletconfig"]["readOnlyPort"], 10255);
+    assert_eq!(
+        configz["kubeletconfig"]["authentication"]["anonymous"]["enabled"],
+        false
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, policy: &str, run: &str, code: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "annotations": {
+                "kubemark.io/run-duration": run, "kubemark.io/exit-code": code } },
+            "spec": { "nodeName": "logs", "restartPolicy": policy,
+                      "containers": [{ "name": "c", "image": "busybox" }] },
+        }))
+        .unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("crash", "Always", "1s", "3"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("brief", "Never", "4s", "0"))
+        .await
+        .unwrap();
+
+    // -f follows the log until the container exits, then ends by itself.
+    running(&pods, "brief").await;
+    let follow = tokio::time::timeout(
+        Duration::from_secs(30),
+        kubectl(&cp, &["logs", "-f", "brief"]),
+    )
+    .await
+    .expect("kubectl logs -f ends when the container exits");
+    let log = String::from_utf8_lossy(&follow.stdout);
+    assert!(
+        follow.status.success(),
+        "{}",
+        String::from_utf8_lossy(&follow.stderr)
+    );
+    assert!(log.trim_end().ends_with("exited with code 0"), "{log}");
+
+    // After a restart (the kubelet's 10 s back-off), --previous shows the run that exited.
+    eventually("crash restarted once", Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("crash").await.ok()?;
+            let restarts = p.status?.container_statuses?.first()?.restart_count;
+            (restarts >= 1).then_some(())
         }
     })
     .await;
-    assert!(message.contains("kubemark.io/usage") && message.contains("cpu=lots"), "{message}");
-    // An option the kubelet cannot decode is its 400, not a hang or a crash.
-    let (code, body) = get(&ca, &ip, "/containerLogs/default/web/app?tailLines=many", &admin).await;
-    assert_eq!(code, 400, "{body}");
+    let out = kubectl(&cp, &["logs", "crash", "--previous"]).await;
+    let previous = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(previous.contains("exited with code 3"), "{previous}");
 
     nodes.stop();
     cp.stop().await.unwrap();

@@ -1059,7 +1059,7 @@ impl PodWorker {
                 let code = p.exit_code;
                 self.ctx
                     .pods
-                    .update(&uid, |r| r.exit(SystemTime::now(), code));
+                    .update(&uid, |r| r.exit(SystemTime::now(), code, restart));
                 if restart {
                     let p = self.pods.get_mut(&uid).expect("checked above");
                     p.restarts += 1;

@@ -57,6 +57,8 @@ pub struct PodRecord {
     pub restarts: u32,
     /// What the containers write after they start (the [`LOG_ANNOTATION`]).
     pub log: Box<str>,
+    /// The current run exited and the containers wait to restart (`CrashLoopBackOff`).
+    pub restarting: bool,
 }
 
 impl PodRecord {
@@ -96,6 +98,7 @@ impl PodRecord {
             previous: None,
             restarts: 0,
             log: "".into(),
+            restarting: false,
         };
         let error = record.annotate(pod, accepted).err();
         (record, error)
@@ -136,6 +139,7 @@ impl PodRecord {
             self.previous = Some(run);
             self.restarts += 1;
         }
+        self.restarting = false;
         self.current = Some(Run {
             started: now,
             finished: None,
@@ -146,10 +150,22 @@ impl PodRecord {
         }
     }
 
-    /// The containers exit at `now` with `code`.
-    pub fn exit(&mut self, now: SystemTime, code: i32) {
+    /// The containers exit at `now` with `code`, to be restarted or not.
+    pub fn exit(&mut self, now: SystemTime, code: i32, restarting: bool) {
         if let Some(run) = self.current.as_mut().filter(|r| r.finished.is_none()) {
             run.finished = Some((now, code));
+            self.restarting = restarting;
+        }
+    }
+
+    /// The run `kubectl logs --previous` shows: while the containers wait to restart, the one
+    /// that just exited (as the kubelet shows the last terminated container); else the one
+    /// before the current.
+    pub fn previous_run(&self) -> Option<Run> {
+        if self.restarting {
+            self.current
+        } else {
+            self.previous
         }
     }
 
@@ -363,8 +379,10 @@ mod tests {
         assert!(!r.running());
         r.start(t);
         assert!(r.running());
-        r.exit(t + Duration::from_secs(5), 3);
+        r.exit(t + Duration::from_secs(5), 3, true);
+        assert_eq!(r.previous_run(), r.current);
         r.start(t + Duration::from_secs(15));
+        assert_eq!(r.previous_run(), r.previous);
         assert_eq!(r.restarts, 1);
         assert_eq!(
             r.previous.unwrap().finished,

@@ -195,7 +195,7 @@ pub(crate) async fn container_logs(
         return text(StatusCode::NOT_FOUND, &message);
     };
     let run = if o.previous {
-        match record.previous {
+        match record.previous_run() {
             Some(run) => run,
             None => {
                 let message =
