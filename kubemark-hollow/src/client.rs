@@ -105,6 +105,41 @@ pub struct ApiClient {
     // Each request clones the service itself, as `oneshot` needs one it owns.
     service: Arc<BoxService>,
     user_agent: Option<http::HeaderValue>,
+    /// Where answers are counted (a node's `rest_client_requests_total`).
+    counts: Option<Arc<RequestCounts>>,
+}
+
+/// Requests a client sent, by method and answer code (0: no answer), as client-go counts them
+/// in `rest_client_requests_total`. Empty until the first request; a handful of pairs after.
+#[derive(Debug, Default)]
+pub struct RequestCounts(std::sync::Mutex<Vec<(&'static str, u16, u64)>>);
+
+impl RequestCounts {
+    fn record(&self, method: &http::Method, code: u16) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::POST => "POST",
+            http::Method::DELETE => "DELETE",
+            _ => "OTHER",
+        };
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match counts
+            .iter_mut()
+            .find(|(m, c, _)| *m == method && *c == code)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((method, code, 1)),
+        }
+    }
+
+    /// (method, code, count), sorted; code 0 is a request that got no answer.
+    pub fn snapshot(&self) -> Vec<(&'static str, u16, u64)> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        counts.sort();
+        counts
+    }
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -154,6 +189,7 @@ impl ApiClient {
         ApiClient {
             service: Arc::new(BoxService::new(service.map_err(Into::into))),
             user_agent: None,
+            counts: None,
         }
     }
 
@@ -162,6 +198,12 @@ impl ApiClient {
     /// cannot be a header (a control character) sends none.
     pub fn with_user_agent(mut self, agent: &str) -> Self {
         self.user_agent = http::HeaderValue::from_str(agent).ok();
+        self
+    }
+
+    /// The same connection, counting every answer in `counts`.
+    pub fn with_request_counts(mut self, counts: Arc<RequestCounts>) -> Self {
+        self.counts = Some(counts);
         self
     }
 
@@ -181,7 +223,12 @@ impl ApiClient {
         let mut retries = 0;
         loop {
             let attempt = rebuilt(&parts, RequestBody::new(body.clone()));
-            let response = BoxService::clone(&self.service).oneshot(attempt).await?;
+            let response = BoxService::clone(&self.service).oneshot(attempt).await;
+            if let Some(counts) = &self.counts {
+                let code = response.as_ref().map_or(0, |r| r.status().as_u16());
+                counts.record(&parts.method, code);
+            }
+            let response = response?;
             match retry_after(&response) {
                 Some(wait) if retries < MAX_RETRIES => {
                     retries += 1;

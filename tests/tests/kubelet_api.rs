@@ -235,6 +235,13 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
         series(&metrics, "kubelet_pod_start_duration_seconds_count"),
         Some(1.0)
     );
+    // The node's own client: at least the Lease and the events it created (POST, 201).
+    let host = cp.server_url().trim_start_matches("https://").to_string();
+    let posts = series(
+        &metrics,
+        &format!("rest_client_requests_total{{code=\"201\",host=\"{host}\",method=\"POST\"}}"),
+    );
+    assert!(posts.is_some_and(|n| n >= 1.0), "{metrics}");
     let (code, pods_json) = get(&ca, &ip, "/pods", &admin).await;
     assert_eq!(code, 200);
     assert!(pods_json.contains("\"web\""), "{pods_json}");

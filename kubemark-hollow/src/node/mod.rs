@@ -44,6 +44,8 @@ pub struct NodeContext {
     pub kubelet_port: u16,
     /// Its pods as its kubelet API shows them.
     pub pods: crate::pods::record::PodRecords,
+    /// The requests its client sent, by method and answer code.
+    pub requests: Arc<crate::client::RequestCounts>,
     /// The injected fault, from the Node's `kubemark.io/fault` annotation.
     pub fault: std::sync::RwLock<fault::Fault>,
     /// The Ready status the API server last showed for this node (from the node watch): the
@@ -58,7 +60,10 @@ impl NodeContext {
     /// A node named `name` that talks to the API server with `client`: its address and rate
     /// limits follow from the name and `config`; no fault, nothing observed or pulled yet.
     pub fn new(name: String, client: ApiClient, config: Arc<NodeConfig>) -> Self {
+        let requests = Arc::<crate::client::RequestCounts>::default();
+        let client = client.with_request_counts(requests.clone());
         NodeContext {
+            requests,
             ip: object::node_ip(&name),
             kubelet_port: crate::server::DEFAULT_PORT,
             pods: Default::default(),

@@ -337,6 +337,16 @@ pub(crate) fn kubelet(node: &NodeServer) -> Response<Body> {
         }
         family(&mut out, "kubelet_running_pods", "gauge", "[ALPHA] Number of pods that have a running pod sandbox");
         let _ = writeln!(out, "kubelet_running_pods {running_pods}");
+        // client-go's request counter of the node's client (requests since it joined).
+        let host = label(&node.shared.api_host);
+        write_family(
+            &mut out,
+            ("rest_client_requests_total", "counter", "[ALPHA] Number of HTTP requests, partitioned by status code, method, and host."),
+            node.ctx.requests.snapshot().into_iter().map(|(method, code, n)| {
+                let code = if code == 0 { "<error>".to_string() } else { code.to_string() };
+                (format!("code=\"{code}\",host=\"{host}\",method=\"{method}\""), n as f64, None)
+            }),
+        );
         out
     });
     exposition(text)

@@ -161,6 +161,8 @@ impl ServerOptions {
 pub(crate) struct Shared {
     tls: tls::Tls,
     options: ServerOptions,
+    /// The API server's `host:port` (the `host` label of the nodes' request counts).
+    api_host: String,
 }
 
 impl Shared {
@@ -191,20 +193,33 @@ impl Shared {
         Ok(Arc::new(Shared {
             tls: tls::Tls::new(signer, &client_ca)?,
             options,
+            api_host: kubeconfig_host(credentials).unwrap_or_default(),
         }))
     }
 }
 
-/// The CA (PEM) that the kubeconfig of `credentials` trusts for the API server.
-fn kubeconfig_ca(credentials: &Credentials) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let path = match credentials {
+fn kubeconfig_path(credentials: &Credentials) -> &Path {
+    match credentials {
         Credentials::Kubeconfig(path) => path,
         Credentials::Bootstrap {
             bootstrap_kubeconfig,
             ..
         } => bootstrap_kubeconfig,
-    };
+    }
+}
+
+/// The API server's `host:port` in the kubeconfig of `credentials`.
+fn kubeconfig_host(credentials: &Credentials) -> Option<String> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig_path(credentials)).ok()?;
+    let server = config.clusters.first()?.cluster.as_ref()?.server.clone()?;
+    let uri: http::Uri = server.parse().ok()?;
+    Some(uri.authority()?.to_string())
+}
+
+/// The CA (PEM) that the kubeconfig of `credentials` trusts for the API server.
+fn kubeconfig_ca(credentials: &Credentials) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let path = kubeconfig_path(credentials);
     let config = kube::config::Kubeconfig::read_from(path).ok()?;
     let cluster = config.clusters.first()?.cluster.as_ref()?;
     if let Some(data) = &cluster.certificate_authority_data {
