@@ -156,18 +156,7 @@ async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them()
     }))
     .unwrap();
     pods.create(&Default::default(), &pod).await.unwrap();
-    kubemark_tests::eventually(
-        "pod logger Running",
-        std::time::Duration::from_secs(60),
-        || {
-            let pods = pods.clone();
-            async move {
-                let p = pods.get("logger").await.ok()?;
-                (p.status?.phase.as_deref() == Some("Running")).then_some(())
-            }
-        },
-    )
-    .await;
+    kubemark_tests::running(&pods, "logger").await;
     let logs = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&kubeconfig)

@@ -259,6 +259,22 @@ pub fn is_ready(node: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Waits up to 60 s until pod `name` of `pods` is Running.
+pub async fn running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str) {
+    eventually(
+        &format!("pod {name} Running"),
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get(name).await.ok()?;
+                (p.status?.phase.as_deref() == Some("Running")).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 /// Waits until `n` nodes are Ready.
 pub async fn wait_ready_nodes(client: &kube::Client, n: usize, timeout: Duration) -> Vec<Node> {
     let nodes: Api<Node> = Api::all(client.clone());

@@ -112,14 +112,7 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    eventually("pod web Running", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            let p = pods.get("web").await.ok()?;
-            (p.status?.phase.as_deref() == Some("Running")).then_some(())
-        }
-    })
-    .await;
+    running(&pods, "web").await;
 
     // kubectl logs goes through the API server, which verifies the node's certificate.
     let out = kubectl(&cp, &["logs", "web", "-c", "app"]).await;
@@ -289,21 +282,6 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
 
     nodes.stop();
     cp.stop().await.unwrap();
-}
-
-async fn running(pods: &Api<Pod>, name: &str) {
-    eventually(
-        &format!("pod {name} Running"),
-        Duration::from_secs(60),
-        || {
-            let pods = pods.clone();
-            async move {
-                let p = pods.get(name).await.ok()?;
-                (p.status?.phase.as_deref() == Some("Running")).then_some(())
-            }
-        },
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
