@@ -1,5 +1,5 @@
-//! The command lines of the master components, independent of where they run (local processes
-//! today, services over SSH on a remote master later). Pure functions, unit-tested.
+//! The command lines of the master components, independent of where they run (local processes,
+//! or services over SSH on a remote master). Pure functions, unit-tested.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
