@@ -230,6 +230,11 @@ pub struct BenchArgs {
     /// node counts, against a fresh control plane: what serving it costs while nobody calls it.
     #[arg(long, value_delimiter = ',')]
     pub kubelet_api_off: Vec<usize>,
+    /// Also measure our hollow nodes connecting through tokio-rustls with h2's default
+    /// settings (the crates as they come) at these node counts, against a fresh control plane:
+    /// what kubemark's own TLS stream and HTTP/2 settings save per node.
+    #[arg(long, value_delimiter = ',')]
+    pub stock_connection: Vec<usize>,
 
     /// After the idle and pod phases, a real metrics-server (built by
     /// `scripts/build-control-plane.sh --metrics-server`) scrapes every one of our nodes'

@@ -132,6 +132,12 @@ pub struct HollowNodeArgs {
     #[arg(long, hide = true)]
     pub log_flush_frequency: Option<String>,
 
+    /// Benchmark reference: connect through tokio-rustls with h2's default settings instead of
+    /// this crate's connection, to measure what the latter saves (`kubemark bench
+    /// --stock-connection`).
+    #[arg(long, hide = true)]
+    pub stock_connection: bool,
+
     // Upstream flags that no longer do anything; accepted so existing manifests keep working.
     /// Deprecated, no effect.
     #[arg(long, hide = true)]
@@ -410,6 +416,9 @@ pub fn run(args: &HollowNodeArgs) -> ExitCode {
     };
     let count = options.names.len();
     raise_open_files_limit(count);
+    if args.stock_connection {
+        crate::client::use_stock_connection();
+    }
     let result = runtime.block_on(async move {
         tracing::info!(count, "starting hollow nodes");
         let nodes = HollowNodes::spawn(options);

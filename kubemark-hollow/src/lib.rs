@@ -15,6 +15,12 @@ pub mod runtime;
 pub mod server;
 mod watch;
 
+// jemalloc in unit tests too: its per-thread counters measure what a connection keeps
+// (client/tls.rs), and the binaries run on it.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub use config::NodeConfig;
 pub use identity::Credentials;
 pub use runtime::{HollowError, HollowNodes, HollowOptions};

@@ -560,7 +560,19 @@ async fn idle_phase(
             }
             restarted.extend(cp.supervise()?);
             let idle = &requests_per_node_minute;
-            match pods::run(&client, round, &names, args.pods, pids, timeout, idle).await {
+            let kubeconfig = cp.kubeconfig_path().to_path_buf();
+            match pods::run(
+                &client,
+                &kubeconfig,
+                round,
+                &names,
+                args.pods,
+                pids,
+                timeout,
+                idle,
+            )
+            .await
+            {
                 Ok(p) => rounds.push(p),
                 Err(e) => {
                     failed = Some(format!("round {round}: {e:#}"));
@@ -958,8 +970,29 @@ fn local_options(
     Ok(options)
 }
 
-/// Our hollow nodes, serving their kubelet API (`api`) or not (`--kubelet-port=0`).
-async fn measure(n: usize, args: &BenchArgs, api: bool) -> anyhow::Result<Sample> {
+/// Which build of our hollow node a measurement runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ours {
+    /// As shipped.
+    Default,
+    /// With its kubelet API off (`--kubelet-port=0`).
+    NoApi,
+    /// Connecting through tokio-rustls with h2's defaults (`--stock-connection`).
+    StockConnection,
+}
+
+impl Ours {
+    fn implementation(self) -> &'static str {
+        match self {
+            Ours::Default => "kubemark-rs",
+            Ours::NoApi => "ours-noapi",
+            Ours::StockConnection => "ours-stockconn",
+        }
+    }
+}
+
+/// Our hollow nodes, as `variant` says.
+async fn measure(n: usize, args: &BenchArgs, variant: Ours) -> anyhow::Result<Sample> {
     let binaries = BinaryLocator::from_env()
         .with_bin_dir(args.bin_dir.clone())
         .locate()?;
@@ -975,8 +1008,10 @@ async fn measure(n: usize, args: &BenchArgs, api: bool) -> anyhow::Result<Sample
     let start = Instant::now();
     // No events: upstream's hollow kubelet has no event client and sends none.
     let mut flags = format!("--no-events {}", client_limits(args));
-    if !api {
-        flags.push_str(" --kubelet-port=0");
+    match variant {
+        Ours::Default => {}
+        Ours::NoApi => flags.push_str(" --kubelet-port=0"),
+        Ours::StockConnection => flags.push_str(" --stock-connection"),
     }
     let hollow: HollowProcess =
         super::nodes::spawn(&master, work.path(), n, &flags, args.node_certs).await?;
@@ -984,7 +1019,7 @@ async fn measure(n: usize, args: &BenchArgs, api: bool) -> anyhow::Result<Sample
     let result = async {
         super::nodes::wait_ready(&master, &hollow, Duration::from_secs(args.timeout)).await?;
         let seconds_to_ready = start.elapsed().as_secs_f64();
-        let implementation = if api { "kubemark-rs" } else { "ours-noapi" };
+        let implementation = variant.implementation();
         let mut sample = idle_phase(
             implementation,
             n,
@@ -994,7 +1029,7 @@ async fn measure(n: usize, args: &BenchArgs, api: bool) -> anyhow::Result<Sample
             args,
         )
         .await?;
-        if args.scrape > 0 && api {
+        if args.scrape > 0 && variant == Ours::Default {
             eprintln!(
                 "metrics-server scrapes {n} hollow nodes for {} s ...",
                 args.scrape
@@ -1036,16 +1071,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut failures: Vec<String> = Vec::new();
     for &n in &args.nodes {
         eprintln!("measuring {n} hollow nodes ...");
-        match unless_interrupted(measure(n, &args, true)).await? {
+        match unless_interrupted(measure(n, &args, Ours::Default)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("kubemark-rs, {n} nodes: {e:#}")),
         }
     }
     for &n in &args.kubelet_api_off {
         eprintln!("measuring {n} hollow nodes without their kubelet API ...");
-        match unless_interrupted(measure(n, &args, false)).await? {
+        match unless_interrupted(measure(n, &args, Ours::NoApi)).await? {
             Ok(s) => samples.push(s),
             Err(e) => failures.push(format!("ours-noapi, {n} nodes: {e:#}")),
+        }
+    }
+    for &n in &args.stock_connection {
+        eprintln!("measuring {n} hollow nodes on a stock tokio-rustls + h2 connection ...");
+        match unless_interrupted(measure(n, &args, Ours::StockConnection)).await? {
+            Ok(s) => samples.push(s),
+            Err(e) => failures.push(format!("ours-stockconn, {n} nodes: {e:#}")),
         }
     }
     for &n in &args.upstream {
@@ -1137,9 +1179,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{} nodes: the scrape phase failed: {e}", s.nodes);
         }
     }
+    for stock in samples
+        .iter()
+        .filter(|s| s.implementation == "ours-stockconn")
+    {
+        if let Some(own) = samples
+            .iter()
+            .find(|s| s.implementation == "kubemark-rs" && s.nodes == stock.nodes)
+        {
+            println!(
+                "{} nodes: our connection saves {:.1} KiB RSS and {:+.4} mcore CPU per idle node against tokio-rustls + h2 defaults",
+                stock.nodes,
+                (stock.rss_bytes_per_node as f64 - own.rss_bytes_per_node as f64) / 1024.0,
+                stock.cpu_millicores_per_node - own.cpu_millicores_per_node
+            );
+        }
+    }
     for peer in samples
         .iter()
-        .filter(|s| !matches!(s.implementation, "kubemark-rs" | "ours-noapi"))
+        .filter(|s| !s.implementation.starts_with("ours-") && s.implementation != "kubemark-rs")
     {
         if let Some(ours) = samples
             .iter()

@@ -248,11 +248,60 @@ async fn default_service_account(client: &kube::Client, timeout: Duration) -> an
     Ok(())
 }
 
+/// The ServiceAccount whose token creates and deletes the bench's pods.
+const CREATOR: &str = "replicaset-controller";
+
+/// A client that acts as the ReplicaSet controller (its ServiceAccount's token; the
+/// controller-manager runs with `--use-service-account-credentials`), so API Priority and
+/// Fairness classifies the pod phase's requests as a Deployment's (`kube-system-service-accounts`,
+/// priority level `workload-high`) rather than as the exempt admin's: the nodes' lease renewals
+/// (`system-nodes`, level `system`) are then shielded from the burst as in a real cluster.
+async fn workload_client(
+    admin: &kube::Client,
+    kubeconfig: &std::path::Path,
+    timeout: Duration,
+) -> anyhow::Result<kube::Client> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "kube-system");
+    let deadline = Instant::now() + timeout;
+    while accounts.get_opt(CREATOR).await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the ServiceAccount kube-system/{CREATOR} did not appear within {} s; the controller-manager creates it: is it running?",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(24 * 3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request(CREATOR, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for kube-system/{CREATOR}"))?
+        .status
+        .and_then(|s| s.token)
+        .with_context(|| format!("the token request for kube-system/{CREATOR} had no token"))?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// Runs the pod phase with `count` pods over `nodes`, measuring `pids` as the hollow side.
 /// Pods are named after the `round`: a peer whose watch lags (KWOK deletes pods by name) would
 /// otherwise take a late delete of the last round's pod for one of this round's.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     client: &kube::Client,
+    kubeconfig: &std::path::Path,
     round: u32,
     nodes: &[String],
     count: usize,
@@ -272,6 +321,8 @@ pub(super) async fn run(
     default_service_account(client, timeout.min(Duration::from_secs(60))).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let tracker = Tracker::start(pods.clone());
+    let creator = workload_client(client, kubeconfig, timeout.min(Duration::from_secs(60))).await?;
+    let pods: Api<Pod> = Api::namespaced(creator, NAMESPACE);
     let leases = LeaseGaps::start(client.clone());
     let readiness = crate::commands::nodes::ReadyWatch::start(client);
     let text = metrics(client).await?;

@@ -28,6 +28,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
+mod tls;
+pub use tls::TlsStream;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 receive window of each stream, as client-go's transport (see `dial`).
 const STREAM_WINDOW: u32 = 4 << 20;
@@ -38,6 +41,16 @@ const CONNECTION_WINDOW: u32 = 1 << 30;
 /// connection (API server restarted, half-open socket) then resume on a new one.
 const READ_IDLE: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Set by [`use_stock_connection`].
+static STOCK_CONNECTION: AtomicBool = AtomicBool::new(false);
+
+/// Connections dialled from now on go through tokio-rustls with h2's default settings, as a
+/// client built from the crates alone would: the reference `kubemark bench
+/// --stock-connection` measures this crate's connection against.
+pub fn use_stock_connection() {
+    STOCK_CONNECTION.store(true, Ordering::Relaxed);
+}
 
 /// Why a node could not connect to the API server.
 #[derive(Debug, thiserror::Error)]
@@ -421,7 +434,7 @@ struct Connection(Arc<Target>);
 struct Target {
     addr: String,
     server_name: ServerName<'static>,
-    tls: tokio_rustls::TlsConnector,
+    tls: Arc<rustls::ClientConfig>,
     current: Mutex<Option<Live>>,
 }
 
@@ -451,7 +464,7 @@ impl Target {
         Ok(Target {
             addr,
             server_name,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            tls: Arc::new(tls),
             current: Mutex::new(None),
         })
     }
@@ -486,40 +499,59 @@ impl Target {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let tls = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.tls.connect(self.server_name.clone(), tcp),
-        )
-        .await
-        .map_err(timed_out)?
-        .map_err(|source| ConnectError::Tls {
-            addr: addr.clone(),
-            source,
-        })?;
-        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return Err(ConnectError::NoHttp2(addr.clone()));
-        }
-        let read = Arc::new(AtomicBool::new(false));
-        let io = Tracked {
-            io: tls,
-            read: read.clone(),
+        let handshake = async {
+            if STOCK_CONNECTION.load(Ordering::Relaxed) {
+                let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                    .connect(self.server_name.clone(), tcp)
+                    .await?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                Ok::<_, std::io::Error>(Handshake::Stock(tls, h2))
+            } else {
+                let tls =
+                    TlsStream::connect(self.tls.clone(), self.server_name.clone(), tcp).await?;
+                let h2 = tls.alpn_protocol() == Some(b"h2");
+                Ok(Handshake::Own(tls, h2))
+            }
         };
-        // Flow-control windows as client-go's transport announces them (golang.org/x/net/http2:
-        // 4 MiB per stream, 1 GiB per connection). h2's default is 64 KiB for both, so one watch
-        // whose reader was busy elsewhere (the pod worker awaiting a token request while its own
-        // pod watch filled with a burst of pods) held the whole connection's window: no response
-        // could arrive on any stream, that request included, nor a lease renewal's. The windows
-        // are credit, not buffers: memory is spent only on what a reader leaves unread.
-        let (send, connection) = h2::client::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .handshake(io)
-            .await?;
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(timed_out)?
+            .map_err(|source| ConnectError::Tls {
+                addr: addr.clone(),
+                source,
+            })?;
         let closed = Arc::new(AtomicBool::new(false));
-        // Boxed: moved into the task by value, the connection (2.4 KiB with its TLS stream) was
-        // laid out three times in the task's future (argument, pinned local, select arm): 7.3
-        // KiB per node for a 2.4 KiB value.
-        tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
+        let read = Arc::new(AtomicBool::new(false));
+        let send = match tls {
+            Handshake::Own(_, false) | Handshake::Stock(_, false) => {
+                return Err(ConnectError::NoHttp2(addr.clone()));
+            }
+            Handshake::Own(io, true) => {
+                let io = Tracked {
+                    io,
+                    read: read.clone(),
+                };
+                let (send, connection) = http2().handshake(io).await?;
+                // Boxed: moved into the task by value, the connection (2.4 KiB with its TLS
+                // stream) was laid out three times in the task's future (argument, pinned
+                // local, select arm): 7.3 KiB per node for a 2.4 KiB value.
+                tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
+                send
+            }
+            Handshake::Stock(io, true) => {
+                let io = Tracked {
+                    io,
+                    read: read.clone(),
+                };
+                let (send, connection) = h2::client::Builder::new()
+                    .initial_window_size(STREAM_WINDOW)
+                    .initial_connection_window_size(CONNECTION_WINDOW)
+                    .handshake(io)
+                    .await?;
+                tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
+                send
+            }
+        };
         Ok(Live { send, closed })
     }
 
@@ -558,6 +590,33 @@ impl Target {
         }
         Ok(response.await?)
     }
+}
+
+/// The TLS stream of a new connection and whether the server chose HTTP/2.
+enum Handshake {
+    Own(TlsStream<TcpStream>, bool),
+    Stock(tokio_rustls::client::TlsStream<TcpStream>, bool),
+}
+
+/// The HTTP/2 settings of a node's connection.
+fn http2() -> h2::client::Builder {
+    let mut builder = h2::client::Builder::new();
+    // Flow-control windows as client-go's transport announces them (golang.org/x/net/http2:
+    // 4 MiB per stream, 1 GiB per connection). h2's default is 64 KiB for both, so one watch
+    // whose reader was busy elsewhere (the pod worker awaiting a token request while its own
+    // pod watch filled with a burst of pods) held the whole connection's window: no response
+    // could arrive on any stream, that request included, nor a lease renewal's. The windows
+    // are credit, not buffers: memory is spent only on what a reader leaves unread.
+    builder
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        // No HPACK dynamic table for responses (SETTINGS_HEADER_TABLE_SIZE 0, which Go's
+        // server honours): the API server's per-response values (`audit-id`, `date`) fill the
+        // 4 KiB table a client announces by default, and h2 keeps its entries, ~8 KiB per
+        // connection, for the connection's life. Responses then carry those headers
+        // literally, ~100 bytes more each.
+        .header_table_size(0);
+    builder
 }
 
 /// Runs the connection until it ends or fails its health check.
