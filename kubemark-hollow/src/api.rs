@@ -38,9 +38,9 @@ fn protobuf_exchange<B>(request: http::Request<B>) -> http::Request<B> {
 
 /// The object message of a protobuf answer, copied: the answer is a slice of the connection's
 /// read buffer (8 KiB), which it would keep allocated for as long as the caller holds it.
-fn protobuf_message(answer: &[u8]) -> Result<Bytes, kube::Error> {
+fn protobuf_message(answer: Bytes) -> Result<Bytes, kube::Error> {
     let envelope = protobuf::unwrap(answer).map_err(|e| kube::Error::Service(Box::new(e)))?;
-    Ok(Bytes::copy_from_slice(envelope.raw))
+    Ok(Bytes::copy_from_slice(&envelope.raw))
 }
 
 /// Requests about objects of kind `K`, cluster-wide or in one namespace.
@@ -111,7 +111,7 @@ where
     /// `GET` in protobuf: the object's message, `None` when there is no such object.
     pub async fn get_protobuf(&self, name: &str) -> Result<Option<Bytes>, kube::Error> {
         match self.get_answer(name).await? {
-            Some(answer) => protobuf_message(&answer).map(Some),
+            Some(answer) => protobuf_message(answer).map(Some),
             None => Ok(None),
         }
     }
@@ -134,8 +134,8 @@ where
         let Some(answer) = self.get_answer(name).await? else {
             return Ok(None);
         };
-        if let Ok(envelope) = protobuf::unwrap(&answer) {
-            return protobuf::object_meta(envelope.raw, &[])
+        if let Ok(envelope) = protobuf::unwrap(answer.clone()) {
+            return protobuf::object_meta(&envelope.raw, &[])
                 .map(Some)
                 .map_err(|e| kube::Error::Service(Box::new(e)));
         }
@@ -185,7 +185,7 @@ where
             .client
             .request_bytes(protobuf_exchange(request))
             .await?;
-        protobuf_message(&answer)
+        protobuf_message(answer)
     }
 
     /// Sends a request whose answer is not read, asking for it in protobuf.

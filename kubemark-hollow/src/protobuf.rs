@@ -5,15 +5,29 @@
 //! answers and watch events in protobuf, which costs it less CPU than JSON. A hollow node that
 //! spoke JSON would load the API server more than the nodes it stands for. Where a hollow node
 //! reads only a few fields (resource versions, a Lease it sends back with a new renew time, the
-//! status code of an error) it reads them straight from the wire with this module, without a
-//! schema; objects it needs whole (its pods, its Node) stay JSON.
+//! status code of an error) it reads them from protobuf with this module; objects it needs
+//! whole (its pods, its Node) stay JSON.
 //!
 //! The format (k8s.io/apimachinery `runtime/serializer/protobuf`): a body is the magic
-//! `k8s\0` followed by a `runtime.Unknown` message (`typeMeta` = 1, `raw` = 2) whose `raw` is the
-//! object's message. A watch is a sequence of frames, each a 4-byte big-endian length and a bare
-//! `metav1.WatchEvent` (`type` = 1, `object` = 2, a `RawExtension` whose `raw` = 1 is an
-//! enveloped object). Field numbers are those of the `generated.proto` files of k8s.io/api and
-//! k8s.io/apimachinery.
+//! `k8s\0` followed by a `runtime.Unknown` message whose `raw` is the object's message. A watch
+//! is a sequence of frames, each a 4-byte big-endian length and a bare `metav1.WatchEvent` whose
+//! object is a `RawExtension` holding an enveloped object.
+//!
+//! The messages are `prost` types declared here with only the fields read or written, numbered
+//! as in the `generated.proto` files of k8s.io/api and k8s.io/apimachinery v0.36: prost skips
+//! the fields a type does not declare, so an object's spec and status cost nothing to pass
+//! over. Generated types for every kind (the `k8s-pb` crate, 39k lines of prost types in one
+//! crate, self-described as not yet usable) would decode whole objects, the cost this module
+//! exists to avoid.
+//!
+//! Re-encoding a partial message would drop what it does not declare, so a renewal never
+//! decodes and re-encodes a Lease: it copies the Lease as the server sent it and appends the
+//! fields it changes. Protobuf decoders merge a repeated occurrence of a field into the first
+//! (the last scalar wins, messages merge, repeated fields append), and the API server's
+//! generated `Unmarshal` does exactly that.
+
+use bytes::Bytes;
+use prost::Message;
 
 /// The protobuf media type.
 pub(crate) const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -26,8 +40,14 @@ const MAGIC: &[u8; 4] = b"k8s\0";
 
 /// A body or frame that is not what the wire format says.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed protobuf: {0}")]
-pub struct ProtobufError(pub(crate) &'static str);
+pub enum ProtobufError {
+    /// Not a protobuf message of the expected type.
+    #[error("malformed protobuf: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// Well-formed protobuf that does not say what it must.
+    #[error("malformed protobuf: {0}")]
+    Malformed(&'static str),
+}
 
 /// Whether a response's `Content-Type` is protobuf (with or without `;stream=watch`).
 pub(crate) fn is_protobuf(content_type: Option<&http::HeaderValue>) -> bool {
@@ -36,187 +56,163 @@ pub(crate) fn is_protobuf(content_type: Option<&http::HeaderValue>) -> bool {
         .is_some_and(|v| v.trim_start().starts_with(MEDIA_TYPE))
 }
 
-/// One field of a message: its number, its value and the bytes of the whole field (tag
-/// included), to copy it as it is.
-#[derive(Debug, Clone, Copy)]
-struct Field<'a> {
-    number: u32,
-    value: Value<'a>,
-    record: &'a [u8],
+/// `runtime.TypeMeta` (not `metav1.TypeMeta`: its field numbers differ).
+#[derive(Clone, PartialEq, Message)]
+struct TypeMeta {
+    #[prost(string, optional, tag = "1")]
+    api_version: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Value<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    /// Fixed 32- and 64-bit values; nothing read here has one.
-    Fixed,
+/// `runtime.Unknown`, the envelope.
+#[derive(Clone, PartialEq, Message)]
+struct Envelope {
+    #[prost(message, optional, tag = "1")]
+    type_meta: Option<TypeMeta>,
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    raw: Option<Bytes>,
 }
 
-fn varint(buf: &mut &[u8]) -> Result<u64, ProtobufError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = buf.split_first().ok_or(ProtobufError("truncated varint"))?;
-        *buf = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(ProtobufError("varint longer than 10 bytes"))
+/// `metav1.WatchEvent` with its `runtime.RawExtension`.
+#[derive(Clone, PartialEq, Message)]
+struct WatchEvent {
+    #[prost(string, optional, tag = "1")]
+    r#type: Option<String>,
+    #[prost(message, optional, tag = "2")]
+    object: Option<RawExtension>,
 }
 
-/// The fields of a message, in wire order.
-fn fields(message: &[u8]) -> impl Iterator<Item = Result<Field<'_>, ProtobufError>> {
-    let mut rest = message;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let start = rest;
-        let field = (|| {
-            let tag = varint(&mut rest)?;
-            let number = u32::try_from(tag >> 3).map_err(|_| ProtobufError("field number"))?;
-            let value = match tag & 7 {
-                0 => Value::Varint(varint(&mut rest)?),
-                2 => {
-                    let len =
-                        usize::try_from(varint(&mut rest)?).map_err(|_| ProtobufError("length"))?;
-                    if len > rest.len() {
-                        return Err(ProtobufError("field longer than its message"));
-                    }
-                    let (bytes, tail) = rest.split_at(len);
-                    rest = tail;
-                    Value::Bytes(bytes)
-                }
-                1 | 5 => {
-                    let len = if tag & 7 == 1 { 8 } else { 4 };
-                    if len > rest.len() {
-                        return Err(ProtobufError("truncated fixed-width field"));
-                    }
-                    rest = &rest[len..];
-                    Value::Fixed
-                }
-                _ => return Err(ProtobufError("unknown wire type")),
-            };
-            let used = start.len() - rest.len();
-            Ok(Field {
-                number,
-                value,
-                record: &start[..used],
-            })
-        })();
-        if field.is_err() {
-            // One error ends the iteration.
-            rest = &[];
-        }
-        Some(field)
-    })
+#[derive(Clone, PartialEq, Message)]
+struct RawExtension {
+    #[prost(bytes = "bytes", optional, tag = "1")]
+    raw: Option<Bytes>,
 }
 
-/// The last occurrence of field `number` that `pick` accepts (a later one overrides, as in
-/// protobuf's own merging of a non-repeated field).
-fn last_field<'a, T>(
-    message: &'a [u8],
-    number: u32,
-    pick: impl Fn(Value<'a>) -> Option<T>,
-) -> Result<Option<T>, ProtobufError> {
-    let mut found = None;
-    for field in fields(message) {
-        let field = field?;
-        if field.number == number {
-            found = pick(field.value).or(found);
-        }
-    }
-    Ok(found)
+/// `metav1.ObjectMeta`: what is read of objects a hollow node does not decode.
+#[derive(Clone, PartialEq, Message)]
+struct ObjectMeta {
+    #[prost(string, optional, tag = "5")]
+    uid: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    resource_version: Option<String>,
+    /// A `metav1.Time`, of the same wire form as a `MicroTime`.
+    #[prost(message, optional, tag = "9")]
+    deletion_timestamp: Option<MicroTime>,
+    /// Values as bytes: only the wanted ones need to be UTF-8.
+    #[prost(btree_map = "string, bytes", tag = "12")]
+    annotations: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
-/// The last occurrence of length-delimited field `number`.
-fn bytes_field(message: &[u8], number: u32) -> Result<Option<&[u8]>, ProtobufError> {
-    last_field(message, number, |v| match v {
-        Value::Bytes(b) => Some(b),
-        _ => None,
-    })
+/// Any object: its `metadata` is field 1 in every kind.
+#[derive(Clone, PartialEq, Message)]
+struct Object {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
 }
 
-fn string_field(message: &[u8], number: u32) -> Result<Option<&str>, ProtobufError> {
-    bytes_field(message, number)?
-        .map(|b| std::str::from_utf8(b).map_err(|_| ProtobufError("string is not UTF-8")))
-        .transpose()
+/// Any list: `metav1.ListMeta` and the items' messages.
+#[derive(Clone, PartialEq, Message)]
+struct List {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ListMeta>,
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    items: Vec<Bytes>,
 }
 
-/// The last occurrence of varint field `number`.
-fn varint_field(message: &[u8], number: u32) -> Result<Option<u64>, ProtobufError> {
-    last_field(message, number, |v| match v {
-        Value::Varint(v) => Some(v),
-        _ => None,
-    })
+#[derive(Clone, PartialEq, Message)]
+struct ListMeta {
+    #[prost(string, optional, tag = "2")]
+    resource_version: Option<String>,
 }
 
-/// Appends fields to a message.
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.0.push((value as u8 & 0x7f) | 0x80);
-            value >>= 7;
-        }
-        self.0.push(value as u8);
-    }
-
-    fn tag(&mut self, number: u32, wire_type: u8) {
-        self.varint(u64::from(number) << 3 | u64::from(wire_type));
-    }
-
-    fn varint_field(&mut self, number: u32, value: u64) {
-        self.tag(number, 0);
-        self.varint(value);
-    }
-
-    fn bytes_field(&mut self, number: u32, bytes: &[u8]) {
-        self.tag(number, 2);
-        self.varint(bytes.len() as u64);
-        self.0.extend_from_slice(bytes);
-    }
-
-    fn message(&mut self, number: u32, build: impl FnOnce(&mut Writer)) {
-        let mut inner = Writer::default();
-        build(&mut inner);
-        self.bytes_field(number, &inner.0);
-    }
+/// `metav1.Status`.
+#[derive(Clone, PartialEq, Message)]
+struct Status {
+    #[prost(string, optional, tag = "2")]
+    status: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    message: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    reason: Option<String>,
+    #[prost(int32, optional, tag = "6")]
+    code: Option<i32>,
 }
 
-/// An enveloped object: its `apiVersion`, `kind` and message.
+/// `coordination.k8s.io/v1` `Lease`: what a renewal reads and writes.
+#[derive(Clone, PartialEq, Message)]
+struct Lease {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<LeaseMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<LeaseSpec>,
+}
+
+/// The Lease's `metav1.ObjectMeta`.
+#[derive(Clone, PartialEq, Message)]
+struct LeaseMeta {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    namespace: Option<String>,
+    #[prost(message, repeated, tag = "13")]
+    owner_references: Vec<OwnerReference>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct OwnerReference {
+    #[prost(string, optional, tag = "1")]
+    kind: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    uid: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    api_version: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct LeaseSpec {
+    #[prost(string, optional, tag = "1")]
+    holder_identity: Option<String>,
+    #[prost(int32, optional, tag = "2")]
+    lease_duration_seconds: Option<i32>,
+    #[prost(message, optional, tag = "4")]
+    renew_time: Option<MicroTime>,
+}
+
+/// An enveloped object: its kind and message.
 #[derive(Debug)]
-pub(crate) struct Unknown<'a> {
-    pub(crate) kind: &'a str,
-    pub(crate) raw: &'a [u8],
+pub(crate) struct Unknown {
+    pub(crate) kind: String,
+    pub(crate) raw: Bytes,
 }
 
-/// Opens the envelope of a body (or of a watch event's object).
-pub(crate) fn unwrap(body: &[u8]) -> Result<Unknown<'_>, ProtobufError> {
-    let message = body
-        .strip_prefix(MAGIC)
-        .ok_or(ProtobufError("no k8s protobuf prefix"))?;
-    let kind = match bytes_field(message, 1)? {
-        Some(type_meta) => string_field(type_meta, 2)?.unwrap_or_default(),
-        None => "",
-    };
-    let raw = bytes_field(message, 2)?.unwrap_or_default();
-    Ok(Unknown { kind, raw })
+/// Opens the envelope of a body (or of a watch event's object); `raw` shares `body`'s memory.
+pub(crate) fn unwrap(body: Bytes) -> Result<Unknown, ProtobufError> {
+    if !body.starts_with(MAGIC) {
+        return Err(ProtobufError::Malformed("no k8s protobuf prefix"));
+    }
+    let envelope = Envelope::decode(body.slice(MAGIC.len()..))?;
+    Ok(Unknown {
+        kind: envelope.type_meta.and_then(|t| t.kind).unwrap_or_default(),
+        raw: envelope.raw.unwrap_or_default(),
+    })
 }
 
 /// Puts `raw`, a message of `kind` in `api_version`, into an envelope.
 pub(crate) fn wrap(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
-    let mut w = Writer(MAGIC.to_vec());
-    w.message(1, |t| {
-        t.bytes_field(1, api_version.as_bytes());
-        t.bytes_field(2, kind.as_bytes());
-    });
-    w.bytes_field(2, raw);
-    w.0
+    let envelope = Envelope {
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.to_string()),
+            kind: Some(kind.to_string()),
+        }),
+        raw: Some(Bytes::copy_from_slice(raw)),
+    };
+    let mut body = Vec::with_capacity(MAGIC.len() + envelope.encoded_len());
+    body.extend_from_slice(MAGIC);
+    envelope.encode_raw(&mut body);
+    body
 }
 
 /// The few `ObjectMeta` fields a hollow node reads from objects it does not decode.
@@ -229,79 +225,62 @@ pub(crate) struct Meta {
     pub(crate) annotations: Vec<(String, String)>,
 }
 
-/// `metadata` (field 1 of every object) of an object's message, with the values of the
-/// annotations in `wanted`.
+/// `metadata` of an object's message, with the values of the annotations in `wanted`.
 pub(crate) fn object_meta(object: &[u8], wanted: &[&str]) -> Result<Meta, ProtobufError> {
-    let Some(meta) = bytes_field(object, 1)? else {
-        return Ok(Meta::default());
-    };
-    let mut out = Meta::default();
-    for field in fields(meta) {
-        let field = field?;
-        let Value::Bytes(b) = field.value else {
-            continue;
-        };
-        let text = || {
-            std::str::from_utf8(b)
-                .map(str::to_string)
-                .map_err(|_| ProtobufError("string is not UTF-8"))
-        };
-        match field.number {
-            5 => out.uid = Some(text()?),
-            6 => out.resource_version = Some(text()?),
-            9 => out.deleting = true,
-            12 => {
-                let key = string_field(b, 1)?.unwrap_or_default();
-                if wanted.contains(&key) {
-                    let value = string_field(b, 2)?.unwrap_or_default();
-                    out.annotations.push((key.to_string(), value.to_string()));
-                }
-            }
-            _ => {}
+    let meta = Object::decode(object)?.metadata.unwrap_or_default();
+    let mut annotations = Vec::new();
+    for (key, value) in meta.annotations {
+        if wanted.contains(&key.as_str()) {
+            let value = String::from_utf8(value)
+                .map_err(|_| ProtobufError::Malformed("annotation is not UTF-8"))?;
+            annotations.push((key, value));
         }
     }
-    Ok(out)
+    Ok(Meta {
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        deleting: meta.deletion_timestamp.is_some(),
+        annotations,
+    })
 }
 
-/// A list's `metadata.resourceVersion` and its items' messages.
-pub(crate) fn list(list: &[u8]) -> Result<(Option<&str>, Vec<&[u8]>), ProtobufError> {
-    let version = match bytes_field(list, 1)? {
-        Some(meta) => string_field(meta, 2)?,
-        None => None,
-    };
-    let mut items = Vec::new();
-    for field in fields(list) {
-        let field = field?;
-        if let (2, Value::Bytes(item)) = (field.number, field.value) {
-            items.push(item);
-        }
-    }
-    Ok((version, items))
+/// A list's `metadata.resourceVersion` and its items' messages (sharing `list`'s memory).
+pub(crate) fn list(list: Bytes) -> Result<(Option<String>, Vec<Bytes>), ProtobufError> {
+    let list = List::decode(list)?;
+    Ok((list.metadata.and_then(|m| m.resource_version), list.items))
 }
 
-/// A watch frame: the event's type (`ADDED`, `BOOKMARK`, `ERROR`, ...) and its enveloped object.
-pub(crate) fn watch_event(frame: &[u8]) -> Result<(&str, &[u8]), ProtobufError> {
-    let kind = string_field(frame, 1)?.ok_or(ProtobufError("watch event without a type"))?;
-    let object = match bytes_field(frame, 2)? {
-        Some(raw_extension) => bytes_field(raw_extension, 1)?.unwrap_or_default(),
-        None => &[],
-    };
+/// A watch frame: the event's type (`ADDED`, `BOOKMARK`, `ERROR`, ...) and its enveloped
+/// object (sharing `frame`'s memory).
+pub(crate) fn watch_event(frame: Bytes) -> Result<(String, Bytes), ProtobufError> {
+    let event = WatchEvent::decode(frame)?;
+    let kind = event
+        .r#type
+        .ok_or(ProtobufError::Malformed("watch event without a type"))?;
+    let object = event.object.and_then(|o| o.raw).unwrap_or_default();
     Ok((kind, object))
 }
 
 /// A `Status` message's code, reason and message.
 pub(crate) fn status(message: &[u8]) -> Result<(u16, String, String), ProtobufError> {
-    let code = varint_field(message, 6)?.unwrap_or_default() as u16;
-    let reason = string_field(message, 4)?.unwrap_or_default().to_string();
-    let text = string_field(message, 3)?.unwrap_or_default().to_string();
-    Ok((code, reason, text))
+    let status = Status::decode(message)?;
+    let code = u16::try_from(status.code.unwrap_or_default()).unwrap_or_default();
+    Ok((
+        code,
+        status.reason.unwrap_or_default(),
+        status.message.unwrap_or_default(),
+    ))
 }
 
-/// A point in time as `metav1.MicroTime` sends it: seconds and nanoseconds (whole microseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A point in time as `metav1.MicroTime` sends it: seconds and nanoseconds (whole
+/// microseconds). Both are always written, so a renewal's time replaces the old one whole
+/// when the two are merged.
+#[derive(Clone, Copy, PartialEq, Eq, Message)]
 pub(crate) struct MicroTime {
-    pub(crate) seconds: i64,
-    pub(crate) nanos: i32,
+    #[prost(int64, optional, tag = "1")]
+    seconds: Option<i64>,
+    #[prost(int32, optional, tag = "2")]
+    nanos: Option<i32>,
 }
 
 impl MicroTime {
@@ -310,19 +289,13 @@ impl MicroTime {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        MicroTime {
-            seconds: now.as_secs() as i64,
-            nanos: (now.subsec_micros() * 1000) as i32,
-        }
+        MicroTime::at(now.as_secs() as i64, (now.subsec_micros() * 1000) as i32)
     }
 
-    fn write(self, w: &mut Writer) {
-        if self.seconds != 0 {
-            w.varint_field(1, self.seconds as u64);
-        }
-        if self.nanos != 0 {
-            // int32 is sign-extended to 64 bits on the wire.
-            w.varint_field(2, i64::from(self.nanos) as u64);
+    fn at(seconds: i64, nanos: i32) -> Self {
+        MicroTime {
+            seconds: Some(seconds),
+            nanos: Some(nanos),
         }
     }
 }
@@ -338,142 +311,70 @@ pub(crate) struct LeaseRenewal<'a> {
     pub(crate) owner: Option<(&'a str, &'a str)>,
 }
 
-fn write_node_owner(w: &mut Writer, node: &str, uid: &str) {
-    w.message(13, |o| {
-        o.bytes_field(1, b"Node");
-        o.bytes_field(3, node.as_bytes());
-        o.bytes_field(4, uid.as_bytes());
-        o.bytes_field(5, b"v1");
-    });
-}
-
-/// `metadata` with the owner reference added when it has none.
-fn owned_meta(meta: &[u8], node: &str, uid: &str) -> Result<Option<Vec<u8>>, ProtobufError> {
-    for field in fields(meta) {
-        if field?.number == 13 {
-            return Ok(None);
+impl LeaseRenewal<'_> {
+    fn spec(&self) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: self.holder.map(str::to_string),
+            lease_duration_seconds: self.duration_seconds,
+            renew_time: Some(self.renew_time),
         }
     }
-    let mut w = Writer(meta.to_vec());
-    write_node_owner(&mut w, node, uid);
-    Ok(Some(w.0))
-}
 
-impl LeaseRenewal<'_> {
-    fn write_spec_field(&self, number: u32, w: &mut Writer) -> bool {
-        match number {
-            1 => self
-                .holder
-                .map(|h| w.bytes_field(1, h.as_bytes()))
-                .is_some(),
-            2 => self
-                .duration_seconds
-                .map(|d| w.varint_field(2, i64::from(d) as u64))
-                .is_some(),
-            4 => {
-                w.message(4, |t| self.renew_time.write(t));
-                true
-            }
-            _ => false,
-        }
+    fn owner_references(&self) -> Vec<OwnerReference> {
+        self.owner
+            .map(|(node, uid)| OwnerReference {
+                kind: Some("Node".into()),
+                name: Some(node.into()),
+                uid: Some(uid.into()),
+                api_version: Some("v1".into()),
+            })
+            .into_iter()
+            .collect()
     }
 }
 
 /// `lease` (a `coordination.k8s.io/v1` Lease message, as the API server returned it) with
-/// its spec changed by `renewal`; everything else, `metadata.resourceVersion` included (which
-/// makes the update conditional), is copied byte for byte.
+/// its spec changed by `renewal` and its owner added if it has none: the message is copied
+/// byte for byte, `metadata.resourceVersion` included (which makes the update conditional),
+/// and the changed fields follow it, overriding the ones before when the server decodes it.
 pub(crate) fn renewed_lease(
     lease: &[u8],
     renewal: &LeaseRenewal<'_>,
 ) -> Result<Vec<u8>, ProtobufError> {
-    let mut out = Writer::default();
-    let mut spec_seen = false;
-    for field in fields(lease) {
-        let field = field?;
-        match (field.number, field.value) {
-            (1, Value::Bytes(meta)) if renewal.owner.is_some() => {
-                let (node, uid) = renewal.owner.unwrap_or_default();
-                match owned_meta(meta, node, uid)? {
-                    Some(meta) => out.bytes_field(1, &meta),
-                    None => out.0.extend_from_slice(field.record),
-                }
-            }
-            (2, Value::Bytes(spec)) if !spec_seen => {
-                spec_seen = true;
-                out.bytes_field(2, &renewed_spec(spec, renewal)?);
-            }
-            // A repeated spec would be merged into the first by the decoder: drop it.
-            (2, _) => {}
-            _ => out.0.extend_from_slice(field.record),
-        }
-    }
-    if !spec_seen {
-        out.bytes_field(2, &renewed_spec(&[], renewal)?);
-    }
-    Ok(out.0)
-}
-
-fn renewed_spec(spec: &[u8], renewal: &LeaseRenewal<'_>) -> Result<Vec<u8>, ProtobufError> {
-    let mut out = Writer::default();
-    let mut written = [false; 5];
-    for field in fields(spec) {
-        let field = field?;
-        let n = field.number;
-        let replaced = matches!(n, 1 | 2 | 4) && {
-            if written[n as usize] {
-                true
-            } else {
-                written[n as usize] = true;
-                renewal.write_spec_field(n, &mut out)
-            }
-        };
-        if !replaced {
-            out.0.extend_from_slice(field.record);
-        }
-    }
-    for n in [1, 2, 4] {
-        if !written[n as usize] {
-            renewal.write_spec_field(n, &mut out);
-        }
-    }
-    Ok(out.0)
+    let current = Lease::decode(lease)?;
+    let owned = current
+        .metadata
+        .is_some_and(|m| !m.owner_references.is_empty());
+    let owner_references = if owned {
+        Vec::new()
+    } else {
+        renewal.owner_references()
+    };
+    let changes = Lease {
+        metadata: (!owner_references.is_empty()).then(|| LeaseMeta {
+            owner_references,
+            ..Default::default()
+        }),
+        spec: Some(renewal.spec()),
+    };
+    let mut out = Vec::with_capacity(lease.len() + changes.encoded_len());
+    out.extend_from_slice(lease);
+    changes.encode_raw(&mut out);
+    Ok(out)
 }
 
 /// A new node Lease (`kube-node-lease/<node>`), owned by the Node when `renewal.owner` says
 /// so, as the kubelet creates it.
 pub(crate) fn new_lease(node: &str, renewal: &LeaseRenewal<'_>) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.message(1, |m| {
-        m.bytes_field(1, node.as_bytes());
-        m.bytes_field(3, b"kube-node-lease");
-        if let Some((node, uid)) = renewal.owner {
-            write_node_owner(m, node, uid);
-        }
-    });
-    w.message(2, |s| {
-        for n in [1, 2, 4] {
-            renewal.write_spec_field(n, s);
-        }
-    });
-    w.0
-}
-
-/// A Lease's holder, duration and renew time.
-#[cfg(test)]
-type LeaseSpec<'a> = (Option<&'a str>, Option<u64>, Option<MicroTime>);
-
-/// The `Lease` message's holder, duration and renew time.
-#[cfg(test)]
-fn lease_spec(lease: &[u8]) -> Result<LeaseSpec<'_>, ProtobufError> {
-    let spec = bytes_field(lease, 2)?.unwrap_or_default();
-    let renew = match bytes_field(spec, 4)? {
-        Some(t) => Some(MicroTime {
-            seconds: varint_field(t, 1)?.unwrap_or_default() as i64,
-            nanos: varint_field(t, 2)?.unwrap_or_default() as i32,
+    Lease {
+        metadata: Some(LeaseMeta {
+            name: Some(node.to_string()),
+            namespace: Some("kube-node-lease".to_string()),
+            owner_references: renewal.owner_references(),
         }),
-        None => None,
-    };
-    Ok((string_field(spec, 1)?, varint_field(spec, 2)?, renew))
+        spec: Some(renewal.spec()),
+    }
+    .encode_to_vec()
 }
 
 /// A protobuf watch frame as the API server writes it (length prefix included): an event of
@@ -486,27 +387,25 @@ pub(crate) fn test_frame(
     version: &str,
     annotations: &[(&str, &str)],
 ) -> Vec<u8> {
-    let mut object = Writer::default();
-    if event_type == "ERROR" {
-        object.bytes_field(2, b"Failure");
-        object.varint_field(6, version.parse().unwrap());
+    let object = if event_type == "ERROR" {
+        Status {
+            status: Some("Failure".into()),
+            code: Some(version.parse().unwrap()),
+            ..Default::default()
+        }
+        .encode_to_vec()
     } else {
-        object.message(1, |m| {
-            m.bytes_field(6, version.as_bytes());
-            for (k, v) in annotations {
-                m.message(12, |e| {
-                    e.bytes_field(1, k.as_bytes());
-                    e.bytes_field(2, v.as_bytes());
-                });
-            }
-        });
+        tests::object("", version, annotations)
+    };
+    let event = WatchEvent {
+        r#type: Some(event_type.into()),
+        object: Some(RawExtension {
+            raw: Some(wrap("v1", kind, &object).into()),
+        }),
     }
-    let enveloped = wrap("v1", kind, &object.0);
-    let mut event = Writer::default();
-    event.bytes_field(1, event_type.as_bytes());
-    event.message(2, |r| r.bytes_field(1, &enveloped));
-    let mut frame = (event.0.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&event.0);
+    .encode_to_vec();
+    let mut frame = (event.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&event);
     frame
 }
 
@@ -514,56 +413,48 @@ pub(crate) fn test_frame(
 mod tests {
     use super::*;
 
-    fn meta(name: &str, version: &str, annotations: &[(&str, &str)]) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.message(1, |m| {
-            m.bytes_field(1, name.as_bytes());
-            m.bytes_field(5, b"uid-1");
-            m.bytes_field(6, version.as_bytes());
-            for (k, v) in annotations {
-                m.message(12, |e| {
-                    e.bytes_field(1, k.as_bytes());
-                    e.bytes_field(2, v.as_bytes());
-                });
-            }
-        });
-        w.0
-    }
-
-    #[test]
-    fn varints_round_trip_at_their_edges() {
-        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
-            let mut w = Writer::default();
-            w.varint(v);
-            let mut slice = w.0.as_slice();
-            assert_eq!(varint(&mut slice).unwrap(), v);
-            assert!(slice.is_empty());
+    /// An object's message: metadata with `uid`, `version` and `annotations`.
+    pub(super) fn object(uid: &str, version: &str, annotations: &[(&str, &str)]) -> Vec<u8> {
+        Object {
+            metadata: Some(ObjectMeta {
+                uid: Some(uid.into()),
+                resource_version: Some(version.into()),
+                deletion_timestamp: None,
+                annotations: annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+            }),
         }
-        // 300 is the protobuf documentation's example.
-        let mut w = Writer::default();
-        w.varint(300);
-        assert_eq!(w.0, [0xac, 0x02]);
+        .encode_to_vec()
     }
 
     #[test]
     fn truncated_or_malformed_input_is_an_error_not_a_panic() {
         // A length past the end, a varint cut off, an unknown wire type, a bad prefix.
         for bad in [&[0x0a, 0x05, b'a'][..], &[0x08, 0x80], &[0x0f], &[0x0a]] {
-            assert!(fields(bad).any(|f| f.is_err()), "{bad:?} should not parse");
+            assert!(object_meta(bad, &[]).is_err(), "{bad:?} should not parse");
+            assert!(status(bad).is_err(), "{bad:?} should not parse");
+            assert!(list(Bytes::copy_from_slice(bad)).is_err());
+            assert!(watch_event(Bytes::copy_from_slice(bad)).is_err());
+            let mut enveloped = MAGIC.to_vec();
+            enveloped.extend_from_slice(bad);
+            assert!(unwrap(enveloped.into()).is_err());
         }
-        assert!(unwrap(b"{\"kind\":\"Status\"}").is_err());
-        assert!(watch_event(&[]).is_err());
+        assert!(unwrap(Bytes::from_static(b"{\"kind\":\"Status\"}")).is_err());
+        assert!(watch_event(Bytes::new()).is_err(), "an event needs a type");
+        assert!(renewed_lease(&[0x12, 0x05], &renewal(None, None)).is_err());
     }
 
     #[test]
     fn an_enveloped_object_opens_to_its_kind_and_message() {
-        let object = meta("a", "42", &[]);
-        let body = wrap("v1", "Service", &object);
+        let message = object("uid-1", "42", &[]);
+        let body = wrap("v1", "Service", &message);
         assert_eq!(&body[..4], b"k8s\0");
-        let opened = unwrap(&body).unwrap();
+        let opened = unwrap(body.into()).unwrap();
         assert_eq!(opened.kind, "Service");
-        assert_eq!(opened.raw, object.as_slice());
-        let m = object_meta(opened.raw, &[]).unwrap();
+        assert_eq!(opened.raw, message);
+        let m = object_meta(&opened.raw, &[]).unwrap();
         assert_eq!(m.resource_version.as_deref(), Some("42"));
         assert_eq!(m.uid.as_deref(), Some("uid-1"));
         assert!(!m.deleting);
@@ -571,154 +462,326 @@ mod tests {
 
     #[test]
     fn only_the_annotations_asked_for_are_read() {
-        let object = meta(
+        let message = object(
             "",
             "12",
             &[("k8s.io/initial-events-end", "true"), ("other", "x")],
         );
-        let m = object_meta(&object, &["k8s.io/initial-events-end"]).unwrap();
+        let m = object_meta(&message, &["k8s.io/initial-events-end"]).unwrap();
         assert_eq!(
             m.annotations,
             [("k8s.io/initial-events-end".to_string(), "true".to_string())]
         );
+        // A value that is not UTF-8 matters only when it is asked for.
+        let mut meta = Object::decode(message.as_slice())
+            .unwrap()
+            .metadata
+            .unwrap();
+        meta.annotations.insert("other".into(), vec![0xff]);
+        let message = Object {
+            metadata: Some(meta),
+        }
+        .encode_to_vec();
+        assert!(object_meta(&message, &["k8s.io/initial-events-end"]).is_ok());
+        assert!(object_meta(&message, &["other"]).is_err());
     }
 
     #[test]
     fn watch_frames_lists_and_statuses_decode() {
-        let object = wrap("v1", "Service", &meta("s", "7", &[]));
-        let mut frame = Writer::default();
-        frame.bytes_field(1, b"ADDED");
-        frame.message(2, |r| r.bytes_field(1, &object));
-        let (kind, enveloped) = watch_event(&frame.0).unwrap();
+        let frame = test_frame("ADDED", "Service", "7", &[]);
+        assert_eq!(frame[..4], ((frame.len() - 4) as u32).to_be_bytes());
+        let (kind, enveloped) = watch_event(Bytes::from(frame).slice(4..)).unwrap();
         assert_eq!(kind, "ADDED");
-        assert_eq!(enveloped, object.as_slice());
+        assert_eq!(enveloped, wrap("v1", "Service", &object("", "7", &[])));
 
-        let mut l = Writer::default();
-        l.message(1, |m| m.bytes_field(2, b"99"));
-        l.bytes_field(2, &meta("a", "5", &[]));
-        l.bytes_field(2, &meta("b", "6", &[]));
-        let (version, items) = list(&l.0).unwrap();
-        assert_eq!(version, Some("99"));
-        assert_eq!(items.len(), 2);
+        let l = List {
+            metadata: Some(ListMeta {
+                resource_version: Some("99".into()),
+            }),
+            items: vec![object("a", "5", &[]).into(), object("b", "6", &[]).into()],
+        };
+        let (version, items) = list(l.encode_to_vec().into()).unwrap();
+        assert_eq!(version.as_deref(), Some("99"));
+        assert_eq!(items, l.items);
 
-        let mut s = Writer::default();
-        s.bytes_field(2, b"Failure");
-        s.bytes_field(3, b"too old resource version");
-        s.bytes_field(4, b"Expired");
-        s.varint_field(6, 410);
+        let s = Status {
+            status: Some("Failure".into()),
+            message: Some("too old resource version".into()),
+            reason: Some("Expired".into()),
+            code: Some(410),
+        };
         assert_eq!(
-            status(&s.0).unwrap(),
+            status(&s.encode_to_vec()).unwrap(),
             (410, "Expired".into(), "too old resource version".into())
         );
     }
 
+    fn renewal<'a>(holder: Option<&'a str>, owner: Option<(&'a str, &'a str)>) -> LeaseRenewal<'a> {
+        LeaseRenewal {
+            holder,
+            duration_seconds: holder.map(|_| 40),
+            renew_time: MicroTime::at(1_800_000_000, 123_000),
+            owner,
+        }
+    }
+
     #[test]
     fn a_renewal_changes_the_renew_time_and_keeps_everything_else() {
-        // metadata, then a spec with holder, duration, acquire time, renew time, transitions.
-        let mut lease = Writer(meta("node-1", "1234", &[]));
-        lease.message(2, |s| {
-            s.bytes_field(1, b"node-1");
-            s.varint_field(2, 40);
-            s.message(3, |t| t.varint_field(1, 100));
-            s.message(4, |t| t.varint_field(1, 200));
-            s.varint_field(5, 3);
-        });
-        let later = MicroTime {
-            seconds: 1_800_000_000,
-            nanos: 123_000,
-        };
+        let lease = new_lease("node-1", &renewal(Some("node-1"), None));
+        let later = renewal(None, None);
+        let renewed = renewed_lease(&lease, &later).unwrap();
+        assert!(renewed.starts_with(&lease), "the lease is copied as it was");
+        // What follows it is the new renew time alone.
+        let changes = Lease::decode(&renewed[lease.len()..]).unwrap();
+        assert_eq!(changes.metadata, None);
+        assert_eq!(
+            changes.spec,
+            Some(LeaseSpec {
+                renew_time: Some(later.renew_time),
+                ..Default::default()
+            })
+        );
+        let merged = Lease::decode(renewed.as_slice()).unwrap().spec.unwrap();
+        assert_eq!(merged.holder_identity.as_deref(), Some("node-1"));
+        assert_eq!(merged.lease_duration_seconds, Some(40));
+        assert_eq!(merged.renew_time, Some(later.renew_time));
+
+        // Taking over a Lease another holder left sets holder and duration too, and adds the
+        // owner, once.
+        let takeover = renewal(Some("node-2"), Some(("node-2", "uid-2")));
+        let taken = renewed_lease(&renewed, &takeover).unwrap();
+        let merged = Lease::decode(taken.as_slice()).unwrap();
+        assert_eq!(
+            merged.spec.unwrap().holder_identity.as_deref(),
+            Some("node-2")
+        );
+        let owners = merged.metadata.unwrap().owner_references;
+        assert_eq!(owners, takeover.owner_references());
+        let again = renewed_lease(&taken, &takeover).unwrap();
+        let owners = Lease::decode(again.as_slice())
+            .unwrap()
+            .metadata
+            .unwrap()
+            .owner_references;
+        assert_eq!(owners.len(), 1);
+    }
+
+    #[test]
+    fn a_renew_time_replaces_the_old_one_whole() {
+        // A renewal on a whole second: its zero nanoseconds must not leave the old ones.
+        let lease = new_lease("n", &renewal(Some("n"), None));
+        let mut on_the_second = renewal(None, None);
+        on_the_second.renew_time = MicroTime::at(1_900_000_000, 0);
+        let renewed = renewed_lease(&lease, &on_the_second).unwrap();
+        let spec = Lease::decode(renewed.as_slice()).unwrap().spec.unwrap();
+        assert_eq!(spec.renew_time, Some(MicroTime::at(1_900_000_000, 0)));
+    }
+
+    /// Bodies kube-apiserver v1.36.3 sent (see testdata/protobuf/README.md).
+    mod apiserver {
+        use bytes::Bytes;
+
+        pub(super) const LEASE: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/lease.pb"));
+        pub(super) const LEASE_RENEWED: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/lease-renewed.pb"));
+        pub(super) const LEASE_DELETING: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/lease-deleting.pb"));
+        pub(super) const LIST: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/list.pb"));
+        pub(super) const STATUS_404: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/status-404.pb"));
+        pub(super) const WATCH: Bytes =
+            Bytes::from_static(include_bytes!("../testdata/protobuf/watch.pb"));
+        pub(super) const UID: &str = "fbc80f4f-0b8f-4aa3-b1c4-da46d0424485";
+    }
+
+    #[test]
+    fn what_the_api_server_sends_decodes() {
+        let lease = unwrap(apiserver::LEASE).unwrap();
+        assert_eq!(lease.kind, "Lease");
+        assert_eq!(
+            object_meta(&lease.raw, &["note"]).unwrap(),
+            Meta {
+                uid: Some(apiserver::UID.into()),
+                resource_version: Some("220".into()),
+                deleting: false,
+                annotations: vec![("note".into(), "kept".into())],
+            }
+        );
+        let deleting = unwrap(apiserver::LEASE_DELETING).unwrap().raw;
+        assert!(object_meta(&deleting, &[]).unwrap().deleting);
+
+        let status_404 = unwrap(apiserver::STATUS_404).unwrap();
+        assert_eq!(status_404.kind, "Status");
+        assert_eq!(
+            status(&status_404.raw).unwrap(),
+            (
+                404,
+                "NotFound".into(),
+                r#"leases.coordination.k8s.io "missing" not found"#.into()
+            )
+        );
+
+        let (version, items) = list(unwrap(apiserver::LIST).unwrap().raw).unwrap();
+        assert_eq!(version.as_deref(), Some("220"));
+        assert_eq!(items, [lease.raw]);
+
+        // A watch list: the Lease, then the bookmark that ends the initial events.
+        let mut stream = apiserver::WATCH;
+        let mut events = Vec::new();
+        while !stream.is_empty() {
+            let len = u32::from_be_bytes(stream[..4].try_into().unwrap()) as usize;
+            let frame = stream.slice(4..4 + len);
+            stream = stream.slice(4 + len..);
+            let (kind, object) = watch_event(frame).unwrap();
+            let object = unwrap(object).unwrap();
+            let meta = object_meta(&object.raw, &["k8s.io/initial-events-end"]).unwrap();
+            events.push((kind, object.kind, meta.resource_version, meta.annotations));
+        }
+        let end = vec![("k8s.io/initial-events-end".into(), "true".into())];
+        assert_eq!(
+            events,
+            [
+                ("ADDED".into(), "Lease".into(), Some("220".into()), vec![]),
+                ("BOOKMARK".into(), "Lease".into(), Some("222".into()), end),
+            ]
+        );
+    }
+
+    /// Every field of a v1.36 Lease, to compare two of them whole.
+    #[derive(Clone, PartialEq, Message)]
+    struct WholeLease {
+        #[prost(message, optional, tag = "1")]
+        metadata: Option<WholeMeta>,
+        #[prost(message, optional, tag = "2")]
+        spec: Option<WholeSpec>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    struct WholeMeta {
+        #[prost(string, optional, tag = "1")]
+        name: Option<String>,
+        #[prost(string, optional, tag = "2")]
+        generate_name: Option<String>,
+        #[prost(string, optional, tag = "3")]
+        namespace: Option<String>,
+        #[prost(string, optional, tag = "4")]
+        self_link: Option<String>,
+        #[prost(string, optional, tag = "5")]
+        uid: Option<String>,
+        #[prost(string, optional, tag = "6")]
+        resource_version: Option<String>,
+        #[prost(int64, optional, tag = "7")]
+        generation: Option<i64>,
+        #[prost(message, optional, tag = "8")]
+        creation_timestamp: Option<MicroTime>,
+        #[prost(message, optional, tag = "9")]
+        deletion_timestamp: Option<MicroTime>,
+        #[prost(int64, optional, tag = "10")]
+        deletion_grace_period_seconds: Option<i64>,
+        #[prost(btree_map = "string, string", tag = "11")]
+        labels: std::collections::BTreeMap<String, String>,
+        #[prost(btree_map = "string, string", tag = "12")]
+        annotations: std::collections::BTreeMap<String, String>,
+        #[prost(bytes = "vec", repeated, tag = "13")]
+        owner_references: Vec<Vec<u8>>,
+        #[prost(string, repeated, tag = "14")]
+        finalizers: Vec<String>,
+        #[prost(bytes = "vec", repeated, tag = "17")]
+        managed_fields: Vec<Vec<u8>>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    struct WholeSpec {
+        #[prost(string, optional, tag = "1")]
+        holder_identity: Option<String>,
+        #[prost(int32, optional, tag = "2")]
+        lease_duration_seconds: Option<i32>,
+        #[prost(message, optional, tag = "3")]
+        acquire_time: Option<MicroTime>,
+        #[prost(message, optional, tag = "4")]
+        renew_time: Option<MicroTime>,
+        #[prost(int32, optional, tag = "5")]
+        lease_transitions: Option<i32>,
+        #[prost(string, optional, tag = "6")]
+        strategy: Option<String>,
+        #[prost(string, optional, tag = "7")]
+        preferred_holder: Option<String>,
+    }
+
+    /// The Lease in `message`, checked to hold nothing `WholeLease` does not.
+    fn whole_lease(message: &[u8]) -> WholeLease {
+        let lease = WholeLease::decode(message).unwrap();
+        assert_eq!(lease.encoded_len(), message.len(), "a field not declared");
+        lease
+    }
+
+    #[test]
+    fn a_real_lease_is_renewed_with_every_field_kept() {
+        let lease = unwrap(apiserver::LEASE).unwrap().raw;
+        let before = whole_lease(&lease);
+        let spec = before.spec.clone().unwrap();
+        // The fixture has every field the server keeps (without the CoordinatedLeaderElection
+        // gate it drops `strategy` and `preferredHolder`).
+        assert!(spec.acquire_time.is_some() && spec.lease_transitions == Some(3));
+        let meta = before.metadata.clone().unwrap();
+        assert!(!meta.labels.is_empty() && !meta.annotations.is_empty());
+        assert!(!meta.finalizers.is_empty() && !meta.managed_fields.is_empty());
+        assert_eq!(meta.owner_references.len(), 1);
+
+        // It has an owner already (its namespace): the node is not added.
         let renewal = LeaseRenewal {
             holder: None,
             duration_seconds: None,
-            renew_time: later,
-            owner: None,
+            renew_time: MicroTime::at(1_800_000_000, 654_321_000),
+            owner: Some(("node", "uid")),
         };
-        let renewed = renewed_lease(&lease.0, &renewal).unwrap();
-        assert_eq!(
-            lease_spec(&renewed).unwrap(),
-            (Some("node-1"), Some(40), Some(later))
+        let renewed = renewed_lease(&lease, &renewal).unwrap();
+        assert!(renewed.starts_with(&lease));
+        let mut expected = before.clone();
+        expected.spec.as_mut().unwrap().renew_time = Some(renewal.renew_time);
+        assert_eq!(WholeLease::decode(renewed.as_slice()).unwrap(), expected);
+
+        // The API server's answer to that renewal: the same Lease but for the server's own
+        // bookkeeping (the resource version, the time in the managed fields).
+        let mut answer = whole_lease(&unwrap(apiserver::LEASE_RENEWED).unwrap().raw);
+        let meta = answer.metadata.as_mut().unwrap();
+        assert_ne!(
+            meta.resource_version,
+            before.metadata.as_ref().unwrap().resource_version
         );
-        // The metadata (and with it the resource version the update is conditional on) is
-        // copied as it was.
-        assert_eq!(
-            bytes_field(&renewed, 1).unwrap(),
-            bytes_field(&lease.0, 1).unwrap()
-        );
-        let spec = bytes_field(&renewed, 2).unwrap().unwrap();
-        assert_eq!(
-            bytes_field(spec, 3).unwrap(),
-            Some(&[0x08, 100][..]),
-            "acquire time kept"
-        );
-        assert_eq!(varint_field(spec, 5).unwrap(), Some(3), "transitions kept");
-        // Taking over a Lease another holder left sets holder and duration too.
-        let takeover = LeaseRenewal {
-            holder: Some("node-2"),
-            duration_seconds: Some(40),
-            renew_time: later,
-            owner: Some(("node-2", "uid-2")),
-        };
-        let taken = renewed_lease(&renewed, &takeover).unwrap();
-        assert_eq!(lease_spec(&taken).unwrap().0, Some("node-2"));
-        // The owner is added once, to the metadata it had.
-        let meta = bytes_field(&taken, 1).unwrap().unwrap();
-        assert_eq!(string_field(meta, 6).unwrap(), Some("1234"));
-        let owner = bytes_field(meta, 13).unwrap().unwrap();
-        assert_eq!(string_field(owner, 4).unwrap(), Some("uid-2"));
-        let again = renewed_lease(&taken, &takeover).unwrap();
-        let meta = bytes_field(&again, 1).unwrap().unwrap();
-        assert_eq!(
-            fields(meta)
-                .filter(|f| f.as_ref().unwrap().number == 13)
-                .count(),
-            1
-        );
-        // Renewing twice gives one renew time, not two.
-        let twice = renewed_lease(&taken, &renewal).unwrap();
-        let spec = bytes_field(&twice, 2).unwrap().unwrap();
-        assert_eq!(
-            fields(spec)
-                .filter(|f| f.as_ref().unwrap().number == 4)
-                .count(),
-            1
-        );
+        let kept = expected.metadata.as_ref().unwrap();
+        meta.resource_version.clone_from(&kept.resource_version);
+        assert_eq!(meta.managed_fields.len(), 1);
+        meta.managed_fields.clone_from(&kept.managed_fields);
+        assert_eq!(answer, expected);
     }
 
     #[test]
     fn a_new_lease_is_owned_by_its_node() {
-        let mut renewal = LeaseRenewal {
-            holder: Some("n"),
-            duration_seconds: Some(40),
-            renew_time: MicroTime {
-                seconds: 5,
-                nanos: 0,
-            },
-            owner: Some(("n", "uid-9")),
+        let mut r = renewal(Some("n"), Some(("n", "uid-9")));
+        let lease = Lease::decode(new_lease("n", &r).as_slice()).unwrap();
+        let meta = lease.metadata.unwrap();
+        assert_eq!(meta.name.as_deref(), Some("n"));
+        assert_eq!(meta.namespace.as_deref(), Some("kube-node-lease"));
+        let [owner] = meta.owner_references.as_slice() else {
+            panic!("one owner expected: {:?}", meta.owner_references);
         };
-        let lease = new_lease("n", &renewal);
-        let m = bytes_field(&lease, 1).unwrap().unwrap();
-        assert_eq!(string_field(m, 1).unwrap(), Some("n"));
-        assert_eq!(string_field(m, 3).unwrap(), Some("kube-node-lease"));
-        let owner = bytes_field(m, 13).unwrap().unwrap();
-        assert_eq!(string_field(owner, 1).unwrap(), Some("Node"));
-        assert_eq!(string_field(owner, 4).unwrap(), Some("uid-9"));
-        assert_eq!(string_field(owner, 5).unwrap(), Some("v1"));
+        assert_eq!(owner.kind.as_deref(), Some("Node"));
+        assert_eq!(owner.name.as_deref(), Some("n"));
+        assert_eq!(owner.uid.as_deref(), Some("uid-9"));
+        assert_eq!(owner.api_version.as_deref(), Some("v1"));
         assert_eq!(
-            lease_spec(&lease).unwrap(),
-            (
-                Some("n"),
-                Some(40),
-                Some(MicroTime {
-                    seconds: 5,
-                    nanos: 0
-                })
-            )
+            lease.spec,
+            Some(LeaseSpec {
+                holder_identity: Some("n".into()),
+                lease_duration_seconds: Some(40),
+                renew_time: Some(r.renew_time),
+            })
         );
-        renewal.owner = None;
-        assert!(
-            bytes_field(&new_lease("n", &renewal), 1)
-                .unwrap()
-                .is_some_and(|m| bytes_field(m, 13).unwrap().is_none())
-        );
+        r.owner = None;
+        let lease = Lease::decode(new_lease("n", &r).as_slice()).unwrap();
+        assert!(lease.metadata.unwrap().owner_references.is_empty());
     }
 }

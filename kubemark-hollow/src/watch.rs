@@ -9,8 +9,8 @@
 //! Informers whose events nothing reads (the kubelet's Services, CSIDrivers, RuntimeClasses,
 //! mounted ConfigMaps and Secrets; all of the proxy's) decode only resource versions:
 //! [`Informer::drain`]. They ask for protobuf, as the kubelet and kube-proxy do, and read the
-//! versions from it without a schema ([`crate::protobuf`]). The kubelet's own pods and Node are
-//! decoded whole, from JSON: [`Informer::events`].
+//! versions from it with partial message types ([`crate::protobuf`]). The kubelet's own pods
+//! and Node are decoded whole, from JSON: [`Informer::events`].
 //!
 //! Why not kube-runtime's watcher: it decodes every object and keeps an 8 KiB line buffer and a
 //! large state machine per watch for the watch's whole life. A hollow node holds about ten such
@@ -86,7 +86,7 @@ pub(crate) trait Decode: Versioned + DeserializeOwned + Send + Sized + 'static {
 
     /// The object from its protobuf message.
     fn from_protobuf(_message: &[u8]) -> Result<Self, ProtobufError> {
-        Err(ProtobufError("this informer decodes JSON only"))
+        Err(ProtobufError::Malformed("this informer decodes JSON only"))
     }
 }
 
@@ -107,11 +107,11 @@ impl Decode for Skipped {
 }
 
 /// A watch frame in protobuf as the event JSON would have given.
-fn protobuf_event<K: Decode>(frame: &[u8]) -> Result<TypedEvent<K>, ProtobufError> {
-    let (kind, object) = protobuf::watch_event(frame)?;
-    let object = protobuf::unwrap(object)?.raw;
+fn protobuf_event<K: Decode>(frame: Vec<u8>) -> Result<TypedEvent<K>, ProtobufError> {
+    let (kind, object) = protobuf::watch_event(frame.into())?;
+    let object = &protobuf::unwrap(object)?.raw;
     let decoded = |o| K::from_protobuf(o).map(Box::new);
-    Ok(match kind {
+    Ok(match kind.as_str() {
         "ADDED" => TypedEvent::Added(decoded(object)?),
         "MODIFIED" => TypedEvent::Modified(decoded(object)?),
         "DELETED" => TypedEvent::Deleted(decoded(object)?),
@@ -119,7 +119,7 @@ fn protobuf_event<K: Decode>(frame: &[u8]) -> Result<TypedEvent<K>, ProtobufErro
         "ERROR" => TypedEvent::Error(Status {
             code: Some(protobuf::status(object)?.0),
         }),
-        _ => return Err(ProtobufError("unknown watch event type")),
+        _ => return Err(ProtobufError::Malformed("unknown watch event type")),
     })
 }
 
@@ -382,7 +382,7 @@ impl Informer {
                                 continue;
                             }
                             Err(e) => return (Err(kube::Error::ReadEvents(e)), resume(version)),
-                            Ok(Some(frame)) => match protobuf_event::<K>(&frame) {
+                            Ok(Some(frame)) => match protobuf_event::<K>(frame) {
                                 Ok(decoded) => decoded,
                                 Err(e) => return (Err(protobuf_failure(e)), resume(version)),
                             },
@@ -482,14 +482,14 @@ impl Informer {
             );
         }
         let body = client.request_bytes(request).await?;
-        if let Ok(envelope) = protobuf::unwrap(&body) {
+        if let Ok(envelope) = protobuf::unwrap(body.clone()) {
             let (version, items) = protobuf::list(envelope.raw).map_err(protobuf_failure)?;
             let items = items
-                .into_iter()
-                .map(K::from_protobuf)
+                .iter()
+                .map(|item| K::from_protobuf(item))
                 .collect::<Result<Vec<K>, _>>()
                 .map_err(protobuf_failure)?;
-            return Ok((items, version.unwrap_or_default().to_string()));
+            return Ok((items, version.unwrap_or_default()));
         }
         let list: TypedList<K> = serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
         Ok((

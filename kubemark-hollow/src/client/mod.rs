@@ -405,10 +405,10 @@ fn failure(status: http::StatusCode, body: &[u8]) -> kube::core::Status {
         line.chars().take(1024).collect::<String>()
     };
     // A client that accepts protobuf gets its errors in protobuf.
-    let protobuf = crate::protobuf::unwrap(body)
+    let protobuf = crate::protobuf::unwrap(bytes::Bytes::copy_from_slice(body))
         .ok()
         .filter(|u| u.kind == "Status")
-        .and_then(|u| crate::protobuf::status(u.raw).ok())
+        .and_then(|u| crate::protobuf::status(&u.raw).ok())
         .map(|(code, reason, message)| {
             kube::core::Status::failure(&message, &reason).with_code(code)
         });
