@@ -31,10 +31,15 @@ async fn annotate_pods(cp: &kubemark_core::master::LocalControlPlane, usage: &st
         &["annotate", "pods", "-l", "app=burn", &value, "--overwrite"],
     )
     .await;
+    // A pod the HPA deletes between kubectl's list and its patch is NotFound: not a failure.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.status.success()
+            || (!stderr.trim().is_empty()
+                && stderr
+                    .lines()
+                    .all(|l| l.is_empty() || l.starts_with("Error from server (NotFound): pods "))),
+        "{stderr}"
     );
 }
 
