@@ -263,3 +263,33 @@ async fn node_lifecycle_reacts_to_injected_partition_and_not_ready() {
     );
     cluster.stop().await;
 }
+
+/// A flap shorter than the 10 s status tick is written at each edge, not sampled by the tick
+/// (which would show at most one change per tick, or none when period and tick line up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flap_shorter_than_the_status_tick_shows_every_edge() {
+    let cluster = Cluster::with_nodes("flappy", 1).await;
+    let client = cluster.client.clone();
+    let api: Api<Node> = Api::all(client.clone());
+    annotate(&client, "flappy", Some("flap=3s;for=5m")).await;
+    wait_node(&client, "flappy", "the first NotReady edge", |n| {
+        condition(n, "Ready").as_deref() == Some("False")
+    })
+    .await;
+    let mut seen = vec!["False".to_string()];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(11_500) {
+        let ready = condition(&api.get("flappy").await.unwrap(), "Ready").unwrap();
+        if seen.last() != Some(&ready) {
+            seen.push(ready);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        seen.len() >= 4,
+        "edges every 3 s for 11.5 s, saw only {seen:?}"
+    );
+    annotate(&client, "flappy", None).await;
+    wait_node(&client, "flappy", "Ready after the heal", is_ready).await;
+    cluster.stop().await;
+}
