@@ -362,5 +362,24 @@ async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_
     );
     assert!(previous.contains("exited with code 3"), "{previous}");
 
+    // Crash-looping: after the restarted run exits too, the container waits in CrashLoopBackOff
+    // with the last run terminated in error, as a kubelet shows it.
+    eventually(
+        "CrashLoopBackOff after the restart",
+        Duration::from_secs(30),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get("crash").await.ok()?;
+                let c = p.status?.container_statuses?.into_iter().next()?;
+                let waiting = c.state?.waiting?.reason?;
+                let last = c.last_state?.terminated?;
+                (c.restart_count >= 1 && waiting == "CrashLoopBackOff" && last.exit_code != 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
     cluster.stop().await;
 }
