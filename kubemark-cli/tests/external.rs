@@ -32,9 +32,9 @@ fn text(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them() {
-    let external = kubemark_tests::start_control_plane().await;
-    let ext_client = external.client().await.unwrap();
-    let ext_kubeconfig = external.kubeconfig_path().display().to_string();
+    let external = kubemark_tests::Cluster::start().await;
+    let ext_client = external.client.clone();
+    let ext_kubeconfig = external.cp.kubeconfig_path().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
 
@@ -194,5 +194,5 @@ async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them()
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     runner.stop().await;
-    external.stop().await.unwrap();
+    external.stop().await;
 }

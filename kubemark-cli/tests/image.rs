@@ -141,3 +141,135 @@ fn push_pull_back_and_run_the_image() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("registry 127.0.0.1"));
 }
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The image's config from an OCI layout `kubemark image build --layout` wrote, after checking
+/// the layout: every blob hashes to its name, index.json names the manifest by `tag`.
+fn layout_config(dir: &std::path::Path, tag: &str) -> serde_json::Value {
+    assert_eq!(
+        read_json(&dir.join("oci-layout"))["imageLayoutVersion"],
+        "1.0.0"
+    );
+    let blobs = dir.join("blobs").join("sha256");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        assert_eq!(
+            sha256(&std::fs::read(entry.path()).unwrap()),
+            format!("sha256:{name}")
+        );
+    }
+    let blob = |digest: &serde_json::Value| {
+        blobs.join(digest.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let index = read_json(&dir.join("index.json"));
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        tag
+    );
+    let manifest = read_json(&blob(&entry["digest"]));
+    assert_eq!(
+        entry["size"].as_u64().unwrap(),
+        std::fs::metadata(blob(&entry["digest"])).unwrap().len()
+    );
+    let layer = &manifest["layers"][0];
+    assert!(blob(&layer["digest"]).is_file(), "{manifest}");
+    read_json(&blob(&manifest["config"]["digest"]))
+}
+
+#[test]
+fn image_build_writes_an_oci_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("oci");
+    let out = kubemark(
+        &[
+            "image",
+            "build",
+            "--layout",
+            dir.to_str().unwrap(),
+            "--tag",
+            "v9",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = layout_config(&dir, "v9");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/kubemark"]),
+        "{config}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(dir.to_str().unwrap()),
+        "prints the layout"
+    );
+}
+
+/// No Docker daemon here, so the Dockerfile is checked, not built: it builds the `kubemark`
+/// binary of this workspace with the toolchain the workspace asks for, and its image runs it as
+/// the daemonless image does (same path, entrypoint, user and working directory).
+#[test]
+fn the_dockerfile_matches_the_workspace_and_the_daemonless_image() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let rust = workspace
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        lines[0].starts_with(&format!("FROM rust:{rust}-")) && lines[0].ends_with(" AS build"),
+        "the build stage uses the workspace's Rust {rust}: {}",
+        lines[0]
+    );
+    assert!(
+        root.join("Cargo.lock").is_file(),
+        "--locked needs Cargo.lock"
+    );
+    let cli = std::fs::read_to_string(root.join("kubemark-cli/Cargo.toml")).unwrap();
+    assert!(
+        cli.contains("name = \"kubemark-cli\"") && cli.contains("name = \"kubemark\""),
+        "package kubemark-cli with bin kubemark"
+    );
+    let expected = [
+        "RUN cargo build --release --locked -p kubemark-cli --bin kubemark",
+        "COPY --from=build /src/target/release/kubemark /usr/local/bin/kubemark",
+        "WORKDIR /src",
+    ];
+    for line in expected {
+        assert!(lines.contains(&line), "Dockerfile lacks {line:?}");
+    }
+    // The final stage against the config of the image `kubemark image build` makes.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("oci");
+    let out = kubemark(&["image", "build", "--layout", dir.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let config = &layout_config(&dir, "latest")["config"];
+    let last = &lines[lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap()..];
+    let entrypoint = serde_json::to_string(&config["Entrypoint"]).unwrap();
+    for line in [
+        format!("ENTRYPOINT {}", entrypoint.replace(',', ", ")),
+        format!("USER {}", config["User"].as_str().unwrap()),
+        format!("WORKDIR {}", config["WorkingDir"].as_str().unwrap()),
+    ] {
+        assert!(
+            last.contains(&line.as_str()),
+            "final stage lacks {line:?}: {last:?}"
+        );
+    }
+}

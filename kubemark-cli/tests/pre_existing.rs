@@ -332,8 +332,8 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_master_given_by_kubeconfig_gets_hollow_nodes_and_keeps_running() {
-    let master = kubemark_tests::start_control_plane().await;
-    let kubeconfig = master.kubeconfig_path().display().to_string();
+    let master = kubemark_tests::Cluster::start().await;
+    let kubeconfig = master.cp.kubeconfig_path().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let (state, cwd) = kubemark_tests::state_and_cwd(tmp.path());
     let args = [
@@ -373,7 +373,7 @@ async fn a_running_master_given_by_kubeconfig_gets_hollow_nodes_and_keeps_runnin
 
     let out = kubemark(&state, &cwd, &["stop"], &[]);
     assert!(out.status.success(), "stop: {}", text(&out));
-    let client = master.client().await.unwrap();
+    let client = master.client.clone();
     assert!(
         kubemark_core::master::apiserver_ready(&client).await,
         "stop leaves the master running"
@@ -399,5 +399,5 @@ async fn a_running_master_given_by_kubeconfig_gets_hollow_nodes_and_keeps_runnin
         std::fs::read_dir(&state).unwrap().next().is_none(),
         "state removed"
     );
-    master.stop().await.unwrap();
+    master.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Shared helpers of the workspace-level integration tests (in `tests/tests/`), which run against
 //! a real control plane built by `scripts/build-control-plane.sh`.
 
+mod cluster;
 pub mod gce;
 pub mod metrics_server;
 pub mod moto;
@@ -13,28 +14,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use kubemark_core::master::{
-    BootstrapToken, LocalControlPlane, LocalOptions, ensure_node_bootstrap,
-};
-use kubemark_hollow::server::{NodeAddresses, ServerOptions};
-use kubemark_hollow::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 
-/// Starts a local control plane with the binaries found the documented way, failing the test with
-/// the reason (and the fix) when they are missing: integration tests never skip silently.
-pub async fn start_control_plane() -> LocalControlPlane {
-    start_control_plane_with(|_| {}).await
-}
-
-/// Like [`start_control_plane`], with options adjusted by `adjust`.
-pub async fn start_control_plane_with(adjust: impl FnOnce(&mut LocalOptions)) -> LocalControlPlane {
-    init_logging();
-    let mut options =
-        LocalOptions::from_env().unwrap_or_else(|e| panic!("control-plane binaries: {e}"));
-    adjust(&mut options);
-    LocalControlPlane::start(options)
-        .await
-        .unwrap_or_else(|e| panic!("local control plane did not start: {e}"))
-}
+pub use cluster::{Cluster, ClusterBuilder};
 
 /// Test logs on stderr (shown for failing tests), filtered by `KUBEMARK_LOG` (default: warnings).
 pub fn init_logging() {
@@ -46,75 +27,6 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Installs a bootstrap token and returns TLS-bootstrap credentials for hollow nodes.
-pub async fn bootstrap_credentials(cp: &LocalControlPlane, dir: &std::path::Path) -> Credentials {
-    let token = BootstrapToken::generate();
-    ensure_node_bootstrap(
-        &cp.client().await.unwrap(),
-        &token,
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
-    let path = dir.join("bootstrap.kubeconfig");
-    token
-        .kubeconfig(&cp.server_url(), cp.pki().ca.cert_pem())
-        .write(&path)
-        .unwrap();
-    Credentials::Bootstrap {
-        bootstrap_kubeconfig: path,
-        cert_dir: dir.join("certs"),
-    }
-}
-
-/// Starts hollow nodes `names` in this process.
-pub fn spawn_nodes(
-    credentials: &Credentials,
-    names: Vec<String>,
-    config: NodeConfig,
-) -> HollowNodes {
-    spawn_serving_nodes(credentials, names, config, None)
-}
-
-/// Starts hollow nodes `names` in this process, serving their kubelet API when `server` says.
-pub fn spawn_serving_nodes(
-    credentials: &Credentials,
-    names: Vec<String>,
-    config: NodeConfig,
-    server: Option<ServerOptions>,
-) -> HollowNodes {
-    HollowNodes::spawn(HollowOptions {
-        names,
-        credentials: credentials.clone(),
-        config,
-        join_concurrency: 16,
-        kubelet: true,
-        proxy: None,
-        server,
-    })
-}
-
-/// Kubelet API options for nodes at `addresses`: serving certificates from `cp`'s kubelet
-/// serving CA (its files written into `dir`), client certificates of the cluster CA.
-pub fn serving(
-    cp: &LocalControlPlane,
-    dir: &std::path::Path,
-    addresses: NodeAddresses,
-) -> ServerOptions {
-    let (cert, key) = (dir.join("serving-ca.crt"), dir.join("serving-ca.key"));
-    let ca = &cp.pki().kubelet_serving_ca;
-    kubemark_core::pki::write_public(&cert, ca.cert_pem()).unwrap();
-    kubemark_core::pki::write_private(&key, &ca.key_pem()).unwrap();
-    ServerOptions {
-        addresses,
-        port: kubemark_hollow::server::DEFAULT_PORT,
-        read_only_port: None,
-        serving_ca: Some((cert, key)),
-        client_ca: None,
-        netns: None,
-    }
-}
-
 /// A /16 of 127.0.0.0/8 of this test's own (from `seed`), first address `127.N.0.1`.
 pub fn loopback_range(seed: &str) -> std::net::Ipv4Addr {
     let n = seed
@@ -122,58 +34,6 @@ pub fn loopback_range(seed: &str) -> std::net::Ipv4Addr {
         .chain(std::process::id().to_le_bytes())
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     std::net::Ipv4Addr::new(127, 16 + (n % 224) as u8, 0, 1)
-}
-
-/// A control plane with Ready hollow nodes, for tests.
-pub struct Cluster {
-    /// The control plane.
-    pub cp: LocalControlPlane,
-    /// The hollow nodes (running in the test process).
-    pub nodes: HollowNodes,
-    /// An admin client.
-    pub client: kube::Client,
-    /// The nodes' TLS-bootstrap credentials (to start more, or the same ones again).
-    pub credentials: Credentials,
-    /// Holds the bootstrap kubeconfig and node certificates.
-    pub dir: tempfile::TempDir,
-}
-
-/// Starts hollow nodes `<prefix>-0 .. <prefix>-(n-1)` against `cp` and waits until they are Ready.
-pub async fn with_nodes(
-    cp: LocalControlPlane,
-    prefix: &str,
-    n: usize,
-    config: NodeConfig,
-) -> Cluster {
-    with_serving_nodes(cp, prefix, n, config, None).await
-}
-
-/// [`with_nodes`], the nodes serving their kubelet API at `addresses` when given.
-pub async fn with_serving_nodes(
-    cp: LocalControlPlane,
-    prefix: &str,
-    n: usize,
-    config: NodeConfig,
-    addresses: Option<NodeAddresses>,
-) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let credentials = bootstrap_credentials(&cp, dir.path()).await;
-    let server = addresses.map(|a| serving(&cp, dir.path(), a));
-    let nodes = spawn_serving_nodes(
-        &credentials,
-        HollowOptions::names(prefix, n),
-        config,
-        server,
-    );
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, n, Duration::from_secs(60)).await;
-    Cluster {
-        cp,
-        nodes,
-        client,
-        credentials,
-        dir,
-    }
 }
 
 /// A Deployment of `replicas` pods labelled `app=<name>` in `default`.

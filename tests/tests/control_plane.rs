@@ -8,7 +8,12 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubemark_core::master::{LocalControlPlane, LocalOptions, client_from_kubeconfig};
 use kubemark_core::pki::write_private;
-use kubemark_tests::start_control_plane;
+use kubemark_tests::Cluster;
+
+/// For the tests of the control plane's own lifecycle: stop, supervision, a panic.
+async fn control_plane() -> LocalControlPlane {
+    Cluster::start().await.into_control_plane()
+}
 
 fn node(name: &str) -> Node {
     serde_json::from_value(serde_json::json!({
@@ -21,8 +26,9 @@ fn node(name: &str) -> Node {
 
 #[tokio::test]
 async fn control_plane_is_ready_and_kubectl_works() {
-    let cp = start_control_plane().await;
-    let client = cp.client().await.unwrap();
+    let cluster = Cluster::start().await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     let req = http::Request::get("/readyz?verbose")
         .body(Vec::new())
         .unwrap();
@@ -53,13 +59,13 @@ async fn control_plane_is_ready_and_kubectl_works() {
     ] {
         assert!(stdout.lines().any(|l| l == ns), "missing {ns} in {stdout}");
     }
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test]
 async fn a_kubelet_certificate_may_write_its_own_node_only() {
-    let cp = start_control_plane().await;
-    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start().await;
+    let (cp, dir) = (&cluster.cp, &cluster.dir);
     let mut clients = Vec::new();
     for name in ["node-a", "node-b"] {
         let cert = cp.pki().issue_kubelet_client(name).unwrap();
@@ -115,7 +121,7 @@ async fn a_kubelet_certificate_may_write_its_own_node_only() {
         matches!(err, kube::Error::Api(ref s) if s.code == 403),
         "status of another node: {err}"
     );
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 fn assert_nothing_left(pids: &[(String, u32)], ports: &[u16], dir: &std::path::Path) {
@@ -137,7 +143,7 @@ fn assert_nothing_left(pids: &[(String, u32)], ports: &[u16], dir: &std::path::P
 
 #[tokio::test]
 async fn stop_leaves_no_process_port_or_file() {
-    let cp = start_control_plane().await;
+    let cp = control_plane().await;
     let pids = cp.pids();
     assert_eq!(pids.len(), 4);
     let p = cp.ports();
@@ -155,7 +161,7 @@ async fn stop_leaves_no_process_port_or_file() {
 
 #[tokio::test]
 async fn an_exited_component_is_restarted_by_name_and_stop_still_leaves_nothing() {
-    let mut cp = start_control_plane().await;
+    let mut cp = control_plane().await;
     assert_eq!(cp.supervise().unwrap(), Vec::<&str>::new());
     let pid_of = |cp: &LocalControlPlane, component: &str| {
         cp.pids()
@@ -191,7 +197,7 @@ async fn an_exited_component_is_restarted_by_name_and_stop_still_leaves_nothing(
 
 #[tokio::test]
 async fn a_panicking_test_still_leaves_nothing() {
-    let cp = start_control_plane().await;
+    let cp = control_plane().await;
     let pids = cp.pids();
     let dir = cp.work_dir().to_path_buf();
     let port = cp.ports().apiserver;

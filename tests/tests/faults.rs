@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Event, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kubemark_core::pki::{Kubeconfig, KubeconfigCredentials};
 use kubemark_hollow::NodeConfig;
-use kubemark_hollow::runtime::{HollowNodes, HollowOptions};
+use kubemark_hollow::runtime::HollowOptions;
 use kubemark_tests::*;
 
 fn condition(node: &Node, type_: &str) -> Option<String> {
@@ -43,10 +43,9 @@ async fn wait_node(client: &kube::Client, name: &str, what: &str, pred: impl Fn(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hollow_proxies_watch_what_kube_proxy_watches() {
-    let cp = start_control_plane().await;
-    let dir = tempfile::tempdir().unwrap();
-    let credentials = bootstrap_credentials(&cp, dir.path()).await;
-    let proxy = dir.path().join("kube-proxy.kubeconfig");
+    let cluster = Cluster::start().await;
+    let cp = &cluster.cp;
+    let proxy = cluster.dir.path().join("kube-proxy.kubeconfig");
     Kubeconfig {
         name: "kube-proxy".into(),
         server: cp.server_url(),
@@ -55,28 +54,20 @@ async fn hollow_proxies_watch_what_kube_proxy_watches() {
     }
     .write(&proxy)
     .unwrap();
-    let client = cp.client().await.unwrap();
+    let client = cluster.client.clone();
     let before = open_watches(&client, "endpointslices").await;
-    let with_kubelets = HollowNodes::spawn(HollowOptions {
-        names: HollowOptions::names("full", 2),
-        credentials: credentials.clone(),
-        config: NodeConfig::default(),
-        join_concurrency: 4,
-        kubelet: true,
+    cluster.spawn(HollowOptions {
         proxy: Some(proxy.clone()),
-        server: None,
+        ..cluster.hollow("full", 2).await
     });
     // The proxy morph alone, as `hollow-node --morph proxy` runs it.
-    let proxies_only = HollowNodes::spawn(HollowOptions {
-        names: HollowOptions::names("proxy-only", 2),
+    cluster.spawn(HollowOptions {
         credentials: kubemark_hollow::Credentials::Kubeconfig(proxy.clone()),
-        config: NodeConfig::default(),
-        join_concurrency: 4,
         kubelet: false,
         proxy: Some(proxy),
-        server: None,
+        ..cluster.hollow("proxy-only", 2).await
     });
-    wait_ready_nodes(&client, 2, Duration::from_secs(60)).await;
+    cluster.wait_ready(2).await;
     eventually("4 hollow proxies watching", Duration::from_secs(30), || {
         let client = client.clone();
         async move {
@@ -126,26 +117,13 @@ async fn hollow_proxies_watch_what_kube_proxy_watches() {
         !names.iter().any(|n| n.starts_with("proxy-only")),
         "the proxy morph registers no Node: {names:?}"
     );
-    with_kubelets.stop();
-    proxies_only.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_problem_is_npds_condition_and_event() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(
-        start_control_plane().await,
-        "sick",
-        1,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("sick", 1).await;
+    let client = cluster.client.clone();
     wait_node(&client, "sick", "NPD's conditions False", |n| {
         condition(n, "KernelDeadlock").as_deref() == Some("False")
             && condition(n, "ReadonlyFilesystem").as_deref() == Some("False")
@@ -176,8 +154,7 @@ async fn an_injected_problem_is_npds_condition_and_event() {
         condition(n, "KernelDeadlock").as_deref() == Some("False")
     })
     .await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 fn tainted(node: &Node, key: &str) -> bool {
@@ -189,25 +166,23 @@ fn tainted(node: &Node, key: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_lifecycle_reacts_to_injected_partition_and_not_ready() {
-    let cp = start_control_plane_with(|o| {
-        o.controller_manager_args = vec![
-            "--node-monitor-grace-period=8s".into(),
-            "--node-monitor-period=1s".into(),
-        ];
-    })
-    .await;
     let config = NodeConfig {
         lease_duration: Duration::from_secs(4),
         status_update_frequency: Duration::from_secs(1),
         ..NodeConfig::default()
     };
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(cp, "cut", 2, config).await;
+    let cluster = Cluster::builder()
+        .control_plane(|o| {
+            o.controller_manager_args = vec![
+                "--node-monitor-grace-period=8s".into(),
+                "--node-monitor-period=1s".into(),
+            ];
+        })
+        .nodes("cut", 2)
+        .config(config)
+        .start()
+        .await;
+    let client = cluster.client.clone();
 
     annotate(&client, "cut-0", Some("partition")).await;
     wait_node(
@@ -286,6 +261,35 @@ async fn node_lifecycle_reacts_to_injected_partition_and_not_ready() {
         message.as_deref(),
         Some("Node cut-1 status is now: NodeNotReady")
     );
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
+}
+
+/// A flap shorter than the 10 s status tick is written at each edge, not sampled by the tick
+/// (which would show at most one change per tick, or none when period and tick line up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flap_shorter_than_the_status_tick_shows_every_edge() {
+    let cluster = Cluster::with_nodes("flappy", 1).await;
+    let client = cluster.client.clone();
+    let api: Api<Node> = Api::all(client.clone());
+    annotate(&client, "flappy", Some("flap=3s;for=5m")).await;
+    wait_node(&client, "flappy", "the first NotReady edge", |n| {
+        condition(n, "Ready").as_deref() == Some("False")
+    })
+    .await;
+    let mut seen = vec!["False".to_string()];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(11_500) {
+        let ready = condition(&api.get("flappy").await.unwrap(), "Ready").unwrap();
+        if seen.last() != Some(&ready) {
+            seen.push(ready);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        seen.len() >= 4,
+        "edges every 3 s for 11.5 s, saw only {seen:?}"
+    );
+    annotate(&client, "flappy", None).await;
+    wait_node(&client, "flappy", "Ready after the heal", is_ready).await;
+    cluster.stop().await;
 }

@@ -22,19 +22,8 @@ fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
     let n = 3;
-    let Cluster {
-        cp,
-        nodes: hollow,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(
-        start_control_plane().await,
-        "hollow",
-        n,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("hollow", n).await;
+    let client = cluster.client.clone();
     let ready = wait_ready_nodes(&client, n, Duration::from_secs(5)).await;
     for node in &ready {
         let spec = node.spec.clone().unwrap();
@@ -143,8 +132,7 @@ async fn nodes_join_and_a_deployment_runs_with_distinct_ips_in_each_pod_cidr() {
         started >= 3 * n,
         "expected a Started event per pod from the kubelet, saw {started}"
     );
-    hollow.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 fn phase(p: &Pod) -> &str {
@@ -178,22 +166,12 @@ async fn pods_where(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        credentials: _,
-        dir: _dir,
-    } = with_nodes(
-        start_control_plane().await,
-        "drain",
-        2,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("drain", 2).await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 
-    apply(&cp, serde_json::json!({
+    apply(cp, serde_json::json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": { "name": "batch", "namespace": "default" },
         "spec": { "completions": 3, "parallelism": 3, "template": {
@@ -201,14 +179,14 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
                           "annotations": { "kubemark.io/run-duration": "2s" } },
             "spec": { "restartPolicy": "Never", "containers": [{ "name": "work", "image": "busybox" }] } } },
     })).await;
-    apply(&cp, serde_json::json!({
+    apply(cp, serde_json::json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": { "name": "agent", "namespace": "default" },
         "spec": { "selector": { "matchLabels": { "app": "agent" } }, "template": {
             "metadata": { "labels": { "app": "agent" } },
             "spec": { "hostNetwork": true, "containers": [{ "name": "agent", "image": "agent:1" }] } } },
     })).await;
-    apply(&cp, deployment("movable", 4)).await;
+    apply(cp, deployment("movable", 4)).await;
 
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
     eventually("the Job to complete", Duration::from_secs(90), || {
@@ -268,7 +246,7 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
     })
     .await;
     let out = kubectl(
-        &cp,
+        cp,
         &[
             "drain",
             "drain-0",
@@ -297,7 +275,7 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
     assert_eq!(moved.len(), 4);
 
     let out = kubectl(
-        &cp,
+        cp,
         &[
             "delete",
             "deployment",
@@ -313,25 +291,13 @@ async fn jobs_complete_daemonsets_cover_every_node_and_drain_moves_pods() {
         String::from_utf8_lossy(&out.stderr)
     );
     pods_where(&pods, "app=movable", "deleted pods to be gone", 0, |_| true).await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_big_pods_stay_pending_or_are_rejected_with_the_kubelets_reason() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        credentials: _,
-        dir: _dir,
-    } = with_nodes(
-        start_control_plane().await,
-        "small",
-        1,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("small", 1).await;
+    let client = cluster.client.clone();
     let big = |name: &str, node: Option<&str>| -> Pod {
         serde_json::from_value(serde_json::json!({
             "metadata": { "name": name, "namespace": "default", "labels": { "app": name } },
@@ -401,19 +367,13 @@ async fn too_big_pods_stay_pending_or_are_rejected_with_the_kubelets_reason() {
     let message = condition.message.unwrap();
     assert!(message.contains("Insufficient cpu"), "{message}");
     assert_eq!(phase(&pending[0]), "Pending");
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hollow_node_gets_403_when_it_writes_another_node() {
-    let Cluster {
-        cp,
-        nodes,
-        client: _,
-        credentials: creds,
-        dir: _dir,
-    } = with_nodes(start_control_plane().await, "id", 2, NodeConfig::default()).await;
+    let cluster = Cluster::with_nodes("id", 2).await;
+    let creds = cluster.credentials().await.clone();
     // The certificate hollow node id-0 got through TLS bootstrap.
     let config = kubemark_hollow::identity::node_config(&creds, "id-0")
         .await
@@ -433,8 +393,7 @@ async fn a_hollow_node_gets_403_when_it_writes_another_node() {
         matches!(err, kube::Error::Api(ref s) if s.code == 403),
         "{err}"
     );
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,26 +402,20 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
         lease_duration: Duration::from_secs(4),
         ..NodeConfig::default()
     };
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        credentials: creds,
-        dir: _dir,
-    } = with_nodes(
-        start_control_plane_with(|o| {
+    let cluster = Cluster::builder()
+        .control_plane(|o| {
             o.controller_manager_args = vec![
                 "--node-monitor-grace-period=8s".into(),
                 "--node-monitor-period=1s".into(),
             ];
         })
-        .await,
-        "flaky",
-        1,
-        config.clone(),
-    )
-    .await;
-    apply(&cp, deployment("stay", 3)).await;
+        .nodes("flaky", 1)
+        .config(config.clone())
+        .start()
+        .await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
+    apply(cp, deployment("stay", 3)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let before = pods_where(&pods, "app=stay", "3 Running pods", 3, |p| {
         phase(p) == "Running"
@@ -477,7 +430,7 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
     let mut before_ips: Vec<(String, String)> = before.iter().map(ip_of).collect();
     before_ips.sort();
 
-    nodes.stop();
+    cluster.stop_nodes();
     let api: Api<Node> = Api::all(client.clone());
     eventually(
         "NotReady and the unreachable taint",
@@ -500,7 +453,10 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
     .await;
 
     // A new process for the same node: it rebuilds its state from the API.
-    let nodes = spawn_nodes(&creds, HollowOptions::names("flaky", 1), config);
+    cluster.spawn(HollowOptions {
+        config,
+        ..cluster.hollow("flaky", 1).await
+    });
     eventually(
         "Ready again without the taint",
         Duration::from_secs(60),
@@ -531,7 +487,7 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
         "pods keep their IPs across a hollow-node restart"
     );
     // A new pod after the restart must not reuse an address in use.
-    kubectl(&cp, &["scale", "deployment", "stay", "--replicas=4"]).await;
+    kubectl(cp, &["scale", "deployment", "stay", "--replicas=4"]).await;
     let four = pods_where(&pods, "app=stay", "4 Running pods", 4, |p| {
         phase(p) == "Running"
     })
@@ -541,8 +497,7 @@ async fn a_stopped_node_goes_not_ready_and_tainted_then_recovers_with_its_pods()
         .map(|p| p.status.as_ref().unwrap().pod_ip.clone().unwrap())
         .collect();
     assert_eq!(ips.len(), 4, "no duplicate IPs: {ips:?}");
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,14 +506,13 @@ async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
         lease_duration: Duration::from_secs(8),
         ..NodeConfig::default()
     };
-    let Cluster {
-        mut cp,
-        nodes,
-        client,
-        credentials: _,
-        dir: _dir,
-    } = with_nodes(start_control_plane().await, "survivor", 2, config).await;
-    apply(&cp, deployment("keep", 4)).await;
+    let mut cluster = Cluster::builder()
+        .nodes("survivor", 2)
+        .config(config)
+        .start()
+        .await;
+    let client = cluster.client.clone();
+    apply(&cluster.cp, deployment("keep", 4)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let before = pods_where(&pods, "app=keep", "4 Running pods", 4, |p| {
         phase(p) == "Running"
@@ -570,8 +524,9 @@ async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
         .collect();
     before_ips.sort();
 
-    cp.restart_apiserver().await.unwrap();
+    cluster.cp.restart_apiserver().await.unwrap();
     let restarted_at = k8s_openapi::jiff::Timestamp::now();
+    let cp = &cluster.cp;
     let client = cp.client().await.unwrap();
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), "kube-node-lease");
@@ -605,33 +560,30 @@ async fn after_an_api_server_restart_nodes_are_ready_and_pods_keep_their_ips() {
     after_ips.sort();
     assert_eq!(before_ips, after_ips);
     // The pod watch resumed: a new pod starts.
-    kubectl(&cp, &["scale", "deployment", "keep", "--replicas=5"]).await;
+    kubectl(cp, &["scale", "deployment", "keep", "--replicas=5"]).await;
     pods_where(&pods, "app=keep", "5 Running pods", 5, |p| {
         phase(p) == "Running"
     })
     .await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
     // A /29 per node: addresses .2 to .6, five pods.
-    let cp = start_control_plane_with(|o| {
-        o.controller_manager_args = vec![
-            "--cluster-cidr=10.64.0.0/24".into(),
-            "--node-cidr-mask-size=29".into(),
-        ];
-    })
-    .await;
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(cp, "tiny", 1, NodeConfig::default()).await;
-    apply(&cp, deployment("crowd", 6)).await;
+    let cluster = Cluster::builder()
+        .control_plane(|o| {
+            o.controller_manager_args = vec![
+                "--cluster-cidr=10.64.0.0/24".into(),
+                "--node-cidr-mask-size=29".into(),
+            ];
+        })
+        .nodes("tiny", 1)
+        .start()
+        .await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
+    apply(cp, deployment("crowd", 6)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     pods_where(&pods, "app=crowd", "5 Running pods", 5, |p| {
         phase(p) == "Running"
@@ -680,7 +632,7 @@ async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
     .await;
     let victim = running[0].metadata.name.clone().unwrap();
     let out = kubectl(
-        &cp,
+        cp,
         &["delete", "pod", &victim, "--wait=true", "--timeout=60s"],
     )
     .await;
@@ -713,28 +665,17 @@ async fn an_exhausted_pod_cidr_leaves_pods_pending_with_the_reason() {
         .filter(|e| e.involved_object.name.as_deref() == Some(&name))
         .count();
     assert_eq!(for_stuck, 1, "no event spam while waiting");
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(
-        start_control_plane().await,
-        "mounts",
-        1,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("mounts", 1).await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     let base = open_watches(&client, "configmaps").await;
     apply(
-        &cp,
+        cp,
         serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": "app-config", "namespace": "default" }, "data": { "k": "v" },
@@ -742,7 +683,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
     )
     .await;
     apply(
-        &cp,
+        cp,
         serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": { "name": "reader", "namespace": "default", "labels": { "app": "reader" } },
@@ -768,7 +709,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
     )
     .await;
     let out = kubectl(
-        &cp,
+        cp,
         &["delete", "pod", "reader", "--wait=true", "--timeout=60s"],
     )
     .await;
@@ -786,8 +727,7 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
         },
     )
     .await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 /// As a kubelet's volume manager: a pod whose service-account token cannot be fetched stays
@@ -796,27 +736,17 @@ async fn mounted_configmaps_are_watched_while_a_pod_uses_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_waits_for_its_token_before_its_containers_start() {
     init_logging();
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        credentials,
-        dir: _dir,
-    } = with_nodes(
-        start_control_plane().await,
-        "mounts",
-        1,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("mounts", 1).await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     let account = serde_json::json!({
         "apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": { "name": "late", "namespace": "default" },
     });
-    apply(&cp, account.clone()).await;
+    apply(cp, account.clone()).await;
     // Bound to a node that has not joined yet; its service account is gone when it does.
     apply(
-        &cp,
+        cp,
         serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": { "name": "waiter", "namespace": "default", "labels": { "app": "waiter" } },
@@ -825,17 +755,13 @@ async fn a_pod_waits_for_its_token_before_its_containers_start() {
         }),
     )
     .await;
-    let out = kubectl(&cp, &["delete", "serviceaccount", "late"]).await;
+    let out = kubectl(cp, &["delete", "serviceaccount", "late"]).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let late = spawn_nodes(
-        &credentials,
-        HollowOptions::names("mounts-late", 1),
-        NodeConfig::default(),
-    );
+    cluster.spawn(cluster.hollow("mounts-late", 1).await);
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
     let failed = eventually("a FailedMount event", Duration::from_secs(60), || {
         let events = events.clone();
@@ -866,14 +792,12 @@ async fn a_pod_waits_for_its_token_before_its_containers_start() {
         state.waiting.and_then(|w| w.reason).as_deref(),
         Some("ContainerCreating")
     );
-    apply(&cp, account).await;
+    apply(cp, account).await;
     pods_where(&pods, "app=waiter", "the waiter Running", 1, |p| {
         phase(p) == "Running"
     })
     .await;
-    late.stop();
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 /// The request mix of a pod's life is the kubelet status manager's: a GET before each status
@@ -881,13 +805,8 @@ async fn a_pod_waits_for_its_token_before_its_containers_start() {
 /// per pod from the kubelet; the image the pods "pulled" is in the node's status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(start_control_plane().await, "mix", 2, NodeConfig::default()).await;
+    let cluster = Cluster::with_nodes("mix", 2).await;
+    let client = cluster.client.clone();
     let image = "registry.k8s.io/pause:3.10";
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let count = |verb: &'static str, sub: &'static str| {
@@ -1002,8 +921,7 @@ async fn pod_lifecycle_requests_follow_the_kubelets_status_manager() {
         },
     )
     .await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 /// Informers whose objects a hollow node does not read ask for protobuf, as the kubelet does,
@@ -1015,13 +933,8 @@ async fn protobuf_informers_stay_open_through_events_and_leases_renew() {
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::node::v1::RuntimeClass;
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(start_control_plane().await, "pb", 2, NodeConfig::default()).await;
+    let cluster = Cluster::with_nodes("pb", 2).await;
+    let client = cluster.client.clone();
     let resources = ["services", "runtimeclasses", "csidrivers"];
     // Every node opened one watch of each; let the watch lists finish.
     eventually("the nodes' informers open", Duration::from_secs(30), || {
@@ -1100,8 +1013,7 @@ async fn protobuf_informers_stay_open_through_events_and_leases_renew() {
     .await;
     let puts = requests_served(&client, "PUT", "leases", "").await;
     assert!(puts >= 2.0, "renewals are updates: {puts}");
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 /// An API server that sends GOAWAY at random (`--goaway-chance`, as HA clusters run it) closes a
@@ -1110,26 +1022,24 @@ async fn protobuf_informers_stay_open_through_events_and_leases_renew() {
 /// node would fail until its last watch on the old connection ended, minutes later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
-    let cp = start_control_plane_with(|o| {
-        // The largest chance the API server accepts: 2 % of requests answered with a GOAWAY.
-        o.apiserver_args.push("--goaway-chance=0.02".into());
-    })
-    .await;
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(cp, "goaway", 2, NodeConfig::default()).await;
+    let cluster = Cluster::builder()
+        .control_plane(|o| {
+            // The largest chance the API server accepts: 2 % of requests answered with a GOAWAY.
+            o.apiserver_args.push("--goaway-chance=0.02".into());
+        })
+        .nodes("goaway", 2)
+        .start()
+        .await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // ~6 requests per pod from the nodes: a GOAWAY is all but certain (0.98^240 < 1 %).
-    apply(&cp, deployment("churn", 40)).await;
+    apply(cp, deployment("churn", 40)).await;
     pods_where(&pods, "app=churn", "40 pods Running", 40, |p| {
         phase(p) == "Running"
     })
     .await;
-    let out = kubectl(&cp, &["scale", "deployment", "churn", "--replicas=0"]).await;
+    let out = kubectl(cp, &["scale", "deployment", "churn", "--replicas=0"]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -1160,8 +1070,7 @@ async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
         );
     }
     wait_ready_nodes(&client, 2, Duration::from_secs(5)).await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 /// A burst of pods bound to one node at once, as a density run's creators produce: all of
@@ -1173,19 +1082,8 @@ async fn nodes_keep_working_against_an_api_server_that_sends_goaway() {
 async fn a_burst_of_pods_on_one_node_runs_and_its_lease_is_renewed_throughout() {
     use futures::StreamExt;
     use k8s_openapi::api::coordination::v1::Lease;
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(
-        start_control_plane().await,
-        "burst",
-        1,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("burst", 1).await;
+    let client = cluster.client.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let renewed = |lease: &Lease| lease.spec.as_ref().and_then(|s| s.renew_time.clone());
@@ -1235,8 +1133,7 @@ async fn a_burst_of_pods_on_one_node_runs_and_its_lease_is_renewed_throughout() 
         async move { (renewed(&leases.get("burst").await.ok()?) > first).then_some(()) }
     })
     .await;
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 async fn job_complete(jobs: &Api<k8s_openapi::api::batch::v1::Job>, name: &str) {
@@ -1260,28 +1157,18 @@ async fn job_complete(jobs: &Api<k8s_openapi::api::batch::v1::Job>, name: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_finish_as_their_commands_say_and_missing_env_holds_a_pod_until_it_appears() {
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_nodes(
-        start_control_plane().await,
-        "work",
-        2,
-        NodeConfig::default(),
-    )
-    .await;
+    let cluster = Cluster::with_nodes("work", 2).await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
     // No annotations: a shell one-liner, and clusterloader2's `sleep` image in an Indexed Job.
-    apply(&cp, serde_json::json!({
+    apply(cp, serde_json::json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": { "name": "shell", "namespace": "default" },
         "spec": { "template": { "spec": { "restartPolicy": "Never",
             "containers": [{ "name": "sh", "image": "busybox", "command": ["sh", "-c", "exit 0"] }] } } },
     })).await;
     apply(
-        &cp,
+        cp,
         serde_json::json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": { "name": "indexed", "namespace": "default" },
@@ -1335,7 +1222,7 @@ async fn jobs_finish_as_their_commands_say_and_missing_env_holds_a_pod_until_it_
     .await;
     assert_eq!(said, "Error: configmap \"settings\" not found");
     apply(
-        &cp,
+        cp,
         serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": "settings", "namespace": "default" }, "data": { "mode": "fast" },
@@ -1351,6 +1238,5 @@ async fn jobs_finish_as_their_commands_say_and_missing_env_holds_a_pod_until_it_
     )
     .await;
 
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kubemark_hollow::NodeConfig;
 use kubemark_hollow::server::NodeAddresses;
 use kubemark_tests::*;
 use serde_json::json;
@@ -65,22 +64,14 @@ fn series(text: &str, name_and_labels: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients() {
-    let cp = start_control_plane().await;
     let first = loopback_range("kubelet-api");
-    let Cluster {
-        cp,
-        nodes,
-        client,
-        dir: _dir,
-        ..
-    } = with_serving_nodes(
-        cp,
-        "api",
-        2,
-        NodeConfig::default(),
-        Some(NodeAddresses::Consecutive(first)),
-    )
-    .await;
+    let cluster = Cluster::builder()
+        .nodes("api", 2)
+        .serving(NodeAddresses::Consecutive(first))
+        .start()
+        .await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
 
     // Each node advertises its own address and the kubelet's port.
     let node: Node = Api::all(client.clone()).get("api-1").await.unwrap();
@@ -115,7 +106,7 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     running(&pods, "web").await;
 
     // kubectl logs goes through the API server, which verifies the node's certificate.
-    let out = kubectl(&cp, &["logs", "web", "-c", "app"]).await;
+    let out = kubectl(cp, &["logs", "web", "-c", "app"]).await;
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -124,13 +115,13 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     );
     assert!(log.contains("hollow container app started"), "{log}");
     assert!(log.ends_with("listening on :8080\nready\n"), "{log}");
-    let out = kubectl(&cp, &["logs", "web", "--tail=1", "--timestamps"]).await;
+    let out = kubectl(cp, &["logs", "web", "--tail=1", "--timestamps"]).await;
     let tail = String::from_utf8_lossy(&out.stdout);
     assert!(
         tail.lines().count() == 1 && tail.trim_end().ends_with("Z ready"),
         "{tail}"
     );
-    let out = kubectl(&cp, &["logs", "web", "--previous"]).await;
+    let out = kubectl(cp, &["logs", "web", "--previous"]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("previous terminated container \"app\""),
@@ -140,7 +131,7 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
 
     // exec fails at once, saying why.
     let started = Instant::now();
-    let out = kubectl(&cp, &["exec", "web", "--", "ls"]).await;
+    let out = kubectl(cp, &["exec", "web", "--", "ls"]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -280,26 +271,20 @@ async fn every_node_serves_the_kubelet_api_to_kubectl_and_to_authorized_clients(
     .await;
     assert_eq!(code, 400, "{body}");
 
-    nodes.stop();
-    cp.stop().await.unwrap();
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_logs() {
-    let cp = start_control_plane().await;
-    let dir = tempfile::tempdir().unwrap();
-    let credentials = bootstrap_credentials(&cp, dir.path()).await;
     let first = loopback_range("kubelet-logs");
-    let mut server = serving(&cp, dir.path(), NodeAddresses::Consecutive(first));
-    server.read_only_port = Some(10255);
-    let nodes = spawn_serving_nodes(
-        &credentials,
-        vec!["logs".into()],
-        NodeConfig::default(),
-        Some(server),
-    );
-    let client = cp.client().await.unwrap();
-    wait_ready_nodes(&client, 1, Duration::from_secs(60)).await;
+    let cluster = Cluster::builder()
+        .nodes("logs", 1)
+        .serving(NodeAddresses::Consecutive(first))
+        .server(|s| s.read_only_port = Some(10255))
+        .start()
+        .await;
+    let cp = &cluster.cp;
+    let client = cluster.client.clone();
 
     // The read-only port: no authentication, and nothing but health, pods, stats and metrics.
     let plain = reqwest::Client::new();
@@ -346,7 +331,7 @@ async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_
     running(&pods, "brief").await;
     let follow = tokio::time::timeout(
         Duration::from_secs(30),
-        kubectl(&cp, &["logs", "-f", "brief"]),
+        kubectl(cp, &["logs", "-f", "brief"]),
     )
     .await
     .expect("kubectl logs -f ends when the container exits");
@@ -368,7 +353,7 @@ async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_
         }
     })
     .await;
-    let out = kubectl(&cp, &["logs", "crash", "--previous"]).await;
+    let out = kubectl(cp, &["logs", "crash", "--previous"]).await;
     let previous = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -377,6 +362,24 @@ async fn logs_follow_and_show_the_previous_run_and_the_read_only_port_serves_no_
     );
     assert!(previous.contains("exited with code 3"), "{previous}");
 
-    nodes.stop();
-    cp.stop().await.unwrap();
+    // Crash-looping: after the restarted run exits too, the container waits in CrashLoopBackOff
+    // with the last run terminated in error, as a kubelet shows it.
+    eventually(
+        "CrashLoopBackOff after the restart",
+        Duration::from_secs(30),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get("crash").await.ok()?;
+                let c = p.status?.container_statuses?.into_iter().next()?;
+                let waiting = c.state?.waiting?.reason?;
+                let last = c.last_state?.terminated?;
+                (c.restart_count >= 1 && waiting == "CrashLoopBackOff" && last.exit_code != 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    cluster.stop().await;
 }

@@ -197,13 +197,20 @@ pub struct Cluster {
 
 /// Stops the process here when `KUBEMARK_CRASH_AFTER` names `step`: the crash-safety tests kill
 /// `start` after each step and check that `stop` still removes everything. Aborts, so no
-/// destructor runs, as in a real crash.
+/// destructor runs, as in a real crash. Without the `crash-points` feature (production builds)
+/// it does nothing.
+#[cfg(feature = "crash-points")]
 pub fn crash_point(step: &str) {
     if std::env::var("KUBEMARK_CRASH_AFTER").is_ok_and(|s| s == step) {
         eprintln!("KUBEMARK_CRASH_AFTER={step}: aborting");
         std::process::abort();
     }
 }
+
+/// Does nothing: crash points exist only with the `crash-points` feature (tests).
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn crash_point(_step: &str) {}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
     move |e| ClusterError::State(format!("{}: {e}", path.display()))

@@ -1,11 +1,12 @@
 //! The provider contract: what a backend (GCE, AWS, a pre-existing host, memory) must do to host a
-//! kubemark master. The rules are in `docs/provider-contract.md`; the [`conformance`] suite checks
-//! them.
+//! kubemark master. The rules are in `docs/provider-contract.md`; the `conformance` suite (feature
+//! `conformance`) checks them.
 //!
 //! Implementors see only [`Provider`], a small object-safe trait (`Arc<dyn Provider>`); callers use
 //! the conveniences of [`ProviderExt`], which every provider gets for free.
 
 mod capabilities;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 mod local;

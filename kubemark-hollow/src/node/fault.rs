@@ -115,10 +115,31 @@ impl Fault {
             FaultKind::NotReady => false,
             FaultKind::Flap(period) => {
                 let since = now.saturating_duration_since(self.from.unwrap_or(now));
-                (since.as_secs_f64() / period.as_secs_f64()) as u64 % 2 == 1
+                (since.as_nanos() / period.as_nanos()) % 2 == 1
             }
             _ => true,
         }
+    }
+
+    /// The first instant after `now` at which [`Fault::at`] or [`Fault::ready`] may change: the
+    /// window's start or end, or a flap's next edge. The status loop wakes then too, so a flap
+    /// shorter than its tick is written edge by edge instead of being sampled (and aliased).
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        let window = [self.from, self.until]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
+        let edge = match (&self.kind, self.from) {
+            (FaultKind::Flap(period), Some(from)) if *self.at(now) == self.kind => {
+                let edges = now.saturating_duration_since(from).as_nanos() / period.as_nanos() + 1;
+                u64::try_from(period.as_nanos() * edges)
+                    .ok()
+                    .map(|n| from + Duration::from_nanos(n))
+            }
+            _ => None,
+        };
+        window.into_iter().chain(edge).min()
     }
 }
 
@@ -141,6 +162,16 @@ mod tests {
             "flapping starts NotReady"
         );
         assert!(f.ready(now + Duration::from_secs(15)));
+        // Every edge is a change, at the period exactly, and nothing changes after the window.
+        let f = parse("flap=3s;after=1s;for=7s", now).unwrap();
+        let secs = |s: u64| now + Duration::from_secs(s);
+        assert_eq!(f.next_change(now), Some(secs(1)));
+        assert_eq!(f.next_change(secs(1)), Some(secs(4)));
+        assert!(!f.ready(secs(1)) && f.ready(secs(4)) && !f.ready(secs(7)));
+        assert_eq!(f.next_change(secs(4)), Some(secs(7)));
+        assert_eq!(f.next_change(secs(7)), Some(secs(8)));
+        assert_eq!(f.next_change(secs(8)), None);
+        assert_eq!(parse("not-ready", now).unwrap().next_change(now), None);
         assert!(!parse("not-ready", now).unwrap().ready(now));
         for bad in [
             "explode",

@@ -474,7 +474,9 @@ async fn status_loop(ctx: Arc<NodeContext>, facts: NodeFacts) {
                 }
             }
         }
-        tokio::time::sleep(ctx.config.status_update_frequency).await;
+        let tick = tokio::time::Instant::now() + ctx.config.status_update_frequency;
+        let change = fault.next_change(at).filter(|c| *c > at);
+        tokio::time::sleep_until(change.map_or(tick, |c| c.min(tick))).await;
     }
 }
 
