@@ -26,13 +26,7 @@ fn spawn_kubemark(state: &Path, cwd: &Path, args: &[&str]) -> std::process::Chil
         .expect("kubemark starts")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use kubemark_tests::output_text as text;
 
 #[test]
 fn start_kubectl_status_stop_leaves_nothing() {

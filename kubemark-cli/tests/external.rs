@@ -22,13 +22,7 @@ async fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
         .expect("kubemark runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use kubemark_tests::output_text as text;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them() {

@@ -24,13 +24,7 @@ fn kubemark(state: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Ou
         .expect("kubemark runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use kubemark_tests::output_text as text;
 
 /// A config file for a master on the test sshd whose directories live under `root`.
 fn config(sshd: &Sshd, root: &Path, nodes: usize) -> PathBuf {

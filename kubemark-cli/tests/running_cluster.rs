@@ -24,13 +24,7 @@ async fn kubemark(state: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)])
         .expect("kubemark runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use kubemark_tests::output_text as text;
 
 async fn node_names(client: &kube::Client) -> Vec<String> {
     let mut names: Vec<String> = Api::<Node>::all(client.clone())

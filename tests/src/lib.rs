@@ -17,6 +17,15 @@ use kube::api::{Api, ListParams};
 
 pub use cluster::{Cluster, ClusterBuilder};
 
+/// A finished command's stdout and stderr as one string, for assertions and failure messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Test logs on stderr (shown for failing tests), filtered by `KUBEMARK_LOG` (default: warnings).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEMARK_LOG")

@@ -520,39 +520,13 @@ impl Target {
                 addr: addr.clone(),
                 source,
             })?;
-        let closed = Arc::new(AtomicBool::new(false));
-        let read = Arc::new(AtomicBool::new(false));
-        let send = match tls {
+        match tls {
             Handshake::Own(_, false) | Handshake::Stock(_, false) => {
-                return Err(ConnectError::NoHttp2(addr.clone()));
+                Err(ConnectError::NoHttp2(addr.clone()))
             }
-            Handshake::Own(io, true) => {
-                let io = Tracked {
-                    io,
-                    read: read.clone(),
-                };
-                let (send, connection) = http2().handshake(io).await?;
-                // Boxed: moved into the task by value, the connection (2.4 KiB with its TLS
-                // stream) was laid out three times in the task's future (argument, pinned
-                // local, select arm): 7.3 KiB per node for a 2.4 KiB value.
-                tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
-                send
-            }
-            Handshake::Stock(io, true) => {
-                let io = Tracked {
-                    io,
-                    read: read.clone(),
-                };
-                let (send, connection) = h2::client::Builder::new()
-                    .initial_window_size(STREAM_WINDOW)
-                    .initial_connection_window_size(CONNECTION_WINDOW)
-                    .handshake(io)
-                    .await?;
-                tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
-                send
-            }
-        };
-        Ok(Live { send, closed })
+            Handshake::Own(io, true) => Ok(start(io, http2()).await?),
+            Handshake::Stock(io, true) => Ok(start(io, stock_http2()).await?),
+        }
     }
 
     /// Sends one request on the connection (dialled if needed) and waits for its response head.
@@ -617,6 +591,35 @@ fn http2() -> h2::client::Builder {
         // literally, ~100 bytes more each.
         .header_table_size(0);
     builder
+}
+
+/// The HTTP/2 settings of the `--stock-connection` reference: h2's defaults but for the windows,
+/// which a node needs to work at all (see [`http2`]).
+fn stock_http2() -> h2::client::Builder {
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    builder
+}
+
+/// Runs the HTTP/2 handshake over `io` and drives the connection on a task of its own.
+async fn start<T>(io: T, builder: h2::client::Builder) -> Result<Live, h2::Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let read = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicBool::new(false));
+    let io = Tracked {
+        io,
+        read: read.clone(),
+    };
+    let (send, connection) = builder.handshake(io).await?;
+    // Boxed: moved into the task by value, the connection (2.4 KiB with its TLS stream) was
+    // laid out three times in the task's future (argument, pinned local, select arm): 7.3 KiB
+    // per node for a 2.4 KiB value.
+    tokio::spawn(drive(Box::pin(connection), read, closed.clone()));
+    Ok(Live { send, closed })
 }
 
 /// Runs the connection until it ends or fails its health check.

@@ -952,6 +952,13 @@ async fn measure_kwok(n: usize, args: &BenchArgs) -> anyhow::Result<Sample> {
     result
 }
 
+/// Our default build's sample at `nodes`, the one every other sample is compared with.
+fn ours_at(samples: &[Sample], nodes: usize) -> Option<&Sample> {
+    samples
+        .iter()
+        .find(|s| s.implementation == "kubemark-rs" && s.nodes == nodes)
+}
+
 /// The hollow nodes' client rate limit, as flags both ours and upstream's hollow node take.
 fn client_limits(args: &BenchArgs) -> String {
     format!(
@@ -1149,10 +1156,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     for off in samples.iter().filter(|s| s.implementation == "ours-noapi") {
-        if let Some(on) = samples
-            .iter()
-            .find(|s| s.implementation == "kubemark-rs" && s.nodes == off.nodes)
-        {
+        if let Some(on) = ours_at(&samples, off.nodes) {
             println!(
                 "{} nodes: the kubelet API costs {:+.1} KiB RSS and {:+.4} mcore CPU per idle node (ours with it minus ours without)",
                 off.nodes,
@@ -1183,10 +1187,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.implementation == "ours-stockconn")
     {
-        if let Some(own) = samples
-            .iter()
-            .find(|s| s.implementation == "kubemark-rs" && s.nodes == stock.nodes)
-        {
+        if let Some(own) = ours_at(&samples, stock.nodes) {
             println!(
                 "{} nodes: our connection saves {:.1} KiB RSS and {:+.4} mcore CPU per idle node against tokio-rustls + h2 defaults",
                 stock.nodes,
@@ -1199,10 +1200,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| !s.implementation.starts_with("ours-") && s.implementation != "kubemark-rs")
     {
-        if let Some(ours) = samples
-            .iter()
-            .find(|s| s.implementation == "kubemark-rs" && s.nodes == peer.nodes)
-        {
+        if let Some(ours) = ours_at(&samples, peer.nodes) {
             println!(
                 "{} nodes: {} / ours = {:.1}x memory per node, {:.1}x CPU per node, {:.2}x API server CPU per node, {:.1}x time to Ready",
                 peer.nodes,
@@ -1286,10 +1284,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     for up in samples.iter().filter(|s| s.implementation == "upstream") {
-        let Some(ours) = samples
-            .iter()
-            .find(|s| s.implementation == "kubemark-rs" && s.nodes == up.nodes)
-        else {
+        let Some(ours) = ours_at(&samples, up.nodes) else {
             continue;
         };
         fidelity(
