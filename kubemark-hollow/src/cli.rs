@@ -166,6 +166,10 @@ impl HollowNodeArgs {
     }
 }
 
+/// The most nodes one process hosts: ~90 KiB each, so 100,000 is ~9 GB; a larger `--count` is
+/// a typo far more often than a plan, and would abort on allocation instead of saying so.
+const MAX_NODES_PER_PROCESS: usize = 100_000;
+
 fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
     let kubelet = match flags.morph.as_str() {
         "kubelet" => true,
@@ -173,6 +177,16 @@ fn options(flags: &HollowNodeArgs) -> anyhow::Result<HollowOptions> {
         other => anyhow::bail!("unknown --morph {other:?}: known morphs are kubelet and proxy"),
     };
     anyhow::ensure!(flags.count >= 1, "--count must be at least 1");
+    anyhow::ensure!(
+        flags.count <= MAX_NODES_PER_PROCESS,
+        "--count {} is more than one process hosts (at most {MAX_NODES_PER_PROCESS}); run several processes with distinct --name prefixes",
+        flags.count
+    );
+    anyhow::ensure!(
+        flags.kube_api_qps == 0.0 || (flags.kube_api_qps.is_finite() && flags.kube_api_qps >= 0.01),
+        "--kube-api-qps {} must be 0 (no limit) or at least 0.01",
+        flags.kube_api_qps
+    );
     let deprecated = [
         ("--use-real-proxier", &flags.use_real_proxier),
         ("--proxier-sync-period", &flags.proxier_sync_period),
@@ -477,6 +491,23 @@ mod tests {
         assert_eq!((a.kubelet_port, a.kubelet_read_only_port), (10250, 10255));
         // No address given: no kubelet API (and no error).
         assert!(server_options(&a).unwrap().is_none());
+    }
+
+    #[test]
+    fn absurd_counts_and_rates_are_one_clear_error() {
+        for (args, want) in [
+            ("--count=1000000000", "more than one process hosts"),
+            ("--kube-api-qps=1e-300", "--kube-api-qps"),
+            ("--kube-api-qps=NaN", "--kube-api-qps"),
+            ("--kube-api-qps=-1", "--kube-api-qps"),
+        ] {
+            let e = parse(&format!("--morph=kubelet {args}"))
+                .options()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(want), "{args}: {e:?}");
+        }
     }
 
     #[test]

@@ -108,13 +108,7 @@ async fn bootstrap_over_ssh_supervises_and_teardown_leaves_nothing() {
     let pki_dir = spec.config_dir.join("pki");
     assert_eq!(mode(&spec.config_dir), 0o700);
     assert_eq!(mode(&pki_dir), 0o700);
-    for f in [
-        "ca.key",
-        "apiserver.key",
-        "etcd-ca.key",
-        "known_tokens.csv",
-        "sa.key",
-    ] {
+    for f in ["ca.key", "apiserver.key", "etcd-ca.key", "sa.key"] {
         let p = pki_dir.join(f);
         assert!(p.exists(), "{f} not uploaded");
         assert_eq!(mode(&p), 0o600, "{f}");

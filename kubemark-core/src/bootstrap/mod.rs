@@ -161,9 +161,26 @@ impl std::fmt::Debug for SshSession {
     }
 }
 
+/// `ssh` reads a host or user that starts with `-` as an option (`-oProxyCommand=...`), and a
+/// space or control character splits or ends its arguments: refused before ssh runs.
+fn check_target(t: &SshTarget) -> Result<(), BootstrapError> {
+    for (what, value) in [("host", &t.host), ("user", &t.user)] {
+        if value.is_empty()
+            || value.starts_with('-')
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(BootstrapError::Invalid(format!(
+                "ssh {what} {value:?} is not a valid {what} (empty, starts with '-', or has spaces)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl SshSession {
     /// Connects and logs in.
     pub async fn connect(t: &SshTarget) -> Result<Self, BootstrapError> {
+        check_target(t)?;
         let target = t.display();
         let meta = std::fs::metadata(&t.key).map_err(|e| BootstrapError::Connect {
             target: target.clone(),
@@ -403,6 +420,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_host_or_user_that_ssh_would_read_as_an_option_is_refused() {
+        let key = tempfile::NamedTempFile::new().unwrap();
+        for (host, user) in [
+            ("-oProxyCommand=touch /tmp/x", "root"),
+            ("10.0.0.1", "-oProxyCommand=x"),
+            ("10.0.0.1 -p 1", "root"),
+            ("", "root"),
+        ] {
+            let t = super::SshTarget::new(host, user, key.path());
+            let e = super::SshSession::connect(&t)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("is not a valid")),
+                "{host:?} {user:?}: {e:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

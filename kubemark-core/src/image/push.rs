@@ -106,6 +106,30 @@ async fn describe(response: reqwest::Response) -> String {
     }
 }
 
+/// Whether a token realm on `realm_host` may receive the credentials of `registry`
+/// (`host[:port]`): the registry's own host, or a sibling under its parent domain
+/// (`registry-1.docker.io` sends clients to `auth.docker.io`).
+fn realm_may_see_credentials(registry: &str, realm_host: &str) -> bool {
+    let registry_host = registry
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(registry, |(host, _)| host)
+        .to_ascii_lowercase();
+    let realm_host = realm_host.to_ascii_lowercase();
+    if realm_host == registry_host {
+        return true;
+    }
+    match registry_host.split_once('.') {
+        // The parent must itself be a domain (`docker.io`), not a bare TLD.
+        Some((_, parent))
+            if parent.contains('.') && registry_host.parse::<std::net::IpAddr>().is_err() =>
+        {
+            realm_host.ends_with(&format!(".{parent}")) || realm_host == parent
+        }
+        _ => false,
+    }
+}
+
 /// `realm`, `service`, `scope` of a `WWW-Authenticate: Bearer ...` header.
 fn bearer_challenge(header: &str) -> Option<Vec<(String, String)>> {
     let rest = header.strip_prefix("Bearer ")?;
@@ -196,8 +220,25 @@ impl Session<'_> {
                 format!("realm {realm:?}: {e}"),
             )
         })?;
-        let mut req = self.http.get(url);
+        if url.scheme() != "https" {
+            return Err(err(
+                self.reference,
+                "token exchange",
+                format!("the registry's token realm {realm:?} is not https; refusing it"),
+            ));
+        }
+        let mut req = self.http.get(url.clone());
         if let Some(c) = self.credentials {
+            let host = url.host_str().unwrap_or_default();
+            if !realm_may_see_credentials(&self.reference.registry, host) {
+                return Err(err(
+                    self.reference,
+                    "token exchange",
+                    format!(
+                        "the registry sends its credentials to {host}, outside its own domain; refusing"
+                    ),
+                ));
+            }
             req = req.basic_auth(&c.username, Some(&c.password));
         }
         let response = req.send().await.map_err(|e| {
@@ -420,5 +461,26 @@ mod tests {
             ("scope".to_string(), "repository:k:push,pull".to_string())
         );
         assert!(bearer_challenge("Basic realm=x").is_none());
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registrys_own_domain() {
+        for (registry, realm, ok) in [
+            ("registry-1.docker.io", "auth.docker.io", true),
+            ("us-docker.pkg.dev", "us-docker.pkg.dev", true),
+            ("127.0.0.1:5000", "127.0.0.1", true),
+            ("localhost:5000", "localhost", true),
+            ("registry.example.com:443", "auth.example.com", true),
+            ("registry.example.com", "attacker.net", false),
+            ("registry.example.com", "example.com.attacker.net", false),
+            ("127.0.0.1:5000", "127.0.0.2", false),
+            ("ghcr.io", "evil.io", false),
+        ] {
+            assert_eq!(
+                realm_may_see_credentials(registry, realm),
+                ok,
+                "{registry} -> {realm}"
+            );
+        }
     }
 }

@@ -177,7 +177,6 @@ pub fn apiserver_args(l: &MasterLayout, n: &MasterNetwork) -> Vec<String> {
         // No kube-proxy runs on a kubemark master: reach extension API servers at their
         // endpoints, not their Service's cluster IP.
         "--enable-aggregator-routing=true".into(),
-        format!("--token-auth-file={}", l.pki(file_names::TOKENS)),
         // Hollow nodes join as real kubelets do: a bootstrap token, then a CSR the
         // controller-manager approves and signs.
         "--enable-bootstrap-token-auth=true".into(),

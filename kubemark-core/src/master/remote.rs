@@ -547,6 +547,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_supervisor_passes_arguments_as_written_never_as_globs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("matched-by-glob"), "").unwrap();
+        let out = d.join("args");
+        let bin = d.join("fake");
+        std::fs::write(
+            &bin,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\nexec sleep 30\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::write(
+            d.join("master.env"),
+            format!(
+                "LOG_DIR={0}\nRUN_DIR={0}\nSTOP_GRACE_SECONDS=1\nFAKE_BIN={1}\nFAKE_ARGS='--a=* matched-*'\n",
+                d.display(),
+                bin.display()
+            ),
+        )
+        .unwrap();
+        let script = d.join("supervise.sh");
+        std::fs::write(&script, SUPERVISOR).unwrap();
+        let mut sup = std::process::Command::new("/bin/sh")
+            .arg(&script)
+            .args(["fake", &d.display().to_string()])
+            .current_dir(d)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let args = loop {
+            match std::fs::read_to_string(&out) {
+                Ok(a) if a.ends_with('\n') => break a,
+                _ if std::time::Instant::now() > deadline => panic!("the fake never ran"),
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sup.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        sup.wait().unwrap();
+        assert_eq!(args, "--a=*\nmatched-*\n");
+    }
+
+    #[test]
     fn the_default_spec_is_upstreams_layout_with_a_public_api_server_only() {
         let spec =
             RemoteMasterSpec::new(ClusterName::new("c1").unwrap(), IpAddr::from([10, 0, 0, 5]));

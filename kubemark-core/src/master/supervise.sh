@@ -6,6 +6,8 @@
 # kubemark's masters start each component once, so a crashed component stays down and the run is
 # silently wrong. Used where systemd does not run; written by kubemark, safe to read.
 set -u
+# Arguments are split on blanks below; no glob in them may expand to the files of the cwd.
+set -f
 name=$1
 config=$2
 . "$config/master.env"

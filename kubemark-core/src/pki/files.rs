@@ -9,22 +9,48 @@ use std::path::{Path, PathBuf};
 use super::{PkiError, io_err};
 
 fn write_mode(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
-    // Write to a sibling temp file created with the final mode, then rename: the key is never
-    // readable by others, not even for an instant, and never half-written.
-    let tmp = path.with_extension("tmp~");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    // `mode` is filtered by the umask on creation; an existing file keeps its old mode.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_err(&tmp))?;
-    file.write_all(contents.as_bytes()).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    // A sibling temporary file with a random name, created exclusively (O_EXCL never follows a
+    // link planted at the name) with the final mode, then renamed over the target and the
+    // directory synced: the key is never readable by others, never half-written, and never
+    // written anywhere but where it was asked to go.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| PkiError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+        })?
+        .to_string_lossy();
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&tmp)(e)),
+        }
+    };
+    let written = (|| {
+        // `mode` is filtered by the umask on creation.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(path)(e));
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Writes a private key, token or kubeconfig with credentials: mode 0600.

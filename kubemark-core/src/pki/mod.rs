@@ -1,7 +1,8 @@
 //! The cluster PKI, generated per cluster with rcgen and independent of any provider: a cluster
 //! CA, a separate etcd CA (so that no Kubernetes client certificate can talk to etcd directly),
-//! serving and client certificates for every component, the service-account key pair and an
-//! admin bearer token. The cluster CA also signs kubelet CSRs in the controller-manager.
+//! serving and client certificates for every component and the service-account key pair. The
+//! cluster CA also signs kubelet CSRs in the controller-manager. There is no static token: every
+//! client authenticates with a certificate or a token the API server issues.
 
 mod authority;
 mod files;
@@ -112,8 +113,7 @@ pub mod users {
     }
 }
 
-/// Every certificate and key of a cluster.
-#[derive(Debug)]
+/// Every certificate and key of a cluster. `Debug` prints no key.
 pub struct ClusterPki {
     /// The cluster CA: API server clients, kubelets, and the controller-manager's CSR signer.
     pub ca: CertificateAuthority,
@@ -149,8 +149,6 @@ pub struct ClusterPki {
     pub service_account_key_pem: String,
     /// Service-account token verification key, PEM.
     pub service_account_pub_pem: String,
-    /// A bearer token for the admin user.
-    pub admin_token: String,
     /// The options the PKI was made for.
     pub options: PkiOptions,
 }
@@ -167,8 +165,6 @@ pub mod file_names {
     pub const SA_KEY: &str = "sa.key";
     /// Service-account public key.
     pub const SA_PUB: &str = "sa.pub";
-    /// Static token file of the API server.
-    pub const TOKENS: &str = "known_tokens.csv";
     /// The kubelet serving CA's certificate (`--kubelet-certificate-authority`).
     pub const KUBELET_SERVING_CA_CRT: &str = "kubelet-serving-ca.crt";
     /// The kubelet serving CA's key.
@@ -247,7 +243,6 @@ impl ClusterPki {
         let kube_proxy = ca.issue(&CertSpec::client(users::KUBE_PROXY, &[]))?;
 
         let sa = rcgen::KeyPair::generate()?;
-        let admin_token = hex::encode(rand::random::<[u8; 32]>());
 
         Ok(Self {
             ca,
@@ -265,7 +260,6 @@ impl ClusterPki {
             kube_proxy,
             service_account_key_pem: sa.serialize_pem(),
             service_account_pub_pem: sa.public_key_pem(),
-            admin_token,
             options,
         })
     }
@@ -277,7 +271,7 @@ impl ClusterPki {
             .issue(&CertSpec::client(users::node(name), &[users::NODES_GROUP]))
     }
 
-    /// Writes every file into `dir` (created 0700): certificates 0644, keys and tokens 0600.
+    /// Writes every file into `dir` (created 0700): certificates 0644, keys 0600.
     pub fn write(&self, dir: &Path) -> Result<(), PkiError> {
         files::create_private_dir(dir)?;
         let pairs: [(&str, &CertAndKey); 9] = [
@@ -313,15 +307,22 @@ impl ClusterPki {
         )?;
         write_private(&dir.join(file_names::SA_KEY), &self.service_account_key_pem)?;
         write_public(&dir.join(file_names::SA_PUB), &self.service_account_pub_pem)?;
-        let tokens = format!(
-            "{},{},{},\"{}\"\n",
-            self.admin_token,
-            users::ADMIN,
-            users::ADMIN,
-            users::MASTERS_GROUP
-        );
-        write_private(&dir.join(file_names::TOKENS), &tokens)?;
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for ClusterPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The certificates' own Debug redacts their keys; the service-account key is a bare PEM.
+        f.debug_struct("ClusterPki")
+            .field("ca", &self.ca)
+            .field("etcd_ca", &self.etcd_ca)
+            .field("kubelet_serving_ca", &self.kubelet_serving_ca)
+            .field("front_proxy_ca", &self.front_proxy_ca)
+            .field("admin", &self.admin)
+            .field("service_account_key_pem", &"<redacted>")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 

@@ -242,20 +242,22 @@ fn keys_are_written_0600_and_certs_0644_and_debug_hides_keys() {
         "apiserver.key",
         "admin.key",
         "sa.key",
-        "known_tokens.csv",
     ] {
         assert_eq!(mode(key), 0o600, "{key}");
     }
     for cert in ["ca.crt", "apiserver.crt", "sa.pub"] {
         assert_eq!(mode(cert), 0o644, "{cert}");
     }
-    let debug = format!("{:?}", pki.admin);
+    for debug in [format!("{:?}", pki.admin), format!("{pki:?}")] {
+        assert!(
+            !debug.contains("PRIVATE KEY"),
+            "Debug leaked a key: {debug}"
+        );
+    }
     assert!(
-        !debug.contains("PRIVATE KEY"),
-        "Debug leaked a key: {debug}"
+        !sub.join("known_tokens.csv").exists(),
+        "no static token file: nothing uses one"
     );
-    let tokens = std::fs::read_to_string(sub.join("known_tokens.csv")).unwrap();
-    assert!(tokens.starts_with(&pki.admin_token) && tokens.contains("\"system:masters\""));
 }
 
 #[test]
@@ -322,4 +324,30 @@ fn first_service_ip_is_network_plus_one() {
     );
     assert!(first_service_ip("10.0.0.0").is_err());
     assert!(first_service_ip("fd00::/64").is_err());
+}
+
+#[test]
+fn private_files_replace_a_planted_link_and_leave_no_temporary_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, "the user's file").unwrap();
+    let target = dir.path().join("admin.key");
+    std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
+
+    write_private(&target, "secret").unwrap();
+
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        "the user's file",
+        "the write followed the link"
+    );
+    let meta = std::fs::symlink_metadata(&target).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "a temporary file was left: {names:?}");
 }

@@ -845,7 +845,12 @@ impl RateLimiter {
             if b.tokens >= 0.0 {
                 None
             } else {
-                Some(Duration::from_secs_f64(-b.tokens / b.qps))
+                // Bounded: a tiny qps from a library caller must not overflow the Duration.
+                Some(
+                    Duration::try_from_secs_f64(-b.tokens / b.qps)
+                        .unwrap_or(Duration::from_secs(3600))
+                        .min(Duration::from_secs(3600)),
+                )
             }
         };
         if let Some(wait) = wait {
