@@ -336,7 +336,8 @@ fn sum_by(
         let Some((labels, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let label = |name: &str| super::test::metrics::label(labels, name).to_string();
+        let label =
+            |name: &str| kubemark_core::measurement::prometheus::label(labels, name).to_string();
         if let Some(k) = key(&label) {
             *out.entry(k).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
         }
@@ -400,7 +401,7 @@ fn totals(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
     let mut ticks = 0;
     let mut rss = 0;
     for pid in pids {
-        let (t, r) = crate::procfs::cpu_ticks_and_rss(*pid)
+        let (t, r) = kubemark_core::measurement::resource_usage::cpu_ticks_and_rss(*pid)
             .with_context(|| format!("process {pid} is gone"))?;
         ticks += t;
         rss += r;
@@ -527,7 +528,9 @@ async fn idle_phase(
     let rss = rss_samples.iter().sum::<u64>() / rss_samples.len() as u64;
     let text = metrics(&client).await?;
     let after = request_counts(&text);
-    let millicores = |ticks: u64| ticks as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
+    let millicores = |ticks: u64| {
+        ticks as f64 / kubemark_core::measurement::resource_usage::clock_ticks() / elapsed * 1000.0
+    };
     let cpu_total = millicores(ticks1 - ticks0);
     let apiserver_total = millicores(apiserver1 - apiserver0);
     let node_minutes = n as f64 * elapsed / 60.0;

@@ -92,7 +92,10 @@ pub(super) async fn run(
     }
     let (ticks1, _) = super::totals(pids)?;
     let elapsed = t0.elapsed().as_secs_f64();
-    let millicores = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
+    let millicores = (ticks1 - ticks0) as f64
+        / kubemark_core::measurement::resource_usage::clock_ticks()
+        / elapsed
+        * 1000.0;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let scrape_failures = text
         .lines()
