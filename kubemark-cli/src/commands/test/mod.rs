@@ -1,15 +1,6 @@
 //! `kubemark test`: scalability tests against any kubemark cluster or kubeconfig, with
 //! CL2-style measurements, SLO verdicts and a JSON artifact per run.
 
-pub mod dashboard;
-mod density;
-mod etcd;
-mod load;
-mod measure;
-pub mod metrics;
-mod report;
-mod usage;
-
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +8,9 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgAction, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use kubemark_core::measurement::slo::SloThresholds;
+use kubemark_core::measurement::{Target, dashboard};
+use kubemark_core::workload::{self, Step, TestOptions, density, load};
 
 use crate::cli::ClusterArgs;
 
@@ -103,32 +97,67 @@ pub struct LoadArgs {
     /// Only these parts, comma-separated: deployments, services, configmaps, secrets,
     /// daemonsets, jobs, statefulsets (object kinds) and scale (the scale phase). Default: all.
     #[arg(long, value_delimiter = ',')]
-    pub focus: Vec<load::Part>,
+    pub focus: Vec<Part>,
 }
 
-/// What a test runs against.
-pub struct Target {
-    client: kube::Client,
-    /// Local processes to sample (name, pid), when the cluster runs on this machine.
-    processes: Option<Vec<(String, u32)>>,
-    /// The local master's state, for scraping etcd directly.
-    local: Option<kubemark_core::master::LocalState>,
-    /// A remote master, sampled over SSH.
-    remote: Option<(
-        kubemark_core::bootstrap::SshTarget,
-        kubemark_core::master::RemoteMasterSpec,
-    )>,
+/// A part of the load test `--focus` can select ([`load::Part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Deployments in big/medium/small groups.
+    Deployments,
+    /// A Service for every other Deployment and a headless one per StatefulSet.
+    Services,
+    /// A ConfigMap per Deployment, mounted by its pods.
+    Configmaps,
+    /// A Secret per Deployment, mounted by its pods.
+    Secrets,
+    /// One DaemonSet (a pod per node), rolled in the scale phase.
+    Daemonsets,
+    /// Jobs whose pods run for a few seconds and succeed.
+    Jobs,
+    /// StatefulSets (parallel pod management).
+    Statefulsets,
+    /// The scale phase: Deployments and StatefulSets to a random 50-150 % of their size.
+    Scale,
 }
 
+impl From<Part> for load::Part {
+    fn from(p: Part) -> Self {
+        match p {
+            Part::Deployments => load::Part::Deployments,
+            Part::Services => load::Part::Services,
+            Part::Configmaps => load::Part::Configmaps,
+            Part::Secrets => load::Part::Secrets,
+            Part::Daemonsets => load::Part::Daemonsets,
+            Part::Jobs => load::Part::Jobs,
+            Part::Statefulsets => load::Part::Statefulsets,
+            Part::Scale => load::Part::Scale,
+        }
+    }
+}
+
+impl CommonArgs {
+    fn options(&self) -> TestOptions {
+        TestOptions {
+            pods_per_node: self.pods_per_node,
+            qps: self.qps,
+            timeout: Duration::from_secs(self.timeout),
+            delete_namespace: self.delete_namespace,
+            slo: SloThresholds {
+                pod_startup_seconds: self.pod_startup_threshold,
+                single_object_seconds: self.single_object_threshold,
+                list_seconds: self.list_threshold,
+            },
+        }
+    }
+}
+
+/// The cluster to test, from `--kubeconfig` or the kubemark cluster's state: the processes to
+/// sample and the master to scrape or reach over SSH, where this machine knows them.
 async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
     if let Some(path) = &args.kubeconfig {
         let client = kubemark_core::master::client_from_kubeconfig(path).await?;
-        return Ok(Target {
-            client,
-            processes: None,
-            local: None,
-            remote: None,
-        });
+        return Ok(Target::new(client));
     }
     let dir = crate::state::cluster_dir(&args.cluster)?;
     let Some(known) = crate::state::load(&dir)? else {
@@ -149,22 +178,50 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
             .flat_map(|r| r.hollow.iter())
             .map(|h| ("hollow-nodes".to_string(), h.pid)),
     );
-    let remote = match &known.cluster.state().master {
-        kubemark_core::cluster::MasterState::Ssh { target, spec, .. } => {
-            Some((target.clone(), spec.clone()))
-        }
-        _ => None,
-    };
-    Ok(Target {
-        client,
-        processes: (!processes.is_empty()).then_some(processes),
-        local,
-        remote,
-    })
+    let mut target = Target::new(client).with_processes(processes);
+    if let Some(local) = local {
+        target = target.with_local_master(local);
+    }
+    if let kubemark_core::cluster::MasterState::Ssh {
+        target: ssh, spec, ..
+    } = &known.cluster.state().master
+    {
+        target = target.with_remote_master(ssh.clone(), spec.clone());
+    }
+    Ok(target)
 }
 
-/// Progress on a terminal, a line every 10 s otherwise.
-pub struct Progress {
+/// Progress on a terminal: bars and spinners; plain lines otherwise.
+struct Terminal;
+
+impl workload::Progress for Terminal {
+    fn counter(&self, title: &str, total: usize, what: &'static str) -> Box<dyn Step> {
+        Box::new(Counter::new(title, total, what))
+    }
+
+    fn spinner(&self, title: &str) -> Box<dyn Step> {
+        Box::new(crate::progress::Spinner::start(title))
+    }
+
+    fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+impl Step for crate::progress::Spinner {
+    fn set(&self, _done: usize, _message: &str) {}
+
+    fn finish(self: Box<Self>, message: &str) {
+        crate::progress::Spinner::finish(*self, message);
+    }
+
+    fn abandon(self: Box<Self>) {
+        crate::progress::Spinner::abandon(*self);
+    }
+}
+
+/// A counted phase: a bar on a terminal, a line every 10 s otherwise.
+struct Counter {
     bar: Option<ProgressBar>,
     total: usize,
     what: &'static str,
@@ -172,7 +229,7 @@ pub struct Progress {
     start: std::time::Instant,
 }
 
-impl Progress {
+impl Counter {
     /// `what` names the counted thing ("created", "Running").
     fn new(title: &str, total: usize, what: &'static str) -> Self {
         eprintln!("{title}");
@@ -195,7 +252,9 @@ impl Progress {
             start: now,
         }
     }
+}
 
+impl Step for Counter {
     fn set(&self, done: usize, message: &str) {
         if let Some(bar) = &self.bar {
             bar.set_position(done as u64);
@@ -214,14 +273,14 @@ impl Progress {
         }
     }
 
-    fn finish(&self, message: &str) {
+    fn finish(self: Box<Self>, message: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
         eprintln!("{message}");
     }
 
-    fn abandon(&self) {
+    fn abandon(self: Box<Self>) {
         if let Some(bar) = &self.bar {
             bar.abandon();
         }
@@ -239,6 +298,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    // The library refuses these too; here they are named by their flags.
     if !(common.qps.is_finite() && common.qps > 0.0) {
         bail!("--qps must be a positive number of pods per second");
     }
@@ -253,11 +313,15 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             .as_secs();
         PathBuf::from(format!("kubemark-{name}-{now}.json"))
     });
-    let client = target.client.clone();
+    let client = target.client().clone();
+    let options = common.options();
     let test = async {
         match args.test {
-            TestKind::Density(a) => density::run(a, target).await,
-            TestKind::Load(a) => load::run(a, target).await,
+            TestKind::Density(_) => density::run(&target, &options, &Terminal).await,
+            TestKind::Load(a) => {
+                let focus: Vec<load::Part> = a.focus.into_iter().map(Into::into).collect();
+                load::run(&target, &options, &focus, &Terminal).await
+            }
             TestKind::Report(_) => unreachable!("handled above"),
         }
     };
@@ -265,10 +329,10 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         r = test => r?,
         // The run is dropped (its requests stop); what it created goes unless kept on purpose.
         _ = super::interrupted() => {
-            let namespaces = measure::run_namespaces(&client).await?;
+            let namespaces = workload::run_namespaces(&client).await?;
             if common.delete_namespace && !namespaces.is_empty() {
                 eprintln!("interrupted; deleting {}", namespaces.join(", "));
-                measure::delete_namespaces(&client, &namespaces, Duration::from_secs(common.timeout)).await?;
+                workload::delete_namespaces(&client, &namespaces, Duration::from_secs(common.timeout), &Terminal).await?;
                 bail!("{name} interrupted; its namespaces were deleted");
             }
             bail!("{name} interrupted; left as they were: {}", namespaces.join(", "));
@@ -338,4 +402,26 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     }
     println!("all {} SLO checks passed", run.verdicts.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_load_part_has_a_flag_value() {
+        let parts: Vec<kubemark_core::workload::load::Part> = super::Part::value_variants()
+            .iter()
+            .map(|p| (*p).into())
+            .collect();
+        assert_eq!(parts, kubemark_core::workload::load::Part::ALL);
+    }
+
+    #[test]
+    fn the_load_tests_jobs_use_the_annotation_the_hollow_node_reads() {
+        assert_eq!(
+            kubemark_core::workload::load::RUN_DURATION_ANNOTATION,
+            kubemark_hollow::pods::RUN_DURATION_ANNOTATION
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The run artifact: one JSON document per run, schema `kubemark.io/v1alpha1` `TestRun`
-//! (documented in `docs/test-runs.md`).
+//! (documented in `docs/test-runs.md`). Plain data: every other measurement module fills a part
+//! of it, and [`super::dashboard`] renders it.
 
 use std::time::Duration;
 
@@ -226,7 +227,7 @@ pub struct EtcdRequest {
 }
 
 /// Seconds as milliseconds, for reports.
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

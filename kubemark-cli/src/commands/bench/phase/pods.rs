@@ -11,9 +11,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::{
-    LeaseGaps, StepDistribution, failed_counts, metrics, request_counts, request_deltas, totals,
-};
+use super::super::apiserver::{failed_counts, metrics, request_counts, request_deltas};
+use super::super::leases::{LeaseGaps, StepDistribution};
+use super::super::process::totals;
 
 const NAMESPACE: &str = "kubemark-bench";
 const LABEL: &str = "kubemark.io/bench=pods";
@@ -21,7 +21,7 @@ const LABEL: &str = "kubemark.io/bench=pods";
 /// What the pod phase measured.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PodPhase {
+pub struct PodPhase {
     pub pods: usize,
     /// From the first create until every create was answered (the API server's share).
     pub seconds_to_created: f64,
@@ -64,7 +64,7 @@ pub(super) struct PodPhase {
 impl PodPhase {
     /// The means of several rounds (a request kind missing from a round counts as 0 there),
     /// keeping the rounds. One round is returned as it is.
-    pub(super) fn mean(mut rounds: Vec<PodPhase>) -> Option<PodPhase> {
+    pub fn mean(mut rounds: Vec<PodPhase>) -> Option<PodPhase> {
         if rounds.len() <= 1 {
             return rounds.pop();
         }
@@ -299,7 +299,7 @@ async fn workload_client(
 /// Pods are named after the `round`: a peer whose watch lags (KWOK deletes pods by name) would
 /// otherwise take a late delete of the last round's pod for one of this round's.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn run(
+pub async fn run(
     client: &kube::Client,
     kubeconfig: &std::path::Path,
     round: u32,

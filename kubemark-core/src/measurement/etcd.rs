@@ -2,9 +2,9 @@
 //! `apiserver_storage_size_bytes`), available on any cluster, and etcd's own metrics (WAL fsync,
 //! backend commit, db size), scraped directly when the master is local.
 
-use kubemark_core::master::LocalState;
+use crate::master::LocalState;
 
-use super::metrics::{gauge_max, histograms, quantile};
+use super::prometheus::{gauge_max, histograms, quantile};
 use super::report::{EtcdMetrics, EtcdRequest};
 
 /// The metrics text at one instant.

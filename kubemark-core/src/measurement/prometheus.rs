@@ -1,23 +1,21 @@
-//! API responsiveness from the API server's own histograms, as ClusterLoader2's
-//! `APIResponsivenessPrometheusSimple` computes it: the p99 of `apiserver_request_duration_seconds`
-//! per (verb, resource, subresource, scope) over the test, from the difference of two scrapes.
+//! The Prometheus text format as the API server and etcd serve it: a scrape of the API server's
+//! `/metrics`, label values, histograms summed by labels, gauges, and quantiles between two
+//! scrapes as Prometheus' `histogram_quantile` computes them.
 
 use std::collections::BTreeMap;
 
-/// Cumulative bucket counts by upper bound, for one call kind.
+use super::error::MeasurementError;
+
+/// Cumulative bucket counts by upper bound, for one series.
 pub type Buckets = BTreeMap<String, f64>;
 
-/// A call kind.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct CallKind {
-    /// HTTP verb as the API server labels it (GET, LIST, POST, PATCH, ...).
-    pub verb: String,
-    /// Resource.
-    pub resource: String,
-    /// Subresource, often empty.
-    pub subresource: String,
-    /// `resource`, `namespace` or `cluster`.
-    pub scope: String,
+/// The API server's `/metrics`.
+pub async fn scrape(client: &kube::Client) -> Result<String, MeasurementError> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    client
+        .request_text(req)
+        .await
+        .map_err(MeasurementError::Scrape)
 }
 
 /// The value of label `name` in a Prometheus series' `{...}` part.
@@ -28,30 +26,6 @@ pub fn label<'a>(labels: &'a str, name: &str) -> &'a str {
         .nth(1)
         .and_then(|r| r.split('"').next())
         .unwrap_or_default()
-}
-
-/// Parses the `apiserver_request_duration_seconds_bucket` series of a scrape.
-pub fn parse(text: &str) -> BTreeMap<CallKind, Buckets> {
-    histograms(
-        text,
-        "apiserver_request_duration_seconds",
-        &["verb", "resource", "subresource", "scope"],
-    )
-    .into_iter()
-    .map(|(l, b)| {
-        let [verb, resource, subresource, scope] = <[String; 4]>::try_from(l).expect("4 labels");
-        (
-            CallKind {
-                verb,
-                resource,
-                subresource,
-                scope,
-            },
-            b,
-        )
-    })
-    .filter(|(k, _)| !matches!(k.verb.as_str(), "WATCH" | "CONNECT") && !k.resource.is_empty())
-    .collect()
 }
 
 /// The buckets of histogram `metric`, summed over every label but `by` and keyed by the values
@@ -132,30 +106,6 @@ pub fn quantile(before: Option<&Buckets>, after: &Buckets, q: f64) -> Option<(f6
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SCRAPE: &str = r#"apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="0.05"} 90
-apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="0.1"} 99
-apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1",le="+Inf"} 100
-apiserver_request_duration_seconds_bucket{component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1",le="+Inf"} 7
-"#;
-
-    #[test]
-    fn p99_interpolates_inside_the_bucket_and_skips_watches() {
-        let after = parse(SCRAPE);
-        assert_eq!(after.len(), 1, "WATCH is not a call with a latency SLO");
-        let (kind, buckets) = after.iter().next().unwrap();
-        assert_eq!(
-            (kind.verb.as_str(), kind.scope.as_str()),
-            ("POST", "namespace")
-        );
-        let (p99, n) = quantile(None, buckets, 0.99).unwrap();
-        assert_eq!(n, 100.0);
-        assert!((p99 - 0.1).abs() < 1e-9, "{p99}");
-        let (p50, _) = quantile(None, buckets, 0.5).unwrap();
-        assert!(p50 > 0.0 && p50 < 0.05, "{p50}");
-        let same = quantile(Some(buckets), buckets, 0.99);
-        assert_eq!(same, None, "no calls between identical scrapes");
-    }
 
     #[test]
     fn histograms_group_by_the_named_labels_and_gauges_take_the_largest_series() {

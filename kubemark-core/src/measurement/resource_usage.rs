@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kubemark_core::bootstrap::{SshSession, SshTarget};
-use kubemark_core::master::{RemoteMaster, RemoteMasterSpec};
+use crate::bootstrap::{SshSession, SshTarget};
+use crate::master::{RemoteMaster, RemoteMasterSpec};
 use tokio::sync::oneshot;
 
 use super::report::{ComponentUsage, Percentiles, Point};
@@ -69,7 +69,7 @@ impl Sampler {
     /// every second until stopped.
     pub fn start(local: Vec<(String, u32)>, remote: Option<(SshTarget, RemoteMasterSpec)>) -> Self {
         let (stop, mut stopped) = oneshot::channel();
-        let hz = crate::procfs::clock_ticks();
+        let hz = clock_ticks();
         let done = tokio::spawn(async move {
             let start = Instant::now();
             let mut series = Series::default();
@@ -99,7 +99,7 @@ impl Sampler {
                     }
                 }
                 for (name, pid) in &local {
-                    if let Some((ticks, bytes)) = crate::procfs::cpu_ticks_and_rss(*pid) {
+                    if let Some((ticks, bytes)) = cpu_ticks_and_rss(*pid) {
                         series.add(start, name, ticks, hz, bytes);
                     }
                 }
@@ -120,5 +120,45 @@ impl Sampler {
     pub async fn stop(self) -> Vec<ComponentUsage> {
         let _ = self.stop.send(());
         self.done.await.unwrap_or_default()
+    }
+}
+
+/// User+system CPU time in clock ticks and resident memory in bytes; `None` once the process is
+/// gone.
+pub fn cpu_ticks_and_rss(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks, kib * 1024))
+}
+
+/// Clock ticks per second (`CLK_TCK`).
+pub fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as f64)
+        .unwrap_or(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_this_process() {
+        let (ticks, rss) =
+            super::cpu_ticks_and_rss(std::process::id()).expect("this process exists");
+        assert!(rss > 0);
+        let _ = ticks;
+        assert!(super::cpu_ticks_and_rss(u32::MAX).is_none());
+        assert!(super::clock_ticks() > 0.0);
     }
 }

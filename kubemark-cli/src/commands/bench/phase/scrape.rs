@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use kubemark_core::binaries::BinaryLocator;
 use kubemark_core::master::LocalControlPlane;
+use kubemark_core::measurement::resource_usage::clock_ticks;
+
+use super::super::process::{Children, RSS_SAMPLE_EVERY, totals};
 
 /// metrics-server's resolution in the deployments upstream ships.
 const RESOLUTION: Duration = Duration::from_secs(15);
@@ -17,7 +20,7 @@ const RESOLUTION: Duration = Duration::from_secs(15);
 /// What the scrape phase measured.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ScrapePhase {
+pub struct ScrapePhase {
     pub seconds: f64,
     pub resolution_seconds: u64,
     /// The hollow side's CPU over the phase, per node.
@@ -40,7 +43,7 @@ fn binary(bin_dir: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs metrics-server against `cp`'s nodes for `seconds`, measuring processes `pids`.
-pub(super) async fn run(
+pub async fn run(
     cp: &LocalControlPlane,
     pids: &[u32],
     n: usize,
@@ -78,21 +81,21 @@ pub(super) async fn run(
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let _guard = super::Children(vec![child]);
-    let (ticks0, _) = super::totals(pids)?;
+    let _guard = Children(vec![child]);
+    let (ticks0, _) = totals(pids)?;
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(seconds);
     let mut rss = Vec::new();
     loop {
-        tokio::time::sleep_until(end.min(Instant::now() + super::RSS_SAMPLE_EVERY).into()).await;
-        rss.push(super::totals(pids)?.1);
+        tokio::time::sleep_until(end.min(Instant::now() + RSS_SAMPLE_EVERY).into()).await;
+        rss.push(totals(pids)?.1);
         if Instant::now() >= end {
             break;
         }
     }
-    let (ticks1, _) = super::totals(pids)?;
+    let (ticks1, _) = totals(pids)?;
     let elapsed = t0.elapsed().as_secs_f64();
-    let millicores = (ticks1 - ticks0) as f64 / crate::procfs::clock_ticks() / elapsed * 1000.0;
+    let millicores = (ticks1 - ticks0) as f64 / clock_ticks() / elapsed * 1000.0;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let scrape_failures = text
         .lines()

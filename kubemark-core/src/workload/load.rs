@@ -6,19 +6,27 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::measure::{self, ClusterMeasurements, PodTracker};
-use super::report::{ObjectCount, Phase, Point, TestRun};
-use super::{LoadArgs, Target};
+use super::error::WorkloadError;
+use super::namespaces::{create_namespace, delete_namespaces};
+use super::options::TestOptions;
+use super::progress::Progress;
+use super::start::{run_id, schedulable_nodes, started};
+use crate::measurement::report::{ObjectCount, Phase, Point, TestRun};
+use crate::measurement::{ClusterMeasurements, PodTracker, Target, slo};
 
-/// A part of the load test `--focus` can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+/// The annotation that makes a hollow node run a pod's containers for the given time (e.g. `5s`)
+/// and then let them succeed; the load test's Jobs use it. The hollow node reads the same key
+/// (`kubemark_hollow::pods::RUN_DURATION_ANNOTATION`).
+pub const RUN_DURATION_ANNOTATION: &str = "kubemark.io/run-duration";
+
+/// A part of the load test a run can be focused on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Part {
     /// Deployments in big/medium/small groups.
     Deployments,
@@ -36,6 +44,20 @@ pub enum Part {
     Statefulsets,
     /// The scale phase: Deployments and StatefulSets to a random 50-150 % of their size.
     Scale,
+}
+
+impl Part {
+    /// Every part, in the order the help lists them.
+    pub const ALL: [Part; 8] = [
+        Part::Deployments,
+        Part::Services,
+        Part::Configmaps,
+        Part::Secrets,
+        Part::Daemonsets,
+        Part::Jobs,
+        Part::Statefulsets,
+        Part::Scale,
+    ];
 }
 
 /// Group sizes, as CL2's load test: big 250, medium 30, small 5 pods.
@@ -197,7 +219,7 @@ fn pod_template(id: &str, w: &Workload, plan: &Plan) -> Value {
     }
     let mut annotations = json!({});
     if w.kind == "Job" {
-        annotations = json!({ kubemark_hollow::pods::RUN_DURATION_ANNOTATION: JOB_RUN });
+        annotations = json!({ RUN_DURATION_ANNOTATION: JOB_RUN });
     }
     json!({
         "metadata": { "labels": labels(id, &w.name), "annotations": annotations },
@@ -310,6 +332,7 @@ struct Run<'a> {
     namespaces: Vec<String>,
     plan: &'a Plan,
     tracker: &'a PodTracker,
+    progress: &'a dyn Progress,
     timeout: Duration,
     qps: f64,
     start: Instant,
@@ -331,7 +354,7 @@ impl Run<'_> {
         running
     }
 
-    async fn create(&mut self, namespace: &str, value: Value) -> anyhow::Result<()> {
+    async fn create(&mut self, namespace: &str, value: Value) -> Result<(), WorkloadError> {
         let kind = value["kind"].as_str().unwrap_or_default().to_string();
         let name = value["metadata"]["name"]
             .as_str()
@@ -347,7 +370,9 @@ impl Run<'_> {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => {
-                return Err(e).with_context(|| format!("creating {kind} {namespace}/{name}"));
+                return Err(WorkloadError::api(format!(
+                    "creating {kind} {namespace}/{name}"
+                ))(e));
             }
         }
         let kind = KINDS.into_iter().find(|k| *k == kind).unwrap_or("Unknown");
@@ -361,9 +386,9 @@ impl Run<'_> {
         *next += Duration::from_secs_f64(pods as f64 / qps);
     }
 
-    async fn create_phase(&mut self) -> anyhow::Result<()> {
+    async fn create_phase(&mut self) -> Result<(), WorkloadError> {
         let total = self.plan.workloads.len();
-        let progress = super::Progress::new(
+        let progress = self.progress.counter(
             &format!(
                 "load create: {} workloads, {} pods in {}",
                 total,
@@ -393,9 +418,9 @@ impl Run<'_> {
     }
 
     /// Waits until every workload has reached its spec.
-    async fn settle(&mut self, phase: &str) -> anyhow::Result<()> {
+    async fn settle(&mut self, phase: &str) -> Result<(), WorkloadError> {
         let total = self.plan.workloads.len();
-        let progress = super::Progress::new(
+        let progress = self.progress.counter(
             &format!("load {phase}: waiting for {total} workloads"),
             total,
             "settled",
@@ -411,7 +436,7 @@ impl Run<'_> {
                             &ListParams::default().labels(&format!("kubemark.io/run={}", self.id)),
                         )
                         .await
-                        .with_context(|| format!("listing {kind}s in {ns}"))?;
+                        .map_err(WorkloadError::api(format!("listing {kind}s in {ns}")))?;
                     waiting.extend(list.items.iter().filter(|o| !settled(kind, o)).map(|o| {
                         format!("{kind} {ns}/{}", o.metadata.name.as_deref().unwrap_or("?"))
                     }));
@@ -431,18 +456,18 @@ impl Run<'_> {
             if Instant::now() > deadline {
                 progress.abandon();
                 waiting.truncate(5);
-                bail!(
-                    "load {phase}: workloads not settled after {}s: {} (namespaces kept; `kubectl delete ns -l kubemark.io/run={}` removes them)",
-                    self.timeout.as_secs(),
-                    waiting.join(", "),
-                    self.id
-                );
+                return Err(WorkloadError::NotSettled {
+                    phase: phase.to_string(),
+                    seconds: self.timeout.as_secs(),
+                    waiting,
+                    run: self.id.clone(),
+                });
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
-    async fn scale_phase(&mut self) -> anyhow::Result<()> {
+    async fn scale_phase(&mut self) -> Result<(), WorkloadError> {
         let mut next = tokio::time::Instant::now();
         let mut rollout = 0;
         for w in &self.plan.workloads {
@@ -465,15 +490,19 @@ impl Run<'_> {
             };
             api.patch(&w.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .with_context(|| format!("scaling {} {ns}/{}", w.kind, w.name))?;
+                .map_err(WorkloadError::api(format!(
+                    "scaling {} {ns}/{}",
+                    w.kind, w.name
+                )))?;
         }
         self.settle("scale").await
     }
 
     /// Deletes every object the run made and waits until they and their pods are gone.
-    async fn delete_phase(&mut self) -> anyhow::Result<BTreeMap<&'static str, usize>> {
-        let spinner =
-            crate::progress::Spinner::start("load delete: deleting every object of the run");
+    async fn delete_phase(&mut self) -> Result<BTreeMap<&'static str, usize>, WorkloadError> {
+        let spinner = self
+            .progress
+            .spinner("load delete: deleting every object of the run");
         let selector = format!("kubemark.io/run={}", self.id);
         let mut next = tokio::time::Instant::now();
         let background = DeleteParams::background();
@@ -486,20 +515,30 @@ impl Run<'_> {
             {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e).with_context(|| format!("deleting {} {}", w.kind, w.name)),
+                Err(e) => {
+                    return Err(WorkloadError::api(format!(
+                        "deleting {} {}",
+                        w.kind, w.name
+                    ))(e));
+                }
             }
         }
         for kind in ["Service", "ConfigMap", "Secret"] {
             for ns in &self.namespaces {
                 let api = self.api(kind, ns);
-                let list = api.list(&ListParams::default().labels(&selector)).await?;
+                let list = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(WorkloadError::api(format!("listing {kind}s in {ns}")))?;
                 for o in list.items {
                     let name = o.metadata.name.unwrap_or_default();
                     match api.delete(&name, &background).await {
                         Ok(_) => {}
                         Err(kube::Error::Api(s)) if s.code == 404 => {}
                         Err(e) => {
-                            return Err(e).with_context(|| format!("deleting {kind} {ns}/{name}"));
+                            return Err(
+                                WorkloadError::api(format!("deleting {kind} {ns}/{name}"))(e),
+                            );
                         }
                     }
                 }
@@ -518,7 +557,8 @@ impl Run<'_> {
                     let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &r);
                     let n = api
                         .list_metadata(&ListParams::default().labels(&selector))
-                        .await?
+                        .await
+                        .map_err(WorkloadError::api(format!("listing {kind}s in {ns}")))?
                         .items
                         .len();
                     if n > 0 {
@@ -534,42 +574,50 @@ impl Run<'_> {
             if Instant::now() > deadline {
                 spinner.abandon();
                 let left: Vec<String> = left.iter().map(|(k, n)| format!("{n} {k}")).collect();
-                bail!(
-                    "load delete: after {}s still there: {} (`kubectl delete ns -l kubemark.io/run={}` removes them)",
-                    self.timeout.as_secs(),
-                    left.join(", "),
-                    self.id
-                );
+                return Err(WorkloadError::NotDeleted {
+                    seconds: self.timeout.as_secs(),
+                    left,
+                    run: self.id.clone(),
+                });
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
 
-pub async fn run(args: LoadArgs, target: Target) -> anyhow::Result<TestRun> {
-    let focus = args.focus;
-    let args = args.common;
-    let client = target.client.clone();
-    let (started_at, version) = measure::started(&client).await?;
-    let nodes = measure::schedulable_nodes(&client).await?;
-    let plan = Plan::new(nodes, args.pods_per_node, &focus);
-    let id = measure::run_id();
+/// Runs a load test against `target`: the [`Plan`] for its schedulable nodes (limited to
+/// `focus`, all parts when empty) created, scaled and deleted in namespaces of its own
+/// (`load-<id>-<i>`). Fails when a phase does not settle within the timeout; a failed SLO is not
+/// an error but a verdict in the result ([`TestRun::pass`]).
+pub async fn run(
+    target: &Target,
+    options: &TestOptions,
+    focus: &[Part],
+    progress: &dyn Progress,
+) -> Result<TestRun, WorkloadError> {
+    options.validate()?;
+    let client = target.client().clone();
+    let (started_at, version) = started(&client).await?;
+    let nodes = schedulable_nodes(&client).await?;
+    let plan = Plan::new(nodes, options.pods_per_node, focus);
+    let id = run_id();
     let namespaces: Vec<String> = (0..plan.namespaces)
         .map(|i| format!("load-{id}-{i}"))
         .collect();
     for ns in &namespaces {
-        measure::create_namespace(&client, ns, "load").await?;
+        create_namespace(&client, ns, "load").await?;
     }
     let tracker = PodTracker::start(client.clone(), &format!("kubemark.io/run={id}"));
-    let cluster = ClusterMeasurements::start(&target).await?;
+    let cluster = ClusterMeasurements::start(target).await?;
     let mut run = Run {
         client: client.clone(),
         id: id.clone(),
         namespaces: namespaces.clone(),
         plan: &plan,
         tracker: &tracker,
-        timeout: Duration::from_secs(args.timeout),
-        qps: args.qps,
+        progress,
+        timeout: options.timeout,
+        qps: options.qps,
         start: Instant::now(),
         running_over_time: Vec::new(),
         created: BTreeMap::new(),
@@ -589,7 +637,7 @@ pub async fn run(args: LoadArgs, target: Target) -> anyhow::Result<TestRun> {
             seconds: t.elapsed().as_secs_f64(),
         });
     }
-    let deleted = if args.delete_namespace {
+    let deleted = if options.delete_namespace {
         let t = Instant::now();
         let deleted = run.delete_phase().await?;
         phases.push(Phase {
@@ -606,7 +654,7 @@ pub async fn run(args: LoadArgs, target: Target) -> anyhow::Result<TestRun> {
     let pods_created = tracker.seen();
     let timings = tracker.finish();
     let results = cluster.finish().await?;
-    let verdicts = measure::verdicts(&args, &timings.startup, &results.api_calls);
+    let verdicts = slo::verdicts(&options.slo, &timings.startup, &results.api_calls);
     let pass = verdicts.iter().all(|v| v.pass);
     let objects = KINDS
         .iter()
@@ -619,13 +667,13 @@ pub async fn run(args: LoadArgs, target: Target) -> anyhow::Result<TestRun> {
             })
         })
         .collect();
-    if args.delete_namespace {
-        measure::delete_namespaces(&client, &namespaces, Duration::from_secs(args.timeout)).await?;
+    if options.delete_namespace {
+        delete_namespaces(&client, &namespaces, options.timeout, progress).await?;
     } else {
-        eprintln!(
+        progress.note(&format!(
             "kept namespaces {} and everything in them (--delete-namespace=false)",
             namespaces.join(", ")
-        );
+        ));
     }
     Ok(TestRun {
         api_version: "kubemark.io/v1alpha1".into(),
@@ -635,10 +683,10 @@ pub async fn run(args: LoadArgs, target: Target) -> anyhow::Result<TestRun> {
         duration_seconds: duration.as_secs_f64(),
         kubernetes_version: version,
         nodes,
-        pods_per_node: args.pods_per_node,
+        pods_per_node: options.pods_per_node,
         pods_created,
         pods_measured: timings.startup.count,
-        create_qps: args.qps,
+        create_qps: options.qps,
         pod_startup_ms: timings.startup,
         create_to_schedule_ms: timings.to_schedule,
         schedule_to_run_ms: timings.to_run,
@@ -742,7 +790,7 @@ mod tests {
                             .unwrap()
                             .annotations
                             .unwrap()
-                            .contains_key(kubemark_hollow::pods::RUN_DURATION_ANNOTATION)
+                            .contains_key(RUN_DURATION_ANNOTATION)
                     );
                 }
                 "StatefulSet" => {
