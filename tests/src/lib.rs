@@ -4,6 +4,7 @@
 mod cluster;
 pub mod gce;
 pub mod metrics_server;
+pub mod modules;
 pub mod moto;
 pub mod netns;
 pub mod registry;
