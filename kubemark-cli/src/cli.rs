@@ -38,9 +38,6 @@ pub enum Command {
     Logs(LogsArgs),
     /// Build the hollow-node image (no container daemon needed) and push it to a registry.
     Image(ImageArgs),
-    /// Run hollow nodes in this process (what `start` runs for the local provider, and what the
-    /// hollow-node pods run on an external cluster).
-    HollowNode(Box<kubemark_hollow::cli::HollowNodeArgs>),
 }
 
 /// Where a provider runs the master.
@@ -162,7 +159,7 @@ pub struct StartArgs {
     #[arg(long, env = "KUBEMARK_EXTERNAL_KUBECONFIG")]
     pub external_kubeconfig: Option<PathBuf>,
 
-    /// Image with the kubemark binary, for hollow-node pods.
+    /// The hollow-node image (`kubemark image push`), for hollow-node pods.
     #[arg(long, env = "KUBEMARK_IMAGE")]
     pub image: Option<String>,
 
@@ -346,7 +343,7 @@ pub enum ImageWhat {
         /// The tag (with --provider).
         #[arg(long, default_value = concat!("v", env!("CARGO_PKG_VERSION")))]
         tag: String,
-        /// The binary to put in the image [default: this kubemark].
+        /// The binary to put in the image [default: the `hollow-node` kubemark runs].
         #[arg(long)]
         binary: Option<PathBuf>,
         /// Registry user.
@@ -367,7 +364,7 @@ pub enum ImageWhat {
         /// The tag to record in index.json.
         #[arg(long, default_value = "latest")]
         tag: String,
-        /// The binary to put in the image [default: this kubemark].
+        /// The binary to put in the image [default: the `hollow-node` kubemark runs].
         #[arg(long)]
         binary: Option<PathBuf>,
     },

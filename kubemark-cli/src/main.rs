@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod hollow_binary;
 mod progress;
 mod state;
 
@@ -11,29 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// jemalloc, not glibc's malloc: in a 1,000-node density run glibc's malloc and free were ~30 %
-/// of the hollow process's CPU (perf), most of it fastbin consolidation after the large
-/// short-lived buffers of watch events and status patches. Memory per idle node is the same
-/// with both (heap, not fragmentation); mimalloc cost ~25 % more memory. Measured in
-/// docs/benchmarks.md ("Own API client, jemalloc ...").
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    if let cli::Command::HollowNode(args) = &cli.command {
-        // Hollow nodes log at info by default: their log is the one users read for them.
-        let level = if cli.log_level == "warn" {
-            "info"
-        } else {
-            cli.log_level.as_str()
-        };
-        if let Err(e) = kubemark_hollow::cli::init_logging(args, level) {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-        return kubemark_hollow::cli::run(args);
-    }
     init_tracing(&cli.log_level);
     kubemark_core::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -64,7 +44,7 @@ fn init_tracing(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        // Hollow nodes log to a file that `kubemark logs` greps: no colour codes there.
+        // No colour codes in a file (a bench or CI log).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();

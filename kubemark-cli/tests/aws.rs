@@ -11,6 +11,8 @@ use kubemark_provider_aws::AwsProviderBuilder;
 use kubemark_tests::moto::Moto;
 
 fn kubemark(moto: &Moto, state: &std::path::Path, args: &[&str]) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)
@@ -146,6 +148,7 @@ async fn start_and_stop_with_the_aws_provider_on_the_emulator() {
         ),
     )
     .unwrap();
+    kubemark_tests::hollow_node();
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_kubemark"))
             .args(args)
@@ -215,6 +218,7 @@ fn image_push_to_the_ecr_repository_with_its_token() {
     // moto's token for its fixed account: `AWS:123456789012-auth-token`.
     let reg = kubemark_tests::registry::Registry::start_with("AWS", "123456789012-auth-token");
     let tmp = tempfile::tempdir().unwrap();
+    kubemark_tests::hollow_node();
     let out = Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(["image", "push", "--provider", "aws", "--cluster", "imgs"])
         .args(["--ca-file", reg.ca_file.to_str().unwrap()])

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)
@@ -15,6 +17,7 @@ fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
 
 /// `kubemark args` started in the background (output piped), to be interrupted.
 fn spawn_kubemark(state: &Path, cwd: &Path, args: &[&str]) -> std::process::Child {
+    kubemark_tests::hollow_node();
     Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)

@@ -10,6 +10,8 @@ use kube::api::Api;
 use kubemark_tests::runner::Runner;
 
 async fn kubemark(state: &Path, cwd: &Path, args: &[&str]) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)
@@ -71,7 +73,7 @@ async fn hollow_nodes_run_as_pods_on_an_external_cluster_and_stop_removes_them()
     let runner = Runner::start(
         ext_client.clone(),
         "external-node-0",
-        env!("CARGO_BIN_EXE_kubemark").into(),
+        kubemark_tests::hollow_node(),
     )
     .await;
     let out = kubemark(

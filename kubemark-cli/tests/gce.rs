@@ -33,6 +33,8 @@ async fn kubemark(
     cwd: &std::path::Path,
     args: &[&str],
 ) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubemark"));
     cmd.args(args)
         .env("KUBEMARK_STATE_DIR", dir.join("state"))
@@ -214,6 +216,7 @@ async fn image_push_to_the_providers_registry_with_its_token() {
     let reg = kubemark_tests::registry::Registry::start_with("oauth2accesstoken", fake.token());
     let tmp = tempfile::tempdir().unwrap();
     let ca = reg.ca_file.display().to_string();
+    kubemark_tests::hollow_node();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubemark"));
     cmd.args(["image", "push", "--provider", "gce", "--cluster", "imgs"])
         .args(["--tag", "t1", "--ca-file", &ca])

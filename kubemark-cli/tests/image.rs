@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use kubemark_tests::registry::Registry;
 
 fn kubemark(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // The image packs the hollow-node beside kubemark.
+    kubemark_tests::hollow_node();
     Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env_remove("KUBEMARK_REGISTRY_USERNAME")
@@ -87,7 +89,10 @@ fn push_pull_back_and_run_the_image() {
         "*/*",
     );
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
-    assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/kubemark");
+    assert_eq!(
+        config["config"]["Entrypoint"][0],
+        "/usr/local/bin/hollow-node"
+    );
 
     // The layer is a root filesystem on its own: the binary runs in it with nothing else.
     let root = reg.dir().join("rootfs");
@@ -99,7 +104,7 @@ fn push_pull_back_and_run_the_image() {
     if uid.trim() == "0" {
         let run = Command::new("chroot")
             .arg(&root)
-            .args(["/usr/local/bin/kubemark", "--version"])
+            .args(["/usr/local/bin/hollow-node", "--version"])
             .output()
             .unwrap();
         assert!(
@@ -107,7 +112,7 @@ fn push_pull_back_and_run_the_image() {
             "{}",
             String::from_utf8_lossy(&run.stderr)
         );
-        assert!(String::from_utf8_lossy(&run.stdout).contains("kubemark"));
+        assert!(String::from_utf8_lossy(&run.stdout).starts_with("hollow-node "));
     } else {
         panic!("this test runs the image's binary under chroot and needs root (CI runs as root)");
     }
@@ -205,7 +210,7 @@ fn image_build_writes_an_oci_layout() {
     let config = layout_config(&dir, "v9");
     assert_eq!(
         config["config"]["Entrypoint"],
-        serde_json::json!(["/usr/local/bin/kubemark"]),
+        serde_json::json!(["/usr/local/bin/hollow-node"]),
         "{config}"
     );
     assert!(
@@ -214,7 +219,7 @@ fn image_build_writes_an_oci_layout() {
     );
 }
 
-/// No Docker daemon here, so the Dockerfile is checked, not built: it builds the `kubemark`
+/// No Docker daemon here, so the Dockerfile is checked, not built: it builds the `hollow-node`
 /// binary of this workspace with the toolchain the workspace asks for, and its image runs it as
 /// the daemonless image does (same path, entrypoint, user and working directory).
 #[test]
@@ -241,14 +246,14 @@ fn the_dockerfile_matches_the_workspace_and_the_daemonless_image() {
         root.join("Cargo.lock").is_file(),
         "--locked needs Cargo.lock"
     );
-    let cli = std::fs::read_to_string(root.join("kubemark-cli/Cargo.toml")).unwrap();
+    let hollow = std::fs::read_to_string(root.join("kubemark-hollow/Cargo.toml")).unwrap();
     assert!(
-        cli.contains("name = \"kubemark-cli\"") && cli.contains("name = \"kubemark\""),
-        "package kubemark-cli with bin kubemark"
+        hollow.contains("name = \"kubemark-hollow\"") && hollow.contains("name = \"hollow-node\""),
+        "package kubemark-hollow with bin hollow-node"
     );
     let expected = [
-        "RUN cargo build --release --locked -p kubemark-cli --bin kubemark",
-        "COPY --from=build /src/target/release/kubemark /usr/local/bin/kubemark",
+        "RUN cargo build --release --locked -p kubemark-hollow --bin hollow-node",
+        "COPY --from=build /src/target/release/hollow-node /usr/local/bin/hollow-node",
         "WORKDIR /src",
     ];
     for line in expected {

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use kubemark_tests::sshd::Sshd;
 
 fn kubemark(state: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)

@@ -10,6 +10,8 @@ use kube::api::{Api, ListParams};
 use kubemark_tests::Cluster;
 
 async fn kubemark(state: &Path, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    // Beside kubemark, where it looks for it: start runs nodes with it, image packs it.
+    kubemark_tests::hollow_node();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_kubemark"))
         .args(args)
         .env("KUBEMARK_STATE_DIR", state)
@@ -93,7 +95,7 @@ async fn the_node_count_comes_from_flag_then_environment_then_config_file() {
 }
 
 /// Upstream's hollow-node template runs `kubemark --morph=kubelet|proxy` with these flags; the
-/// same command line starts our hollow kubelet and proxy, and the flags take effect.
+/// same command line starts our `hollow-node` as kubelet and proxy, and the flags take effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstreams_hollow_node_command_lines_run() {
     let cluster = Cluster::start().await;
@@ -110,13 +112,13 @@ async fn upstreams_hollow_node_command_lines_run() {
         .unwrap();
     let kubelet_log = dir.path().join(format!("kubelet-{name}.log"));
     let proxy_log = dir.path().join(format!("kubeproxy-{name}.log"));
+    let hollow_node = kubemark_tests::hollow_node();
     let spawn = |args: Vec<String>| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_kubemark"))
-            .arg("hollow-node")
+        tokio::process::Command::new(&hollow_node)
             .args(args)
             .kill_on_drop(true)
             .spawn()
-            .expect("kubemark runs")
+            .expect("hollow-node runs")
     };
     let content_type = "--kube-api-content-type=application/vnd.kubernetes.protobuf";
     let mut kubelet = spawn(vec![

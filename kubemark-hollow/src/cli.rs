@@ -1,4 +1,4 @@
-//! The `hollow-node` command line, shared by the `hollow-node` binary and `kubemark hollow-node`.
+//! The `hollow-node` command line: the flags and the run of the `hollow-node` binary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use crate::config::{parse_labels, parse_resources, parse_taints};
 use crate::server::{NodeAddresses, ServerOptions};
 use crate::{Credentials, HollowNodes, HollowOptions, NodeConfig};
 
-/// The flags of `hollow-node` (and `kubemark hollow-node`), compatible with upstream's
+/// The flags of `hollow-node`, compatible with upstream's
 /// `kubemark` binary where they make sense.
 #[derive(Debug, Clone, Args)]
 pub struct HollowNodeArgs {

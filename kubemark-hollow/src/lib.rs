@@ -7,6 +7,7 @@ pub mod config;
 pub mod identity;
 pub mod node;
 pub mod npd;
+mod pod_worker;
 pub mod pods;
 mod protobuf;
 pub mod proxy;

@@ -13,6 +13,7 @@ use crate::client::ApiClient;
 use crate::config::NodeConfig;
 use crate::identity::{Credentials, IdentityError, node_client};
 use crate::node::{self, NodeContext};
+use crate::pod_worker::PodWorker;
 use crate::server::{self, ServerError, ServerOptions};
 
 /// How to run a set of hollow nodes.
@@ -218,7 +219,12 @@ async fn join_node(
         _ => None,
     };
     // Registration happens under the permit; the loops run free afterwards.
-    let run = node::run(ctx, kubelet_version);
+    let run = node::run(ctx.clone(), kubelet_version, |cidr| {
+        vec![
+            tokio::spawn(PodWorker::run(ctx.clone(), cidr)),
+            tokio::spawn(crate::npd::run(ctx)),
+        ]
+    });
     tokio::pin!(run);
     tokio::select! {
         r = &mut run => return r.map_err(Into::into),

@@ -4,12 +4,15 @@
 mod cluster;
 pub mod gce;
 pub mod metrics_server;
+pub mod modules;
 pub mod moto;
 pub mod netns;
 pub mod registry;
 pub mod runner;
 pub mod sshd;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -24,6 +27,62 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The workspace's `hollow-node` binary, built if stale, in the target directory of the running
+/// test, beside the `kubemark` under test (where `kubemark` looks first).
+///
+/// Cargo builds the binaries of a test's own package only, and `hollow-node` is kubemark-hollow's:
+/// `cargo test --test cli` alone would run a stale one, or none. So this runs `cargo build` for
+/// it once per test process (cargo holds no lock while tests run), a no-op when it is fresh.
+pub fn hollow_node() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_hollow_node).clone()
+}
+
+fn build_hollow_node() -> PathBuf {
+    // The test runs as <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(p) => p,
+        None => panic!("no profile in {}", profile_dir.display()),
+    };
+    let test = exe
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit_once('-'))
+        .map(|(name, _)| name.to_string())
+        .expect("the test binary is named <test>-<hash>");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    // With the running test selected too: features resolve as in `cargo test` (dev-dependencies
+    // included), so nothing is rebuilt with other features.
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args([
+            "build",
+            "--workspace",
+            "--bin",
+            "hollow-node",
+            "--test",
+            &test,
+        ])
+        .args(["--profile", profile, "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build of hollow-node failed (its output is above)"
+    );
+    let bin = profile_dir.join("hollow-node");
+    assert!(bin.is_file(), "cargo built no {}", bin.display());
+    bin
 }
 
 /// Test logs on stderr (shown for failing tests), filtered by `KUBEMARK_LOG` (default: warnings).

@@ -3,8 +3,8 @@
 //! registers one Node (Ready, lease renewed), and runs each pod bound to it as a local process,
 //! with the pod's env (`env`, `envFrom` ConfigMaps, `metadata.name` and `status.podIP` field refs), `$(VAR)`
 //! expansion in args, and its Secret, ConfigMap and emptyDir volumes materialised in a temp dir
-//! (mount paths in the args rewritten to them). The image is not pulled: `command: [kubemark]`
-//! runs the `kubemark` binary under test. Pod status is reported from the real process: Running
+//! (mount paths in the args rewritten to them). The image is not pulled: `command: [hollow-node]`
+//! runs the `hollow-node` binary under test. Pod status is reported from the real process: Running
 //! while it runs, CrashLoopBackOff with the last log line when it exits (restarted after 2 s).
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,8 +37,8 @@ fn now() -> String {
 
 impl Runner {
     /// Registers Node `node` on the cluster of `client` and runs the pods bound to it with
-    /// `kubemark` (the binary under test).
-    pub async fn start(client: kube::Client, node: &str, kubemark: PathBuf) -> Self {
+    /// `hollow_node` (the binary under test, [`crate::hollow_node`]).
+    pub async fn start(client: kube::Client, node: &str, hollow_node: PathBuf) -> Self {
         let nodes: Api<Node> = Api::all(client.clone());
         let n: Node = serde_json::from_value(json!({
             "metadata": { "name": node, "labels": { "kubernetes.io/hostname": node } },
@@ -62,7 +62,7 @@ impl Runner {
             let node = node.to_string();
             let children = children.clone();
             let root = dir.path().to_path_buf();
-            tokio::spawn(async move { run_pods(client, node, kubemark, root, children).await })
+            tokio::spawn(async move { run_pods(client, node, hollow_node, root, children).await })
         };
         Self {
             node: node.to_string(),
@@ -133,7 +133,7 @@ async fn heartbeat(client: kube::Client, node: String) {
 async fn run_pods(
     client: kube::Client,
     node: String,
-    kubemark: PathBuf,
+    hollow_node: PathBuf,
     root: PathBuf,
     children: Arc<Mutex<HashMap<String, tokio::process::Child>>>,
 ) {
@@ -178,7 +178,7 @@ async fn run_pods(
         let task = tokio::spawn(supervise(
             client.clone(),
             pod,
-            kubemark.clone(),
+            hollow_node.clone(),
             root.join(&name),
             children.clone(),
         ));
@@ -190,7 +190,7 @@ async fn run_pods(
 async fn supervise(
     client: kube::Client,
     pod: Pod,
-    kubemark: PathBuf,
+    hollow_node: PathBuf,
     dir: PathBuf,
     children: Arc<Mutex<HashMap<String, tokio::process::Child>>>,
 ) {
@@ -200,7 +200,7 @@ async fn supervise(
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut restarts = 0;
     loop {
-        let prepared = prepare(&client, &pod, &kubemark, &dir).await;
+        let prepared = prepare(&client, &pod, &hollow_node, &dir).await;
         let (mut cmd, log) = match prepared {
             Ok(p) => p,
             Err(message) => {
@@ -315,7 +315,7 @@ async fn report(
 async fn prepare(
     client: &kube::Client,
     pod: &Pod,
-    kubemark: &Path,
+    hollow_node: &Path,
     dir: &Path,
 ) -> Result<(tokio::process::Command, PathBuf), String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -398,7 +398,7 @@ async fn prepare(
     };
     let command = c.command.clone().unwrap_or_default();
     let program = match command.first().map(String::as_str) {
-        Some("kubemark") | None => kubemark.to_path_buf(),
+        Some("hollow-node") | None => hollow_node.to_path_buf(),
         Some(other) => PathBuf::from(other),
     };
     let args: Vec<String> = command

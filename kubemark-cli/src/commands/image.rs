@@ -12,7 +12,7 @@ use crate::progress::Spinner;
 fn binary(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
     match given {
         Some(b) => Ok(b),
-        None => std::env::current_exe().context("locating the kubemark binary"),
+        None => crate::hollow_binary::locate(),
     }
 }
 

@@ -25,7 +25,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Debug(args) => debug::debug(args).await,
         Command::Logs(args) => debug::logs(args).await,
         Command::Image(args) => image::run(args).await,
-        Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Hollow nodes of a local cluster: started as one `kubemark hollow-node --count N` process,
+//! Hollow nodes of a local cluster: started as one `hollow-node --count N` process,
 //! joined by TLS bootstrap, waited for with a progress bar.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,7 +147,7 @@ pub async fn spawn(
     let serving_ca = serving_ca.iter().all(|p| p.exists()).then_some(serving_ca);
     let log = dir.join("hollow-node.log");
     let out = std::fs::File::create(&log)?;
-    let exe = std::env::current_exe().context("locating the kubemark binary")?;
+    let exe = crate::hollow_binary::locate()?;
     // A profiler in front of the hollow process (e.g. `heaptrack -o /tmp/hollow`); the bench's
     // RSS and CPU then measure the wrapper's process, so numbers of such a run are not comparable.
     let wrapper: Vec<String> = std::env::var(HOLLOW_WRAPPER_ENV)
@@ -161,7 +161,7 @@ pub async fn spawn(
         }
         None => std::process::Command::new(exe),
     };
-    cmd.args(["hollow-node", "--morph", "kubelet", "--name", PREFIX])
+    cmd.args(["--morph", "kubelet", "--name", PREFIX])
         .arg(format!("--count={count}"))
         .arg(format!("--bootstrap-kubeconfig={}", bootstrap.display()))
         .arg(format!("--cert-dir={}", dir.join("certs").display()))

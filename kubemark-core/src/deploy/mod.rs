@@ -1,6 +1,6 @@
 //! Hollow nodes as pods on an external cluster: namespace `kubemark`, a Secret with the nodes'
 //! credentials, a ConfigMap with their settings, and a StatefulSet `hollow-node` whose pods each
-//! run `kubemark hollow-node --count K`.
+//! run `hollow-node --count K` (the image of `kubemark image push`).
 //!
 //! Why a StatefulSet (upstream uses a ReplicationController): pod names are stable, so a pod
 //! that is rescheduled registers the same K Nodes again instead of K new ones while the old ones
@@ -136,8 +136,7 @@ impl DeploySpec {
         let cpu = 20 + per * self.cpu_millis_per_node;
         let memory = 32 + per * self.memory_mib_per_node;
         let mut args = vec![
-            "hollow-node".to_string(),
-            "--morph=kubelet".into(),
+            "--morph=kubelet".to_string(),
             "--name=$(POD_NAME)".into(),
             format!("--count={per}"),
             "--bootstrap-kubeconfig=/etc/kubemark/credentials/bootstrap.kubeconfig".into(),
@@ -216,7 +215,7 @@ impl DeploySpec {
                             "containers": [{
                                 "name": NAME,
                                 "image": self.image,
-                                "command": ["kubemark"],
+                                "command": ["hollow-node"],
                                 "args": args,
                                 "env": [
                                     { "name": "POD_NAME",
@@ -497,7 +496,10 @@ mod tests {
         let req = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
         assert_eq!(req["cpu"].0, "70m");
         assert_eq!(req["memory"].0, "72Mi");
+        // The image's binary with its flags: no `kubemark` subcommand in front.
+        assert_eq!(c.command.as_deref(), Some(&["hollow-node".to_string()][..]));
         let args = c.args.as_ref().unwrap();
+        assert_eq!(args[0], "--morph=kubelet");
         assert!(args.contains(&"--count=10".to_string()));
         assert!(args.contains(&"--max-pods=$(MAX_PODS)".to_string()));
         assert!(args.contains(&"--no-events".to_string()));

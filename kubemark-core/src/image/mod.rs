@@ -1,7 +1,8 @@
 //! The hollow-node image, built without a container daemon and pushed through the OCI
 //! distribution API.
 //!
-//! The image is one layer: the `kubemark` binary at `/usr/local/bin/kubemark` plus the shared
+//! The image is one layer: the `hollow-node` binary (kubemark-hollow) at
+//! `/usr/local/bin/hollow-node`, its entrypoint, plus the shared
 //! libraries it links (found with `ldd`, copied from this machine at the same paths), so it runs
 //! on any Linux node of this machine's architecture without a base image. The tar is
 //! reproducible (sorted, mtime 0, root-owned), so the same binary gives the same digest.
@@ -103,7 +104,7 @@ pub struct Image {
 }
 
 /// Where the binary goes in the image.
-pub const BINARY_PATH: &str = "usr/local/bin/kubemark";
+pub const BINARY_PATH: &str = "usr/local/bin/hollow-node";
 
 /// The files the image needs besides the binary: its shared libraries and loader, from `ldd`.
 fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
@@ -164,7 +165,7 @@ fn add_dir(
         .map_err(|e| ImageError::Invalid(format!("writing {path_in_image} into the layer: {e}")))
 }
 
-/// Builds the image around `binary` (normally the running `kubemark`).
+/// Builds the image around `binary` (normally `hollow-node`).
 pub fn build(binary: &Path) -> Result<Image, ImageError> {
     let bytes = std::fs::read(binary).map_err(io(binary))?;
     let mut files: Vec<(String, Vec<u8>, u32)> = vec![(BINARY_PATH.to_string(), bytes, 0o755)];
@@ -216,17 +217,17 @@ pub fn build(binary: &Path) -> Result<Image, ImageError> {
         "architecture": arch,
         "os": "linux",
         "config": {
-            "Entrypoint": ["/usr/local/bin/kubemark"],
+            "Entrypoint": [format!("/{BINARY_PATH}")],
             "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"],
             "User": "65532:65532",
             "WorkingDir": "/tmp",
             "Labels": {
-                "org.opencontainers.image.title": "kubemark",
+                "org.opencontainers.image.title": "kubemark hollow-node",
                 "org.opencontainers.image.version": env!("CARGO_PKG_VERSION"),
             },
         },
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [{ "created_by": "kubemark image build: the kubemark binary and its shared libraries" }],
+        "history": [{ "created_by": "kubemark image build: the hollow-node binary and its shared libraries" }],
     });
     let config = Blob::of(serde_json::to_vec(&config).expect("static JSON"));
     let manifest = serde_json::json!({
@@ -306,6 +307,9 @@ mod tests {
             digest(&raw)
         };
         assert_eq!(config["rootfs"]["diff_ids"][0], diff_id);
-        assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/kubemark");
+        assert_eq!(
+            config["config"]["Entrypoint"][0],
+            "/usr/local/bin/hollow-node"
+        );
     }
 }

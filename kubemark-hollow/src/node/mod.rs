@@ -1,5 +1,6 @@
-//! The kubelet's node loop for one hollow node: register the Node, renew its Lease, report its
-//! status, follow its Node object (for `spec.podCIDR`), and run its pod worker.
+//! One hollow node: what its loops share ([`NodeContext`]: identity, client, fault, pods, images)
+//! and the kubelet's node loop: register the Node, renew its Lease, report its status, follow
+//! its Node object (for `spec.podCIDR`), beside the loops the caller adds (the pod worker, NPD).
 
 pub mod fault;
 pub mod object;
@@ -22,9 +23,11 @@ use tokio::sync::watch;
 use crate::api::Api;
 use crate::client::{ApiClient, RateLimiter};
 use crate::config::NodeConfig;
-use crate::pods::PodWorker;
 use crate::watch::{Event, Informer};
 use object::{NodeFacts, now_rfc3339};
+
+/// The port of the kubelet API, as the kubelet's `--port` defaults it.
+pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 
 /// Everything one node's loops share.
 pub struct NodeContext {
@@ -65,7 +68,7 @@ impl NodeContext {
         NodeContext {
             requests,
             ip: object::node_ip(&name),
-            kubelet_port: crate::server::DEFAULT_PORT,
+            kubelet_port: DEFAULT_KUBELET_PORT,
             pods: Default::default(),
             limiter: RateLimiter::new(config.qps, config.burst),
             event_limiter: RateLimiter::new(config.event_qps, config.event_burst),
@@ -137,8 +140,13 @@ fn jittered(base: Duration, factor: f64) -> Duration {
     base.mul_f64(1.0 + rand::rng().random_range(0.0..factor))
 }
 
-/// Runs one hollow node until the task is dropped.
-pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), NodeError> {
+/// Runs one hollow node until the task is dropped: registers it, then runs its loops and those
+/// `more` starts once it is registered, given the node's `spec.podCIDR` as the node watch sees it.
+pub async fn run(
+    ctx: Arc<NodeContext>,
+    kubelet_version: String,
+    more: impl FnOnce(watch::Receiver<Option<String>>) -> Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), NodeError> {
     let facts = NodeFacts {
         name: ctx.name.clone(),
         ip: ctx.ip,
@@ -150,14 +158,13 @@ pub async fn run(ctx: Arc<NodeContext>, kubelet_version: String) -> Result<(), N
     node_started_events(&ctx, created);
     let (cidr_tx, cidr_rx) = watch::channel(None);
     let node_uid = Arc::new(std::sync::Mutex::new(None::<String>));
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(lease_loop(ctx.clone(), node_uid.clone())),
         tokio::spawn(status_loop(ctx.clone(), facts)),
         tokio::spawn(node_watch(ctx.clone(), cidr_tx, node_uid)),
         tokio::spawn(kubelet_informers(ctx.clone())),
-        tokio::spawn(PodWorker::run(ctx.clone(), cidr_rx)),
-        tokio::spawn(crate::npd::run(ctx.clone())),
     ];
+    tasks.extend(more(cidr_rx));
     // Abort the loops when this future is dropped (the node is stopped).
     let _guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
     for t in tasks {

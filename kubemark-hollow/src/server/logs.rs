@@ -9,8 +9,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 
-use super::routes::text;
-use super::{Body, NodeServer};
+use super::{Body, NodeServer, text};
 use crate::pods::record::{PodRecord, Run};
 
 /// How often a followed log looks for the container's exit.

@@ -28,7 +28,7 @@ use crate::node::NodeContext;
 pub use tls::TlsError;
 
 /// The kubelet's default port.
-pub const DEFAULT_PORT: u16 = 10250;
+pub use crate::node::DEFAULT_KUBELET_PORT as DEFAULT_PORT;
 
 /// How long a client has for its TLS handshake and its request headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -426,6 +426,17 @@ pub(crate) type Body = BoxBody<Bytes, std::convert::Infallible>;
 /// A whole body.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(bytes.into()).boxed()
+}
+
+/// A plain-text answer, as the kubelet's errors are.
+pub(crate) fn text(code: http::StatusCode, body: &str) -> http::Response<Body> {
+    let mut response = http::Response::new(full(body.to_string()));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 #[cfg(test)]

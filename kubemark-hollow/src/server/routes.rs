@@ -5,7 +5,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::auth::{Refusal, User, verb};
-use super::{Body, Caller, NodeServer, full};
+use super::{Body, Caller, NodeServer, full, text};
 
 /// Paths the read-only port serves (no exec, logs or configuration there).
 fn read_only(path: &str) -> bool {
@@ -139,17 +139,6 @@ pub(crate) fn status(code: StatusCode, reason: &str, message: &str) -> Response<
     });
     let mut response = json_response(&body);
     *response.status_mut() = code;
-    response
-}
-
-/// A plain-text answer, as the kubelet's errors are.
-pub(crate) fn text(code: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(full(body.to_string()));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
 }
 
