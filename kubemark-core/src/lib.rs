@@ -8,4 +8,5 @@ pub mod image;
 pub mod master;
 pub mod pki;
 pub mod provider;
+pub mod registry;
 pub mod tls;

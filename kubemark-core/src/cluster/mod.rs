@@ -34,7 +34,9 @@ use crate::master::{
     RemoteMasterSpec, apiserver_ready, client_from_kubeconfig, pids_mentioning, terminate_pid,
 };
 use crate::pki::{ClusterPki, PkiError, PkiOptions, write_private};
-use crate::provider::{ClusterName, DynProvider, InfrastructureSpec, ProviderExt};
+use crate::provider::{
+    ClusterName, DynProvider, InfrastructureSpec, ProviderExt, ProviderSettings,
+};
 
 /// The state file's `apiVersion`.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -113,6 +115,9 @@ pub struct ClusterSpec {
     pub master: MasterPlacement,
     /// What the provider creates (for providers that declare capabilities).
     pub infrastructure: InfrastructureSpec,
+    /// The provider's settings to record, so that stop rebuilds the same provider; never
+    /// secrets (see [`ProviderSettings::public`]).
+    pub provider_settings: ProviderSettings,
 }
 
 impl ClusterSpec {
@@ -123,6 +128,7 @@ impl ClusterSpec {
             dir: dir.into(),
             master,
             infrastructure: InfrastructureSpec::default(),
+            provider_settings: ProviderSettings::default(),
         }
     }
 }
@@ -180,6 +186,9 @@ pub struct ClusterState {
     pub cluster: ClusterName,
     /// The provider's name.
     pub provider: String,
+    /// The provider's recorded (non-secret) settings.
+    #[serde(default, skip_serializing_if = "ProviderSettings::is_empty")]
+    pub provider_settings: ProviderSettings,
     /// How far start got.
     pub phase: Phase,
     /// The master.
@@ -303,6 +312,7 @@ impl Cluster {
                 kind: "ClusterState".into(),
                 cluster: spec.name.clone(),
                 provider: provider.name().to_string(),
+                provider_settings: spec.provider_settings.clone(),
                 phase: Phase::Starting,
                 master,
                 server: None,
