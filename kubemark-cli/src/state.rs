@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use kubemark_core::cluster::Cluster;
 
-use crate::cli::{ClusterArgs, ProviderKind};
+use crate::cli::ClusterArgs;
 
 /// `apiVersion` of the record; bumped when its shape changes incompatibly.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -20,8 +20,6 @@ pub struct CliRecord {
     pub api_version: String,
     /// Always `CliState`.
     pub kind: String,
-    /// The provider that hosts the master.
-    pub provider: ProviderKind,
     /// The kubeconfig written for the user.
     pub kubeconfig: PathBuf,
     /// The hollow-node process, when it runs on this machine.

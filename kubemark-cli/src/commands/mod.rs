@@ -12,34 +12,32 @@ mod status;
 mod stop;
 pub mod test;
 
+use kubemark_core::registry::{ComponentArgs, ProviderRegistry};
+
 use crate::cli::{Cli, Command};
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line with the providers of `registry`.
+pub async fn run(cli: Cli, registry: &ProviderRegistry) -> anyhow::Result<()> {
     match cli.command {
-        Command::Start(args) => start::run(*args).await,
-        Command::Stop(args) => stop::run(args).await,
-        Command::Status(args) => status::run(args).await,
+        Command::Start(args) => start::run(*args, registry).await,
+        Command::Stop(args) => stop::run(args, registry).await,
+        Command::Status(args) => status::run(args, registry).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Test(args) => test::run(args).await,
         Command::Debug(args) => debug::debug(args).await,
         Command::Logs(args) => debug::logs(args).await,
-        Command::Image(args) => image::run(args).await,
+        Command::Image(args) => image::run(args, registry).await,
         Command::HollowNode(_) => unreachable!("run by main before the runtime starts"),
     }
 }
 
 /// `--master-arg COMPONENT=--flag[=value]` values, by component, checked.
 #[derive(Debug, Default)]
-pub(crate) struct MasterArgs {
-    apiserver: Vec<String>,
-    controller_manager: Vec<String>,
-    scheduler: Vec<String>,
-}
+pub(crate) struct MasterArgs(ComponentArgs);
 
 impl MasterArgs {
     pub(crate) fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let mut parsed = MasterArgs::default();
+        let mut parsed = ComponentArgs::default();
         for arg in args {
             let (component, flag) = arg.split_once('=').unwrap_or((arg, ""));
             let flags = match component {
@@ -56,24 +54,17 @@ impl MasterArgs {
             );
             flags.push(flag.to_string());
         }
-        Ok(parsed)
+        Ok(Self(parsed))
     }
 
     /// Adds the flags to a local control plane's.
     pub(crate) fn apply(&self, options: &mut kubemark_core::master::LocalOptions) {
-        options
-            .apiserver_args
-            .extend(self.apiserver.iter().cloned());
-        options
-            .controller_manager_args
-            .extend(self.controller_manager.iter().cloned());
-        options
-            .scheduler_args
-            .extend(self.scheduler.iter().cloned());
+        self.0.apply(options);
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.apiserver.is_empty() && self.controller_manager.is_empty() && self.scheduler.is_empty()
+    /// The flags, by component.
+    pub(crate) fn components(&self) -> &ComponentArgs {
+        &self.0
     }
 }
 

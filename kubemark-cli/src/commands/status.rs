@@ -2,10 +2,12 @@
 
 use anyhow::bail;
 
+use kubemark_core::registry::ProviderRegistry;
+
 use crate::cli::ClusterArgs;
 use crate::state;
 
-pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args)?;
     let Some(known) = state::load(&dir)? else {
         bail!(
@@ -16,8 +18,18 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     };
     let c = &known.cluster;
     let s = c.state();
+    // Rebuilt as stop would: a provider this kubemark does not know is reported now, not then.
+    crate::providers::from_state(registry, s, &[])?;
     println!("cluster:    {}", s.cluster);
     println!("provider:   {}", s.provider);
+    if !s.provider_settings.is_empty() {
+        let settings: Vec<String> = s
+            .provider_settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("settings:   {}", settings.join(" "));
+    }
     println!("phase:      {:?}", s.phase);
     if let Some(r) = &known.record {
         println!("kubeconfig: {}", r.kubeconfig.display());

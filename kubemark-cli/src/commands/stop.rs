@@ -4,24 +4,25 @@ use std::path::Path;
 
 use anyhow::Context;
 use kubemark_core::master::{pids_mentioning, terminate_pid};
-use kubemark_core::provider::DynProvider;
+use kubemark_core::provider::{DynProvider, LOCAL};
+use kubemark_core::registry::ProviderRegistry;
 
-use crate::cli::{ProviderKind, StopArgs};
-use crate::config::StartConfig;
+use crate::cli::StopArgs;
+use crate::providers;
 use crate::state::{self, Known};
 
-pub async fn run(args: StopArgs) -> anyhow::Result<()> {
+pub async fn run(args: StopArgs, registry: &ProviderRegistry) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args.cluster)?;
     if args.dry_run {
-        return dry_run(&args, &dir).await;
+        return dry_run(&args, &dir, registry).await;
     }
     if state::load(&dir)?.is_none()
-        && let Some(kind) = args.provider
-        && kind != ProviderKind::Local
+        && let Some(name) = &args.provider
+        && name != LOCAL
     {
         // No state: find what the provider has tagged as this cluster's.
         let cluster = kubemark_core::provider::ClusterName::new(args.cluster.cluster.clone())?;
-        let provider = provider_for(kind)?;
+        let provider = providers::build(registry, name, &args.provider_settings)?;
         let report = kubemark_core::provider::ProviderExt::teardown(
             provider.as_ref(),
             &cluster,
@@ -41,7 +42,8 @@ pub async fn run(args: StopArgs) -> anyhow::Result<()> {
     match state::load(&dir)? {
         Some(known) => {
             let name = known.cluster.state().cluster.clone();
-            let provider = provider_of(&known)?;
+            let provider =
+                providers::from_state(registry, known.cluster.state(), &args.provider_settings)?;
             stop_known(known, provider, &dir).await?;
             println!("kubemark cluster {name} stopped");
         }
@@ -67,15 +69,16 @@ pub async fn run(args: StopArgs) -> anyhow::Result<()> {
 
 /// Lists what stop would delete: the provider's tagged resources (by tags, without the state)
 /// and what the state records.
-async fn dry_run(args: &StopArgs, dir: &Path) -> anyhow::Result<()> {
+async fn dry_run(args: &StopArgs, dir: &Path, registry: &ProviderRegistry) -> anyhow::Result<()> {
     let cluster = kubemark_core::provider::ClusterName::new(args.cluster.cluster.clone())?;
     let known = state::load(dir)?;
-    let kind = match (&known, args.provider) {
-        (_, Some(k)) => k,
-        (Some(k), None) => kind_of(k),
-        (None, None) => ProviderKind::Local,
+    let provider = match (&known, &args.provider) {
+        (_, Some(name)) => providers::build(registry, name, &args.provider_settings)?,
+        (Some(k), None) => {
+            providers::from_state(registry, k.cluster.state(), &args.provider_settings)?
+        }
+        (None, None) => providers::build(registry, LOCAL, &[])?,
     };
-    let provider = provider_for(kind)?;
     let report = kubemark_core::provider::ProviderExt::teardown(
         provider.as_ref(),
         &cluster,
@@ -107,39 +110,6 @@ async fn dry_run(args: &StopArgs, dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn kind_of(known: &Known) -> ProviderKind {
-    match known.cluster.state().provider.as_str() {
-        "gce" => ProviderKind::Gce,
-        "aws" => ProviderKind::Aws,
-        "pre-existing" => ProviderKind::PreExisting,
-        _ => ProviderKind::Local,
-    }
-}
-
-pub(crate) fn provider_for(kind: ProviderKind) -> anyhow::Result<DynProvider> {
-    if kind == ProviderKind::PreExisting {
-        return Ok(std::sync::Arc::new(
-            kubemark_provider_preexisting::PreexistingProviderBuilder::new().build()?,
-        ));
-    }
-    let config = StartConfig {
-        provider: kind,
-        nodes: 0,
-        node_certs: super::NodeCerts::Preissued,
-        hollow_node_flags: String::new(),
-        timeout: 0,
-        master: Default::default(),
-        external: Default::default(),
-    };
-    super::start::provider(kind, &config)
-}
-
-/// The provider a recorded cluster was started with, rebuilt from the environment (everything
-/// pre-existing needs to stop is in the state; its provider owns no resources).
-fn provider_of(known: &Known) -> anyhow::Result<DynProvider> {
-    provider_for(kind_of(known))
 }
 
 async fn stop_hollow_by_marker(dir: &Path) {
