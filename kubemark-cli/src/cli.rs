@@ -66,17 +66,7 @@ pub fn parse(registry: &kubemark_core::registry::ProviderRegistry) -> Result<Cli
     Cli::from_arg_matches(&command.get_matches())
 }
 
-/// Which cluster.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterArgs {
-    /// The cluster's name.
-    #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
-    pub cluster: String,
-
-    /// Where cluster state lives (default: $XDG_STATE_HOME/kubemark or ~/.local/state/kubemark).
-    #[arg(long, env = "KUBEMARK_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-}
+pub use crate::state::ClusterArgs;
 
 /// Flags of `kubemark start`. Settings that a config file can also give are optional here, so
 /// that the precedence flag > env > file > default can be applied (see `config.rs`).
@@ -136,7 +126,7 @@ pub struct StartArgs {
 
     /// How the hollow nodes get their identities [default: preissued].
     #[arg(long, value_enum)]
-    pub node_certs: Option<crate::commands::NodeCerts>,
+    pub node_certs: Option<crate::commands::nodes::NodeCerts>,
 
     /// The existing master host, address[:port] (pre-existing provider).
     #[arg(long, env = "MASTER_IP")]
@@ -242,7 +232,7 @@ pub struct BenchArgs {
 
     /// How our hollow nodes get their identities.
     #[arg(long, value_enum, default_value = "preissued")]
-    pub node_certs: crate::commands::NodeCerts,
+    pub node_certs: crate::commands::nodes::NodeCerts,
 
     /// Also measure our hollow nodes with their kubelet API off (`--kubelet-port=0`) at these
     /// node counts, against a fresh control plane: what serving it costs while nobody calls it.

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use crate::cli::StartArgs;
-use crate::commands::NodeCerts;
+use crate::commands::nodes::NodeCerts;
 
 /// The file's `apiVersion`.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -39,7 +39,7 @@ pub struct ConfigFile {
     pub master: MasterConfig,
     /// Hollow nodes as pods on an external cluster.
     #[serde(default)]
-    pub external: crate::commands::ExternalConfig,
+    pub external: crate::commands::external::ExternalConfig,
 }
 
 /// The `master` section: the generic master settings every provider may read.
@@ -106,7 +106,7 @@ pub struct StartConfig {
     /// The master section, with flags and env applied.
     pub master: MasterConfig,
     /// The external section, with flags and env applied.
-    pub external: crate::commands::ExternalConfig,
+    pub external: crate::commands::external::ExternalConfig,
 }
 
 fn env(name: &str) -> Option<String> {

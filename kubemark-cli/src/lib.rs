@@ -14,9 +14,11 @@
 mod cli;
 mod commands;
 mod config;
+mod master_args;
 mod procfs;
 mod progress;
 mod providers;
+mod signals;
 mod state;
 
 use std::process::ExitCode;

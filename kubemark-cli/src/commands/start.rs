@@ -1,18 +1,21 @@
 //! `kubemark start`: the core's cluster plan (provider, PKI, master) plus hollow nodes as a local
-//! process, the user's kubeconfig and the CLI's record.
+//! process or pods on an external cluster, and the user's kubeconfig, all recorded in the
+//! cluster's state.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kubemark_core::binaries::{BinaryLocator, BinarySet, Downloader};
-use kubemark_core::cluster::{Cluster, ClusterSpec, MasterPlacement, crash_point};
+use kubemark_core::cluster::{
+    Cluster, ClusterSpec, HOLLOW_DIR, MasterPlacement, NodePlacement, crash_point,
+};
 use kubemark_core::provider::ClusterName;
 use kubemark_core::registry::{BinarySource, Placement, PlacementRequest, ProviderRegistry};
 
 use crate::cli::StartArgs;
 use crate::config::resolve;
 use crate::progress::Spinner;
-use crate::state::{self, CliRecord};
+use crate::state;
 
 pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result<()> {
     let config = resolve(&args)?;
@@ -25,7 +28,7 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
         &config.provider_settings,
     )?;
     let provider = entry.provider(&settings)?;
-    let master_args = super::MasterArgs::parse(&args.master_args)?;
+    let master_args = crate::master_args::MasterArgs::parse(&args.master_args)?;
     let Placement {
         master: placement,
         infrastructure,
@@ -50,7 +53,7 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
     }
 
     if let Some(known) = state::load(&dir)? {
-        if known.cluster.healthy().await && known.record.is_some() {
+        if known.healthy().await && known.state().user_kubeconfig.is_some() {
             bail!(
                 "cluster {cluster} is already running (state in {}); run `kubemark stop{}` first",
                 dir.display(),
@@ -59,8 +62,8 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
         }
         // A previous start crashed or the machine rebooted: clean what is left, then start afresh.
         eprintln!("found what a previous start of cluster {cluster} left; cleaning it up first");
-        let previous = crate::providers::from_state(registry, known.cluster.state(), &[])?;
-        super::stop::stop_known(known, previous, &dir).await?;
+        let previous = crate::providers::from_state(registry, known.state(), &[])?;
+        super::stop::stop_known(known, previous).await?;
     }
 
     let spinner = Spinner::start(&match &placement {
@@ -84,16 +87,16 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
     spec.provider_settings = settings.public(entry.settings());
     let started = tokio::select! {
         r = Cluster::start(provider.clone(), spec) => r,
-        _ = super::interrupted() => {
+        _ = crate::signals::interrupted() => {
             spinner.abandon();
             // The start future is dropped; what it recorded is removed like any leftover.
             if let Some(known) = state::load(&dir)? {
-                super::stop::stop_known(known, provider.clone(), &dir).await?;
+                super::stop::stop_known(known, provider.clone()).await?;
             }
             bail!("interrupted; nothing was left running");
         }
     };
-    let cluster_state = match started {
+    let mut cluster_state = match started {
         Ok(c) => c,
         Err(e) => {
             spinner.abandon();
@@ -103,15 +106,11 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
     spinner.finish("control plane ready");
 
     let kubeconfig = std::path::absolute(&args.kubeconfig_out)?;
-    let mut record = CliRecord {
-        api_version: state::API_VERSION.into(),
-        kind: "CliState".into(),
-        kubeconfig: kubeconfig.clone(),
-        hollow: None,
+    cluster_state.record_user_kubeconfig(&kubeconfig)?;
+    if let Some(ext) = &external {
         // Recorded before anything is deployed, so that stop removes a half-done deployment.
-        external: external.clone(),
-    };
-    state::write(&dir, &record)?;
+        cluster_state.record_nodes(NodePlacement::External(ext.clone()))?;
+    }
     let admin = std::fs::read_to_string(cluster_state.admin_kubeconfig())?;
     kubemark_core::pki::write_private(&kubeconfig, &admin)?;
     crash_point("kubeconfig");
@@ -133,7 +132,7 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
                 &config.hollow_node_flags,
                 Duration::from_secs(config.timeout),
             ) => r,
-            _ = super::interrupted() => Err(left_running()),
+            _ = crate::signals::interrupted() => Err(left_running()),
         };
         if let Err(e) = deployed {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
@@ -142,18 +141,17 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
         // From here on the records exist, so a failure leaves a cluster `kubemark stop` removes.
         let hollow = super::nodes::spawn(
             &master,
-            &dir.join("hollow"),
+            &dir.join(HOLLOW_DIR),
             config.nodes,
             &config.hollow_node_flags,
             config.node_certs,
         )
         .await?;
-        record.hollow = Some(hollow.clone());
-        state::write(&dir, &record)?;
+        cluster_state.record_nodes(NodePlacement::LocalProcess(hollow.clone()))?;
         crash_point("hollow");
         let waited = tokio::select! {
             r = super::nodes::wait_ready(&master, &hollow, Duration::from_secs(config.timeout)) => r,
-            _ = super::interrupted() => Err(left_running()),
+            _ = crate::signals::interrupted() => Err(left_running()),
         };
         if let Err(e) = waited {
             return Err(e.context(format!("hollow nodes of cluster {cluster}")));
@@ -165,7 +163,7 @@ pub async fn run(args: StartArgs, registry: &ProviderRegistry) -> anyhow::Result
     if let Some(l) = cluster_state.local() {
         println!("  logs:       {}", l.work_dir.join("logs").display());
     }
-    if let Some(h) = &record.hollow {
+    if let Some(NodePlacement::LocalProcess(h)) = cluster_state.nodes() {
         println!(
             "  nodes:      {} hollow nodes ({}-0 ..), log {}",
             h.count,

@@ -2,6 +2,7 @@
 
 use anyhow::bail;
 
+use kubemark_core::cluster::NodePlacement;
 use kubemark_core::registry::ProviderRegistry;
 
 use crate::cli::ClusterArgs;
@@ -16,7 +17,7 @@ pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Resu
             dir.display()
         );
     };
-    let c = &known.cluster;
+    let c = &known;
     let s = c.state();
     // Rebuilt as stop would: a provider this kubemark does not know is reported now, not then.
     crate::providers::from_state(registry, s, &[])?;
@@ -31,8 +32,8 @@ pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Resu
         println!("settings:   {}", settings.join(" "));
     }
     println!("phase:      {:?}", s.phase);
-    if let Some(r) = &known.record {
-        println!("kubeconfig: {}", r.kubeconfig.display());
+    if let Some(k) = &s.user_kubeconfig {
+        println!("kubeconfig: {}", k.display());
     }
     println!("server:     {}", c.server().unwrap_or("-"));
     let mut healthy = true;
@@ -62,7 +63,7 @@ pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Resu
     let ready = c.healthy().await;
     healthy &= ready;
     println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
-    if let Some(h) = known.record.as_ref().and_then(|r| r.hollow.as_ref()) {
+    if let Some(NodePlacement::LocalProcess(h)) = c.nodes() {
         let n = match c.client().await {
             Ok(client) => super::nodes::ready_nodes(&client, h)
                 .await
@@ -78,7 +79,7 @@ pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Resu
             h.log.display()
         );
     }
-    if let Some(ext) = known.record.as_ref().and_then(|r| r.external.as_ref()) {
+    if let Some(NodePlacement::External(ext)) = c.nodes() {
         match external_pods(ext).await {
             Ok(pods) => {
                 let running = pods

@@ -10,7 +10,7 @@ use kubemark_core::binaries::BinaryLocator;
 use kubemark_core::master::{LocalControlPlane, LocalOptions};
 
 use crate::cli::BenchArgs;
-use crate::state::HollowProcess;
+use kubemark_core::cluster::HollowProcess;
 
 mod pods;
 mod scrape;
@@ -55,7 +55,7 @@ async fn unless_interrupted(
 ) -> anyhow::Result<anyhow::Result<Sample>> {
     tokio::select! {
         r = measurement => Ok(r),
-        _ = super::interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
+        _ = crate::signals::interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
     }
 }
 
@@ -973,7 +973,7 @@ fn local_options(
     args: &BenchArgs,
 ) -> anyhow::Result<LocalOptions> {
     let mut options = LocalOptions::new(binaries);
-    super::MasterArgs::parse(&args.master_args)?.apply(&mut options);
+    crate::master_args::MasterArgs::parse(&args.master_args)?.apply(&mut options);
     Ok(options)
 }
 
@@ -1057,7 +1057,7 @@ async fn measure(n: usize, args: &BenchArgs, variant: Ours) -> anyhow::Result<Sa
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Bad flags fail the command before anything starts, not each measurement.
-    super::MasterArgs::parse(&args.master_args)?;
+    crate::master_args::MasterArgs::parse(&args.master_args)?;
     // Both hollow nodes read 0 or less as "no limit" differently (client-go: 0 is its default
     // of 5, below 0 none); a positive number means the same to both.
     anyhow::ensure!(

@@ -18,7 +18,7 @@ use anyhow::bail;
 use clap::{ArgAction, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::ClusterArgs;
+use crate::state::ClusterArgs;
 
 /// Flags of `kubemark test`.
 #[derive(Debug, Clone, Args)]
@@ -138,18 +138,14 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
             dir.display()
         );
     };
-    let client = known.cluster.client().await?;
-    let local = known.cluster.local().cloned();
+    let client = known.client().await?;
+    let local = known.local().cloned();
     let mut processes: Vec<(String, u32)> =
         local.iter().flat_map(|l| l.processes.clone()).collect();
-    processes.extend(
-        known
-            .record
-            .iter()
-            .flat_map(|r| r.hollow.iter())
-            .map(|h| ("hollow-nodes".to_string(), h.pid)),
-    );
-    let remote = match &known.cluster.state().master {
+    if let Some(kubemark_core::cluster::NodePlacement::LocalProcess(h)) = known.nodes() {
+        processes.push(("hollow-nodes".to_string(), h.pid));
+    }
+    let remote = match &known.state().master {
         kubemark_core::cluster::MasterState::Ssh { target, spec, .. } => {
             Some((target.clone(), spec.clone()))
         }
@@ -264,7 +260,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let run = tokio::select! {
         r = test => r?,
         // The run is dropped (its requests stop); what it created goes unless kept on purpose.
-        _ = super::interrupted() => {
+        _ = crate::signals::interrupted() => {
             let namespaces = measure::run_namespaces(&client).await?;
             if common.delete_namespace && !namespaces.is_empty() {
                 eprintln!("interrupted; deleting {}", namespaces.join(", "));
