@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// Kubemark: a real Kubernetes control plane against thousands of hollow nodes.
 #[derive(Debug, Parser)]
@@ -40,31 +40,30 @@ pub enum Command {
     Image(ImageArgs),
 }
 
-/// Where a provider runs the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// The master as processes on this machine; no cloud needed.
-    Local,
-    /// Google Compute Engine.
-    Gce,
-    /// Amazon EC2.
-    Aws,
-    /// Machines you already have (master over SSH, hollow nodes on an external cluster).
-    PreExisting,
+/// Parses the process's arguments; `--provider` takes the names of `registry`, and
+/// `start --help` lists every provider's settings.
+pub fn parse(registry: &kubemark_core::registry::ProviderRegistry) -> Result<Cli, clap::Error> {
+    use clap::builder::{PossibleValue, PossibleValuesParser};
+    use clap::{CommandFactory, FromArgMatches};
+    let values: Vec<PossibleValue> = registry
+        .entries()
+        .iter()
+        .map(|e| PossibleValue::new(e.name()).help(e.description()))
+        .collect();
+    let provider = |a: clap::Arg| a.value_parser(PossibleValuesParser::new(values.clone()));
+    let command = Cli::command()
+        .mut_subcommand("start", |c| {
+            c.mut_arg("provider", provider)
+                .after_long_help(crate::providers::settings_help(registry))
+        })
+        .mut_subcommand("stop", |c| c.mut_arg("provider", provider))
+        .mut_subcommand("image", |c| {
+            c.mut_subcommand("push", |c| c.mut_arg("provider", provider))
+        });
+    Cli::from_arg_matches(&command.get_matches())
 }
 
-/// Which cluster.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterArgs {
-    /// The cluster's name.
-    #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
-    pub cluster: String,
-
-    /// Where cluster state lives (default: $XDG_STATE_HOME/kubemark or ~/.local/state/kubemark).
-    #[arg(long, env = "KUBEMARK_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-}
+pub use crate::state::ClusterArgs;
 
 /// Flags of `kubemark start`. Settings that a config file can also give are optional here, so
 /// that the precedence flag > env > file > default can be applied (see `config.rs`).
@@ -80,8 +79,13 @@ pub struct StartArgs {
     pub config: Option<PathBuf>,
 
     /// Where the master runs [default: local].
-    #[arg(long, value_enum, env = "CLOUD_PROVIDER")]
-    pub provider: Option<ProviderKind>,
+    #[arg(long, env = "CLOUD_PROVIDER")]
+    pub provider: Option<String>,
+
+    /// A setting of the provider, `KEY=VALUE` (repeatable; wins over its environment variables
+    /// and the config file's provider.settings). `--help` lists each provider's settings.
+    #[arg(long = "provider-setting", value_name = "KEY=VALUE")]
+    pub provider_settings: Vec<String>,
 
     /// Directory with etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
     #[arg(long, env = "KUBEMARK_BIN_DIR")]
@@ -119,7 +123,7 @@ pub struct StartArgs {
 
     /// How the hollow nodes get their identities [default: preissued].
     #[arg(long, value_enum)]
-    pub node_certs: Option<crate::commands::NodeCerts>,
+    pub node_certs: Option<crate::commands::nodes::NodeCerts>,
 
     /// The existing master host, address[:port] (pre-existing provider).
     #[arg(long, env = "MASTER_IP")]
@@ -181,8 +185,12 @@ pub struct StopArgs {
 
     /// Also (or, without a state file, only) delete what the provider finds tagged as this
     /// cluster's: the leak finder for clusters whose state is lost.
-    #[arg(long, value_enum, env = "CLOUD_PROVIDER")]
-    pub provider: Option<ProviderKind>,
+    #[arg(long, env = "CLOUD_PROVIDER")]
+    pub provider: Option<String>,
+
+    /// A setting of the provider, `KEY=VALUE` (repeatable; see `kubemark start --help`).
+    #[arg(long = "provider-setting", value_name = "KEY=VALUE")]
+    pub provider_settings: Vec<String>,
 
     /// List what stop would delete (tagged cloud resources, recorded processes and files) and
     /// delete nothing.
@@ -221,7 +229,7 @@ pub struct BenchArgs {
 
     /// How our hollow nodes get their identities.
     #[arg(long, value_enum, default_value = "preissued")]
-    pub node_certs: crate::commands::NodeCerts,
+    pub node_certs: crate::commands::nodes::NodeCerts,
 
     /// Also measure our hollow nodes with their kubelet API off (`--kubelet-port=0`) at these
     /// node counts, against a fresh control plane: what serving it costs while nobody calls it.
@@ -335,8 +343,11 @@ pub enum ImageWhat {
         /// Where to push (required without --provider).
         reference: Option<String>,
         /// Push to this provider's registry for the cluster.
-        #[arg(long, value_enum)]
-        provider: Option<ProviderKind>,
+        #[arg(long)]
+        provider: Option<String>,
+        /// A setting of the provider, `KEY=VALUE` (repeatable; see `kubemark start --help`).
+        #[arg(long = "provider-setting", value_name = "KEY=VALUE")]
+        provider_settings: Vec<String>,
         /// The cluster whose registry to use (with --provider).
         #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
         cluster: String,

@@ -2,13 +2,13 @@
 //! names, and a versioned YAML file (`--config`, `KUBEMARK_CONFIG`). A flag wins over its
 //! variable, a variable over the file, the file over the default (docs/configuration.md).
 
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{ProviderKind, StartArgs};
-use crate::commands::NodeCerts;
+use crate::cli::StartArgs;
+use crate::commands::nodes::NodeCerts;
 
 /// The file's `apiVersion`.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -23,8 +23,9 @@ pub struct ConfigFile {
     pub api_version: String,
     /// Must be [`KIND`].
     pub kind: String,
-    /// `local`, `gce`, `aws`, `pre-existing`.
-    pub provider: Option<ProviderKind>,
+    /// `local`, `gce`, `aws`, `pre-existing` (or a provider a third-party build adds), alone or
+    /// with settings.
+    pub provider: Option<ProviderField>,
     /// Hollow nodes.
     pub nodes: Option<usize>,
     /// `preissued` or `bootstrap`.
@@ -38,61 +39,31 @@ pub struct ConfigFile {
     pub master: MasterConfig,
     /// Hollow nodes as pods on an external cluster.
     #[serde(default)]
-    pub external: crate::commands::ExternalConfig,
+    pub external: crate::commands::external::ExternalConfig,
 }
 
-/// The `master` section.
+/// The `master` section: the generic master settings every provider may read.
+pub type MasterConfig = kubemark_core::registry::MasterSettings;
+
+/// The `provider` field: a name, or a name with settings.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ProviderField {
+    /// `provider: gce`.
+    Name(String),
+    /// `provider: {name: gce, settings: {project: p}}`.
+    Full(ProviderSection),
+}
+
+/// `provider: {name: ..., settings: {...}}`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MasterConfig {
-    /// `address[:port]` of an existing master host (pre-existing; upstream `MASTER_IP`).
-    pub host: Option<String>,
-    /// Admin kubeconfig of a master that already runs (pre-existing, instead of `host`).
-    pub kubeconfig: Option<PathBuf>,
-    /// SSH login (default root).
-    pub ssh_user: Option<String>,
-    /// SSH private key.
-    pub ssh_key: Option<PathBuf>,
-    /// known_hosts to check the host key against (default: the user's).
-    pub known_hosts_file: Option<PathBuf>,
-    /// `strict` (default) or `accept-new`.
-    pub host_key_check: Option<kubemark_core::bootstrap::HostKeyCheck>,
-    /// ssh_config to use instead of the user's.
-    pub ssh_config: Option<PathBuf>,
-    /// Config dir on the master (default `/etc/srv/kubernetes`).
-    pub config_dir: Option<PathBuf>,
-    /// Data dir on the master (default `/var/lib/kubemark`).
-    pub data_dir: Option<PathBuf>,
-    /// Log dir on the master (default `/var/log/kubemark`).
-    pub log_dir: Option<PathBuf>,
-    /// Address the API server binds (default `0.0.0.0`).
-    pub bind_address: Option<IpAddr>,
-    /// Address clients use (default: the host's address).
-    pub advertise_address: Option<IpAddr>,
-    /// Ports.
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// The provider's name [default: local].
+    pub name: Option<String>,
+    /// Its settings by key (`kubemark start --help` lists them).
     #[serde(default)]
-    pub ports: PortsConfig,
-    /// Machine type of a cloud master (upstream `KUBEMARK_MASTER_SIZE`).
-    pub size: Option<String>,
-    /// `host:port` to reach a cloud master's SSH instead of the VM's address (an emulator, NAT,
-    /// a forwarded port).
-    pub ssh_address: Option<String>,
-}
-
-/// The `master.ports` section.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortsConfig {
-    /// API server (default 6443).
-    pub apiserver: Option<u16>,
-    /// etcd clients (default 2379).
-    pub etcd_client: Option<u16>,
-    /// etcd peers (default 2380).
-    pub etcd_peer: Option<u16>,
-    /// controller-manager (default 10257).
-    pub controller_manager: Option<u16>,
-    /// scheduler (default 10259).
-    pub scheduler: Option<u16>,
+    pub settings: BTreeMap<String, String>,
 }
 
 impl ConfigFile {
@@ -119,8 +90,11 @@ impl ConfigFile {
 /// Everything `start` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct StartConfig {
-    /// Where the master runs.
-    pub provider: ProviderKind,
+    /// The provider's name (checked against the registry by `start`).
+    pub provider: String,
+    /// The provider's settings from the config file (flags and variables apply later, by what
+    /// the provider declares).
+    pub provider_settings: BTreeMap<String, String>,
     /// Hollow nodes.
     pub nodes: usize,
     /// How nodes get identities.
@@ -132,7 +106,7 @@ pub struct StartConfig {
     /// The master section, with flags and env applied.
     pub master: MasterConfig,
     /// The external section, with flags and env applied.
-    pub external: crate::commands::ExternalConfig,
+    pub external: crate::commands::external::ExternalConfig,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -210,12 +184,19 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
     if let Some(n) = &args.external_namespace {
         external.namespace = Some(n.clone());
     }
+    let (file_provider, provider_settings) = match file.provider {
+        None => (None, BTreeMap::new()),
+        Some(ProviderField::Name(n)) => (Some(n), BTreeMap::new()),
+        Some(ProviderField::Full(p)) => (p.name, p.settings),
+    };
     Ok(StartConfig {
         external,
         provider: args
             .provider
-            .or(file.provider)
-            .unwrap_or(ProviderKind::Local),
+            .clone()
+            .or(file_provider)
+            .unwrap_or_else(|| kubemark_core::provider::LOCAL.to_string()),
+        provider_settings,
         nodes,
         node_certs: args
             .node_certs
@@ -248,11 +229,24 @@ mod tests {
              nodeCerts: bootstrap\nmaster:\n  host: 10.0.0.5:2222\n  sshUser: ubuntu\n  hostKeyCheck: accept-new\n  ports:\n    apiserver: 7443\n",
         );
         let c = ConfigFile::read(f.path()).unwrap();
-        assert_eq!(c.provider, Some(ProviderKind::PreExisting));
+        assert!(matches!(&c.provider, Some(ProviderField::Name(n)) if n == "pre-existing"));
         assert_eq!(c.nodes, Some(50));
         assert_eq!(c.node_certs, Some(NodeCerts::Bootstrap));
         assert_eq!(c.master.host.as_deref(), Some("10.0.0.5:2222"));
         assert_eq!(c.master.ports.apiserver, Some(7443));
+
+        let full = write(
+            "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nprovider:\n  name: gce\n  settings:\n    project: p\n    zone: us-central1-b\n",
+        );
+        let c = ConfigFile::read(full.path()).unwrap();
+        let Some(ProviderField::Full(p)) = c.provider else {
+            panic!("{:?}", c.provider)
+        };
+        assert_eq!(p.name.as_deref(), Some("gce"));
+        assert_eq!(
+            p.settings.get("zone").map(String::as_str),
+            Some("us-central1-b")
+        );
 
         let typo = write("apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nnodez: 5\n");
         let e = ConfigFile::read(typo.path()).unwrap_err().to_string();

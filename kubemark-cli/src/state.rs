@@ -1,51 +1,22 @@
-//! What the CLI keeps about a cluster it started, next to the core's state file
-//! (`kubemark_core::cluster`, `cluster.json`): the user's kubeconfig and the hollow-node process
-//! (`cli.json`). Both live in `<state dir>/<cluster>/`, 0700, files 0600.
+//! Where a cluster's state lives: `<state dir>/<cluster>/`, 0700, holding core's `cluster.json`
+//! (`kubemark_core::cluster`), which records everything `start` made, the hollow nodes and the
+//! user's kubeconfig included. The CLI keeps no state of its own.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use kubemark_core::cluster::Cluster;
+use kubemark_core::cluster::{Cluster, ExternalDeployment, HollowProcess, NodePlacement};
 
-use crate::cli::{ClusterArgs, ProviderKind};
+/// Which cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// The cluster's name.
+    #[arg(long, env = "KUBEMARK_CLUSTER", default_value = "kubemark")]
+    pub cluster: String,
 
-/// `apiVersion` of the record; bumped when its shape changes incompatibly.
-pub const API_VERSION: &str = "kubemark.io/v1alpha1";
-
-/// What `start` made on this machine besides the master.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CliRecord {
-    /// Always [`API_VERSION`].
-    pub api_version: String,
-    /// Always `CliState`.
-    pub kind: String,
-    /// The provider that hosts the master.
-    pub provider: ProviderKind,
-    /// The kubeconfig written for the user.
-    pub kubeconfig: PathBuf,
-    /// The hollow-node process, when it runs on this machine.
-    #[serde(default)]
-    pub hollow: Option<HollowProcess>,
-    /// The hollow-node pods, when they run on an external cluster.
-    #[serde(default)]
-    pub external: Option<crate::commands::external::ExternalRecord>,
-}
-
-/// A hollow-node process started by `kubemark start`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HollowProcess {
-    /// Its PID.
-    pub pid: u32,
-    /// How many nodes it hosts.
-    pub count: usize,
-    /// The node name prefix.
-    pub prefix: String,
-    /// Its log.
-    pub log: PathBuf,
-    /// Its working directory (bootstrap kubeconfig, certificates); its command line names it.
-    pub dir: PathBuf,
+    /// Where cluster state lives (default: $XDG_STATE_HOME/kubemark or ~/.local/state/kubemark).
+    #[arg(long, env = "KUBEMARK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The directory of one cluster's state.
@@ -64,52 +35,49 @@ pub fn cluster_dir(args: &ClusterArgs) -> anyhow::Result<PathBuf> {
     Ok(root.join(&args.cluster))
 }
 
-fn record_path(dir: &Path) -> PathBuf {
-    dir.join("cli.json")
+/// What kubemark up to 2026-12-05 recorded beside `cluster.json` (`cli.json`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyRecord {
+    kubeconfig: PathBuf,
+    #[serde(default)]
+    hollow: Option<HollowProcess>,
+    #[serde(default)]
+    external: Option<ExternalDeployment>,
 }
 
-/// Reads the CLI's record, `None` when there is none.
-pub fn read(dir: &Path) -> anyhow::Result<Option<CliRecord>> {
-    let path = record_path(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let record: CliRecord = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a kubemark state file", path.display()))?;
-    anyhow::ensure!(
-        record.api_version == API_VERSION,
-        "{} has apiVersion {}, this kubemark reads {API_VERSION}",
-        path.display(),
-        record.api_version
-    );
-    Ok(Some(record))
-}
-
-/// Writes the record (0600: it points at credentials).
-pub fn write(dir: &Path, record: &CliRecord) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(record)?;
-    kubemark_core::pki::write_private(&record_path(dir), &json)?;
-    Ok(())
-}
-
-/// A started cluster as the CLI knows it: the core's state and the CLI's record.
-pub struct Known {
-    /// The master and the provider's resources.
-    pub cluster: Cluster,
-    /// The CLI's part; `None` when start crashed before writing it.
-    pub record: Option<CliRecord>,
-}
-
-/// Loads what `start` recorded for a cluster; `None` when nothing is.
-pub fn load(dir: &Path) -> anyhow::Result<Option<Known>> {
-    let Some(cluster) = Cluster::load(dir)? else {
-        // A CLI record without the core's state cannot happen in order; still honour it.
+/// Loads what `start` recorded for a cluster; `None` when nothing is. A `cli.json` of an
+/// older kubemark is folded into the cluster's state first.
+pub fn load(dir: &Path) -> anyhow::Result<Option<Cluster>> {
+    let Some(mut cluster) = Cluster::load(dir)? else {
         return Ok(None);
     };
-    Ok(Some(Known {
-        cluster,
-        record: read(dir)?,
-    }))
+    let legacy = dir.join("cli.json");
+    match std::fs::read_to_string(&legacy) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", legacy.display())),
+        Ok(text) => {
+            let old: LegacyRecord = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} (an older kubemark's record) is unreadable; stop the cluster's processes and remove {}",
+                    legacy.display(),
+                    dir.display()
+                )
+            })?;
+            if cluster.nodes().is_none() {
+                let nodes = match (old.external, old.hollow) {
+                    (Some(e), _) => Some(NodePlacement::External(e)),
+                    (None, Some(h)) => Some(NodePlacement::LocalProcess(h)),
+                    (None, None) => None,
+                };
+                if let Some(n) = nodes {
+                    cluster.record_nodes(n)?;
+                }
+            }
+            cluster.record_user_kubeconfig(&old.kubeconfig)?;
+            std::fs::remove_file(&legacy)
+                .with_context(|| format!("removing {}", legacy.display()))?;
+        }
+    }
+    Ok(Some(cluster))
 }

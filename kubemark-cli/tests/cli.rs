@@ -290,10 +290,18 @@ fn start_interrupted_by_sigterm_leaves_nothing_running() {
 #[test]
 fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
         (
             &["start", "--provider", "nope"],
             "invalid value 'nope' for '--provider",
+        ),
+        (
+            &["start", "--provider-setting", "bogus=1", "--cluster", "x"],
+            "unknown setting \"bogus\"; the local provider reads none",
+        ),
+        (
+            &["start", "--provider", "gce", "--provider-setting", "zone"],
+            "--provider-setting zone: expected KEY=VALUE",
         ),
         (
             &["start", "--cluster", "Bad_Name"],
@@ -309,7 +317,7 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         ),
         (
             &["start", "--provider", "gce"],
-            "no GCP project: set PROJECT",
+            "missing required setting project (PROJECT, CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT)",
         ),
         (
             &["bench", "--master-arg", "etcd=--quota-backend-bytes=1"],
@@ -365,6 +373,42 @@ fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         );
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     }
+}
+
+/// A provider is known only through the registry: an unknown name from the config file or from
+/// a cluster's state is one clear error listing the known ones, never a fallback to local.
+#[test]
+fn unknown_providers_are_named_with_the_known_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubemark.io/v1alpha1\nkind: ClusterConfig\nprovider: nope\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("ghost");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("cluster.json"),
+        r#"{"apiVersion":"kubemark.io/v1alpha1","kind":"ClusterState","cluster":"ghost","provider":"nope","phase":"running","master":{"type":"existing","kubeconfig":"/nonexistent"},"server":null}"#,
+    )
+    .unwrap();
+    let known = "unknown provider \"nope\"; known providers: local, gce, aws, pre-existing";
+    for args in [
+        &["start", "--config", config.to_str().unwrap()][..],
+        &["status", "--cluster", "ghost"],
+        &["stop", "--cluster", "ghost"],
+    ] {
+        let out = kubemark(tmp.path(), tmp.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(known), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+    assert!(
+        dir.join("cluster.json").exists(),
+        "stop must not remove what it cannot stop"
+    );
 }
 
 fn kubectl(cwd: &Path, args: &[&str]) -> String {

@@ -17,6 +17,7 @@ pub mod measurement;
 pub mod pki;
 #[cfg(feature = "master")]
 pub mod provider;
+pub mod registry;
 pub mod tls;
 #[cfg(feature = "workloads")]
 pub mod workload;

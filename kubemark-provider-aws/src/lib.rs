@@ -4,6 +4,7 @@ mod address;
 mod builder;
 mod config;
 mod disk;
+mod entry;
 mod error;
 mod firewall;
 mod instance;
@@ -13,6 +14,7 @@ mod tags;
 
 pub use builder::AwsProviderBuilder;
 pub use config::AwsConfig;
+pub use entry::AwsEntry;
 
 use aws_sdk_ec2::Client;
 use kubemark_core::provider::{

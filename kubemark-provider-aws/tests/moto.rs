@@ -37,6 +37,12 @@ async fn some_ami(p: &AwsProvider) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_provider_conformance_suite_against_moto() {
     let moto = Moto::start();
+    // Credentials come from the SDK's chain, not settings: the declaration is checked here, the
+    // suite runs on the provider built with moto's static credentials.
+    let settings = kubemark_core::registry::ProviderSettings::new()
+        .with("region", "us-east-1")
+        .with("endpoint", moto.url.clone());
+    kubemark_core::provider::conformance::check_entry(&kubemark_provider_aws::AwsEntry, &settings);
     let provider = provider(&moto);
     let spec = InfrastructureSpec {
         etcd_events_disk: Some(kubemark_core::provider::DiskSpec::etcd_events(10)),

@@ -5,6 +5,7 @@ mod builder;
 mod client;
 mod config;
 mod disk;
+mod entry;
 mod error;
 mod firewall;
 mod instance;
@@ -13,6 +14,7 @@ mod tags;
 
 pub use builder::GceProviderBuilder;
 pub use config::GceConfig;
+pub use entry::GceEntry;
 
 use kubemark_core::provider::{
     Capabilities, ClusterName, Disk, DiskSpec, FirewallRule, FirewallSpec, MasterSpec, MasterVm,

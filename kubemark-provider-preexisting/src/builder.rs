@@ -24,22 +24,7 @@ pub fn parse_master(value: &str, user: &str) -> Result<SshTarget> {
         invalid("master must be address[:port], e.g. 10.0.0.5 or 10.0.0.5:2222")
             .with_context("master", value)
     };
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
-        (host.to_string(), tail.strip_prefix(':'))
-    } else {
-        match value.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
-            _ => (value.to_string(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
-        None => 22,
-    };
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(bad());
-    }
+    let (host, port) = kubemark_core::registry::parse_host_port(value).ok_or_else(bad)?;
     Ok(SshTarget {
         host,
         port,

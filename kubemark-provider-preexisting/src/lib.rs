@@ -2,9 +2,11 @@
 
 mod builder;
 mod config;
+mod entry;
 
 pub use builder::{PreexistingProviderBuilder, parse_master};
 pub use config::PreexistingConfig;
+pub use entry::PreexistingEntry;
 
 use kubemark_core::provider::{
     Capabilities, ClusterName, Provider, Registry, ResourceRef, Result, SshTarget,
@@ -74,5 +76,9 @@ mod tests {
     async fn passes_conformance_for_what_it_declares() {
         let provider = PreexistingProviderBuilder::new().build().unwrap();
         Conformance::new(Arc::new(provider)).run().await;
+        let settings = kubemark_core::registry::ProviderSettings::new()
+            .with("registry", "registry.example:5000/kubemark");
+        let built = kubemark_core::provider::conformance::check_entry(&PreexistingEntry, &settings);
+        Conformance::new(built).run().await;
     }
 }

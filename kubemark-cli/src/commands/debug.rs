@@ -5,9 +5,11 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 
 use crate::cli::{DebugArgs, DebugWhat, LogsArgs};
+use kubemark_core::cluster::{Cluster, HollowProcess, NodePlacement};
+
 use crate::state;
 
-fn known(cluster: &crate::cli::ClusterArgs) -> anyhow::Result<state::Known> {
+fn known(cluster: &crate::cli::ClusterArgs) -> anyhow::Result<Cluster> {
     let dir = state::cluster_dir(cluster)?;
     state::load(&dir)?.with_context(|| {
         format!(
@@ -22,15 +24,16 @@ fn known(cluster: &crate::cli::ClusterArgs) -> anyhow::Result<state::Known> {
 pub async fn debug(args: DebugArgs) -> anyhow::Result<()> {
     let DebugWhat::HollowNode { cluster, node } = args.what;
     let k = known(&cluster)?;
-    let record = k
-        .record
-        .context("the cluster has no hollow nodes recorded")?;
-    if let Some(ext) = &record.external {
-        println!("{}", super::external::describe_node(ext, &node).await?);
-        return Ok(());
-    }
-    let Some(h) = &record.hollow else {
-        bail!("the cluster has no hollow nodes");
+    let h = match k.nodes() {
+        None => bail!("the cluster has no hollow nodes recorded"),
+        Some(NodePlacement::External(ext)) => {
+            println!("{}", super::external::describe_node(ext, &node).await?);
+            return Ok(());
+        }
+        Some(NodePlacement::LocalProcess(h)) => h,
+        Some(NodePlacement::InProcess { .. }) => {
+            bail!("the cluster's hollow nodes run in the process that started it")
+        }
     };
     if !owns(h, &node) {
         bail!(
@@ -49,7 +52,7 @@ pub async fn debug(args: DebugArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn owns(h: &state::HollowProcess, node: &str) -> bool {
+fn owns(h: &HollowProcess, node: &str) -> bool {
     if h.count == 1 {
         return node == h.prefix;
     }
@@ -61,11 +64,13 @@ fn owns(h: &state::HollowProcess, node: &str) -> bool {
 /// `kubemark logs NODE`: the lines of the hollow-node log about NODE.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
     let k = known(&args.cluster)?;
-    let record = k
-        .record
-        .context("the cluster has no hollow nodes recorded")?;
-    let Some(h) = &record.hollow else {
-        if let Some(ext) = &record.external {
+    let h = match k.nodes() {
+        None => bail!("the cluster has no hollow nodes recorded"),
+        Some(NodePlacement::LocalProcess(h)) => h,
+        Some(NodePlacement::InProcess { .. }) => {
+            bail!("the cluster's hollow nodes run in the process that started it")
+        }
+        Some(NodePlacement::External(ext)) => {
             let pod = kubemark_core::deploy::pod_of(&args.node)
                 .with_context(|| format!("{} is not a hollow node name", args.node))?;
             bail!(
@@ -77,7 +82,6 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 args.node
             );
         }
-        bail!("the cluster has no hollow nodes");
     };
     if !owns(h, &args.node) {
         bail!("{} is not a hollow node of this cluster", args.node);

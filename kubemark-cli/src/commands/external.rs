@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use kubemark_core::cluster::Cluster;
 use kubemark_core::deploy::{self, DeploySpec};
 use kubemark_core::master::{BootstrapToken, client_from_kubeconfig, ensure_node_bootstrap};
-use kubemark_core::provider::ClusterName;
 
 /// Where and how the hollow-node pods run.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -30,19 +29,8 @@ pub struct ExternalConfig {
     pub memory_mib_per_node: Option<u64>,
 }
 
-/// What `stop` needs to remove the deployment.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExternalRecord {
-    /// Kubeconfig of the external cluster.
-    pub kubeconfig: PathBuf,
-    /// Namespace.
-    pub namespace: String,
-    /// Hollow nodes.
-    pub nodes: usize,
-    /// Per pod.
-    pub nodes_per_pod: usize,
-}
+/// What `stop` needs to remove the deployment, recorded in the cluster's state.
+pub type ExternalRecord = kubemark_core::cluster::ExternalDeployment;
 
 /// Resolves the deployment's settings; `None` when no external cluster is configured.
 pub fn record(cfg: &ExternalConfig, nodes: usize) -> anyhow::Result<Option<ExternalRecord>> {
@@ -198,15 +186,6 @@ async fn wait_ready(
     }
 }
 
-/// Removes the deployment (the namespace, if it is this cluster's). Safe to repeat.
-pub async fn teardown(cluster: &ClusterName, rec: &ExternalRecord) -> anyhow::Result<()> {
-    let external = client_from_kubeconfig(&rec.kubeconfig)
-        .await
-        .with_context(|| format!("external cluster {}", rec.kubeconfig.display()))?;
-    deploy::teardown(&external, cluster, &rec.namespace, Duration::from_secs(300)).await?;
-    Ok(())
-}
-
 /// `kubemark debug hollow-node NODE`: the external pod that runs a hollow node.
 pub async fn describe_node(rec: &ExternalRecord, node: &str) -> anyhow::Result<String> {
     let Some(pod) = deploy::pod_of(node) else {
@@ -249,19 +228,7 @@ fn kubelet_serving_ca(
     }))
 }
 
+/// The deployment's shape (names and pod count).
 pub fn spec_shape(rec: &ExternalRecord) -> DeploySpec {
-    DeploySpec {
-        cluster: ClusterName::new("shape").expect("valid name"),
-        namespace: rec.namespace.clone(),
-        image: String::new(),
-        nodes: rec.nodes,
-        nodes_per_pod: rec.nodes_per_pod,
-        bootstrap_kubeconfig: String::new(),
-        proxy_kubeconfig: None,
-        settings: Default::default(),
-        extra_flags: Vec::new(),
-        cpu_millis_per_node: 0,
-        memory_mib_per_node: 0,
-        kubelet_serving_ca: None,
-    }
+    rec.shape()
 }

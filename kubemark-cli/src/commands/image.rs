@@ -4,7 +4,8 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use kubemark_core::image::{self, ImageReference, PushOptions};
-use kubemark_core::provider::RegistryCredentials;
+use kubemark_core::provider::{DynProvider, RegistryCredentials};
+use kubemark_core::registry::ProviderRegistry;
 
 use crate::cli::{ImageArgs, ImageWhat};
 use crate::progress::Spinner;
@@ -34,8 +35,28 @@ fn build(binary: &std::path::Path) -> anyhow::Result<image::Image> {
     }
 }
 
+/// The provider whose registry gets the image: the one cluster `cluster` was started with when
+/// its state names `name` (with its recorded settings), else built from the environment.
+fn registry_provider(
+    registry: &ProviderRegistry,
+    name: &str,
+    cluster: &str,
+    flags: &[String],
+) -> anyhow::Result<DynProvider> {
+    let dir = crate::state::cluster_dir(&crate::cli::ClusterArgs {
+        cluster: cluster.to_string(),
+        state_dir: std::env::var_os("KUBEMARK_STATE_DIR").map(Into::into),
+    })?;
+    if let Some(c) = kubemark_core::cluster::Cluster::load(&dir)?
+        && c.state().provider == name
+    {
+        return crate::providers::from_state(registry, c.state(), flags);
+    }
+    crate::providers::build(registry, name, flags)
+}
+
 /// Runs `kubemark image ...`.
-pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
+pub async fn run(args: ImageArgs, registry: &ProviderRegistry) -> anyhow::Result<()> {
     match args.what {
         ImageWhat::Build {
             layout,
@@ -53,18 +74,19 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
             cluster,
             tag,
             binary: b,
+            provider_settings,
             username,
             password_stdin,
             ca_file,
         } => {
             let (reference, provided) = match (reference, provider) {
                 (Some(_), Some(p)) => bail!(
-                    "give either an image reference or --provider {p:?}, not both: the provider decides where its registry is"
+                    "give either an image reference or --provider {p}, not both: the provider decides where its registry is"
                 ),
                 (Some(r), None) => (r, None),
-                (None, Some(kind)) => {
+                (None, Some(name)) => {
+                    let p = registry_provider(registry, &name, &cluster, &provider_settings)?;
                     let cluster = kubemark_core::provider::ClusterName::new(&cluster)?;
-                    let p = super::stop::provider_for(kind)?;
                     if !p.capabilities().registry {
                         bail!(
                             "the {} provider has no image registry; give a REFERENCE",

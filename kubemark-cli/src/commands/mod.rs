@@ -5,125 +5,25 @@ mod debug;
 pub(crate) mod external;
 mod image;
 pub(crate) mod nodes;
-pub use external::ExternalConfig;
-pub use nodes::NodeCerts;
 mod start;
 mod status;
 mod stop;
 pub mod test;
 
+use kubemark_core::registry::ProviderRegistry;
+
 use crate::cli::{Cli, Command};
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line with the providers of `registry`.
+pub async fn run(cli: Cli, registry: &ProviderRegistry) -> anyhow::Result<()> {
     match cli.command {
-        Command::Start(args) => start::run(*args).await,
-        Command::Stop(args) => stop::run(args).await,
-        Command::Status(args) => status::run(args).await,
+        Command::Start(args) => start::run(*args, registry).await,
+        Command::Stop(args) => stop::run(args, registry).await,
+        Command::Status(args) => status::run(args, registry).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Test(args) => test::run(args).await,
         Command::Debug(args) => debug::debug(args).await,
         Command::Logs(args) => debug::logs(args).await,
-        Command::Image(args) => image::run(args).await,
-    }
-}
-
-/// `--master-arg COMPONENT=--flag[=value]` values, by component, checked.
-#[derive(Debug, Default)]
-pub(crate) struct MasterArgs {
-    apiserver: Vec<String>,
-    controller_manager: Vec<String>,
-    scheduler: Vec<String>,
-}
-
-impl MasterArgs {
-    pub(crate) fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let mut parsed = MasterArgs::default();
-        for arg in args {
-            let (component, flag) = arg.split_once('=').unwrap_or((arg, ""));
-            let flags = match component {
-                "kube-apiserver" => &mut parsed.apiserver,
-                "kube-controller-manager" => &mut parsed.controller_manager,
-                "kube-scheduler" => &mut parsed.scheduler,
-                other => anyhow::bail!(
-                    "--master-arg {arg}: unknown component {other:?} (kube-apiserver, kube-controller-manager or kube-scheduler)"
-                ),
-            };
-            anyhow::ensure!(
-                flag.starts_with("--") && flag.len() > 2,
-                "--master-arg {arg}: expected COMPONENT=--flag[=value]"
-            );
-            flags.push(flag.to_string());
-        }
-        Ok(parsed)
-    }
-
-    /// Adds the flags to a local control plane's.
-    pub(crate) fn apply(&self, options: &mut kubemark_core::master::LocalOptions) {
-        options
-            .apiserver_args
-            .extend(self.apiserver.iter().cloned());
-        options
-            .controller_manager_args
-            .extend(self.controller_manager.iter().cloned());
-        options
-            .scheduler_args
-            .extend(self.scheduler.iter().cloned());
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.apiserver.is_empty() && self.controller_manager.is_empty() && self.scheduler.is_empty()
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn master_args_go_to_their_component_and_bad_ones_are_named() {
-        let none = std::path::PathBuf::from("/none");
-        let binaries = kubemark_core::binaries::BinarySet {
-            etcd: none.clone(),
-            kube_apiserver: none.clone(),
-            kube_controller_manager: none.clone(),
-            kube_scheduler: none,
-        };
-        let mut options = kubemark_core::master::LocalOptions::new(binaries);
-        MasterArgs::parse(&[
-            "kube-controller-manager=--kube-api-qps=500".into(),
-            "kube-apiserver=--max-requests-inflight=800".into(),
-            "kube-scheduler=--v=2".into(),
-        ])
-        .unwrap()
-        .apply(&mut options);
-        assert_eq!(options.controller_manager_args, ["--kube-api-qps=500"]);
-        assert_eq!(options.apiserver_args, ["--max-requests-inflight=800"]);
-        assert_eq!(options.scheduler_args, ["--v=2"]);
-        for (bad, says) in [
-            ("etcd=--quota-backend-bytes=1", "unknown component \"etcd\""),
-            ("kube-apiserver", "expected COMPONENT=--flag"),
-            ("kube-apiserver=v=2", "expected COMPONENT=--flag"),
-        ] {
-            let err = MasterArgs::parse(&[bad.into()]).unwrap_err().to_string();
-            assert!(err.contains(says) && err.contains(bad), "{err}");
-        }
+        Command::Image(args) => image::run(args, registry).await,
     }
 }

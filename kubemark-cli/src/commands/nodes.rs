@@ -13,11 +13,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kubemark_core::master::{
     BootstrapToken, client_from_kubeconfig, ensure_node_bootstrap, log_tail, pid_is_ours,
-    terminate_pid,
 };
 use std::path::PathBuf;
 
-use crate::state::HollowProcess;
+use kubemark_core::cluster::HollowProcess;
 
 /// How hollow nodes of a local cluster get their client certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -227,17 +226,8 @@ pub fn first_node_ip(dir: &Path) -> std::net::Ipv4Addr {
 /// Environment variable: a command (with arguments) to run the hollow-node process under.
 pub const HOLLOW_WRAPPER_ENV: &str = "KUBEMARK_HOLLOW_WRAPPER";
 
-/// The node names of `h`.
-pub fn node_names(h: &HollowProcess) -> Vec<String> {
-    names(h)
-}
-
 fn names(h: &HollowProcess) -> Vec<String> {
-    if h.count == 1 {
-        vec![h.prefix.clone()]
-    } else {
-        (0..h.count).map(|i| format!("{}-{i}", h.prefix)).collect()
-    }
+    h.node_names()
 }
 
 /// Whether the node's Ready condition is True.
@@ -500,20 +490,9 @@ pub async fn wait_ready(
     }
 }
 
-/// Stops the hollow-node process (SIGTERM, then SIGKILL); a no-op when it is gone.
+/// Stops the process (core's [`HollowProcess::stop`]).
 pub async fn stop(h: &HollowProcess) {
-    let marker = h.dir.display().to_string();
-    // The process leads its own group; a wrapper (KUBEMARK_HOLLOW_WRAPPER) puts the hollow
-    // process below the leader, so the whole group is signalled, not only the leader.
-    let group = nix::unistd::Pid::from_raw(-(h.pid as i32));
-    let ours = kubemark_core::master::pid_is_ours(h.pid, &marker);
-    if ours {
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
-    }
-    terminate_pid(h.pid, &marker, Duration::from_secs(10)).await;
-    if ours {
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-    }
+    h.stop().await;
 }
 
 #[cfg(test)]

@@ -2,10 +2,13 @@
 
 use anyhow::bail;
 
+use kubemark_core::cluster::NodePlacement;
+use kubemark_core::registry::ProviderRegistry;
+
 use crate::cli::ClusterArgs;
 use crate::state;
 
-pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+pub async fn run(args: ClusterArgs, registry: &ProviderRegistry) -> anyhow::Result<()> {
     let dir = state::cluster_dir(&args)?;
     let Some(known) = state::load(&dir)? else {
         bail!(
@@ -14,13 +17,23 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             dir.display()
         );
     };
-    let c = &known.cluster;
+    let c = &known;
     let s = c.state();
+    // Rebuilt as stop would: a provider this kubemark does not know is reported now, not then.
+    crate::providers::from_state(registry, s, &[])?;
     println!("cluster:    {}", s.cluster);
     println!("provider:   {}", s.provider);
+    if !s.provider_settings.is_empty() {
+        let settings: Vec<String> = s
+            .provider_settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("settings:   {}", settings.join(" "));
+    }
     println!("phase:      {:?}", s.phase);
-    if let Some(r) = &known.record {
-        println!("kubeconfig: {}", r.kubeconfig.display());
+    if let Some(k) = &s.user_kubeconfig {
+        println!("kubeconfig: {}", k.display());
     }
     println!("server:     {}", c.server().unwrap_or("-"));
     let mut healthy = true;
@@ -50,7 +63,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let ready = c.healthy().await;
     healthy &= ready;
     println!("  /readyz: {}", if ready { "ok" } else { "NOT READY" });
-    if let Some(h) = known.record.as_ref().and_then(|r| r.hollow.as_ref()) {
+    if let Some(NodePlacement::LocalProcess(h)) = c.nodes() {
         let n = match c.client().await {
             Ok(client) => super::nodes::ready_nodes(&client, h)
                 .await
@@ -66,7 +79,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             h.log.display()
         );
     }
-    if let Some(ext) = known.record.as_ref().and_then(|r| r.external.as_ref()) {
+    if let Some(NodePlacement::External(ext)) = c.nodes() {
         match external_pods(ext).await {
             Ok(pods) => {
                 let running = pods

@@ -5,7 +5,8 @@
 //! a crash half-way.
 //!
 //! Hollow nodes are the caller's part: run them in-process with `kubemark-hollow`, as a local
-//! process, or as pods on an external cluster, with the credentials [`Cluster`] hands out.
+//! process, or as pods on an external cluster, with the credentials [`Cluster`] hands out, and
+//! record where with [`Cluster::record_nodes`] so that [`Cluster::stop`] ends them first.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kubemark_core::cluster::ClusterError> {
@@ -24,6 +25,8 @@
 //! cluster.stop(Arc::new(LocalProvider)).await?;
 //! # Ok(()) }
 //! ```
+mod nodes;
+
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +37,13 @@ use crate::master::{
     RemoteMasterSpec, apiserver_ready, client_from_kubeconfig, pids_mentioning, terminate_pid,
 };
 use crate::pki::{ClusterPki, PkiError, PkiOptions, write_private};
-use crate::provider::{ClusterName, DynProvider, InfrastructureSpec, ProviderExt};
+use crate::provider::{
+    ClusterName, DynProvider, InfrastructureSpec, ProviderExt, ProviderSettings,
+};
+
+pub use nodes::{
+    ExternalDeployment, HOLLOW_DIR, HollowProcess, NodePlacement, stop_unrecorded_hollow,
+};
 
 /// The state file's `apiVersion`.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -113,6 +122,9 @@ pub struct ClusterSpec {
     pub master: MasterPlacement,
     /// What the provider creates (for providers that declare capabilities).
     pub infrastructure: InfrastructureSpec,
+    /// The provider's settings to record, so that stop rebuilds the same provider; never
+    /// secrets (see [`ProviderSettings::public`]).
+    pub provider_settings: ProviderSettings,
 }
 
 impl ClusterSpec {
@@ -123,6 +135,7 @@ impl ClusterSpec {
             dir: dir.into(),
             master,
             infrastructure: InfrastructureSpec::default(),
+            provider_settings: ProviderSettings::default(),
         }
     }
 }
@@ -180,12 +193,21 @@ pub struct ClusterState {
     pub cluster: ClusterName,
     /// The provider's name.
     pub provider: String,
+    /// The provider's recorded (non-secret) settings.
+    #[serde(default, skip_serializing_if = "ProviderSettings::is_empty")]
+    pub provider_settings: ProviderSettings,
     /// How far start got.
     pub phase: Phase,
     /// The master.
     pub master: MasterState,
     /// `https://host:port` of the API server, once known.
     pub server: Option<String>,
+    /// A copy of the admin kubeconfig written for the user outside this directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_kubeconfig: Option<PathBuf>,
+    /// Where the hollow nodes run, once the caller recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodePlacement>,
 }
 
 /// A cluster whose master runs (or ran: see [`Cluster::load`]).
@@ -303,9 +325,12 @@ impl Cluster {
                 kind: "ClusterState".into(),
                 cluster: spec.name.clone(),
                 provider: provider.name().to_string(),
+                provider_settings: spec.provider_settings.clone(),
                 phase: Phase::Starting,
                 master,
                 server: None,
+                user_kubeconfig: None,
+                nodes: None,
             },
         };
         cluster.save()?;
@@ -461,10 +486,66 @@ impl Cluster {
         }
     }
 
-    /// Stops the master, removes it (processes, files on the master host), tears down the
-    /// provider's resources by tag, and deletes the state directory. Safe to repeat; works from
-    /// any phase a start reached.
+    /// Records where the hollow nodes run (before they are started, when they can be: a
+    /// deployment half-done is then removed by stop too).
+    pub fn record_nodes(&mut self, nodes: NodePlacement) -> Result<(), ClusterError> {
+        self.state.nodes = Some(nodes);
+        self.save()
+    }
+
+    /// Records a copy of the admin kubeconfig made outside the state directory, which stop
+    /// removes.
+    pub fn record_user_kubeconfig(&mut self, path: &Path) -> Result<(), ClusterError> {
+        self.state.user_kubeconfig = Some(std::path::absolute(path).map_err(io(path))?);
+        self.save()
+    }
+
+    /// Where the hollow nodes run, if recorded.
+    pub fn nodes(&self) -> Option<&NodePlacement> {
+        self.state.nodes.as_ref()
+    }
+
+    /// Stops everything a start made, in one order whatever the placements: the hollow nodes
+    /// (their watches would otherwise hold the API server's graceful shutdown), the user's
+    /// kubeconfig, on a master kubemark does not own the Nodes and bootstrap token it added,
+    /// the master (processes, files on the master host), the provider's resources by tag, and
+    /// the state directory. Safe to repeat; works from any phase a start reached.
     pub async fn stop(self, provider: DynProvider) -> Result<(), ClusterError> {
+        match &self.state.nodes {
+            Some(NodePlacement::LocalProcess(h)) => h.stop().await,
+            Some(NodePlacement::External(e)) => {
+                let external = client_from_kubeconfig(&e.kubeconfig).await.map_err(|err| {
+                    ClusterError::State(format!(
+                        "external cluster {}: {err}",
+                        e.kubeconfig.display()
+                    ))
+                })?;
+                crate::deploy::teardown(
+                    &external,
+                    &self.state.cluster,
+                    &e.namespace,
+                    std::time::Duration::from_secs(300),
+                )
+                .await
+                .map_err(|err| {
+                    ClusterError::State(format!(
+                        "removing the hollow-node pods from the external cluster {}: {err}",
+                        e.kubeconfig.display()
+                    ))
+                })?;
+            }
+            Some(NodePlacement::InProcess { .. }) | None => {}
+        }
+        stop_unrecorded_hollow(&self.dir).await;
+        if let Some(k) = &self.state.user_kubeconfig {
+            match std::fs::remove_file(k) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(k)(e)),
+                _ => {}
+            }
+        }
+        if matches!(self.state.master, MasterState::Existing { .. }) {
+            self.clean_existing_master().await?;
+        }
         match &self.state.master {
             MasterState::Local { state, work_dir } => match state {
                 Some(s) => LocalControlPlane::stop_detached(s).await?,
@@ -496,6 +577,40 @@ impl Cluster {
             .teardown(&self.state.cluster, Default::default())
             .await?;
         remove_dir(&self.dir)
+    }
+
+    /// The master stays; what kubemark put on it goes: the hollow Nodes and the bootstrap
+    /// token with its bindings.
+    async fn clean_existing_master(&self) -> Result<(), ClusterError> {
+        let client = match self.client().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the running master to remove the hollow nodes");
+                return Ok(());
+            }
+        };
+        let names = self
+            .state
+            .nodes
+            .as_ref()
+            .map(NodePlacement::node_names)
+            .unwrap_or_default();
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        for n in names {
+            match nodes.delete(&n, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(ClusterError::State(format!("deleting node {n}: {e}")));
+                }
+            }
+        }
+        crate::master::remove_node_bootstrap(&client)
+            .await
+            .map_err(|e| {
+                ClusterError::State(format!("removing kubemark's bootstrap token: {e}"))
+            })?;
+        Ok(())
     }
 
     /// The state.

@@ -12,6 +12,7 @@ mod error;
 mod local;
 mod memory;
 mod ownership;
+mod settings;
 mod types;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use ownership::{
     CLUSTER_TAG, ClusterName, InvalidClusterName, MANAGED_BY_TAG, MANAGED_BY_VALUE, ROLE_TAG, Role,
     check_owner, delete_until_gone, owner_of, ownership_tags,
 };
+pub use settings::{ProviderSettings, SettingSpec};
 pub use types::{
     Disk, DiskSpec, FirewallRule, FirewallSpec, Infrastructure, InfrastructureSpec, MasterSpec,
     MasterVm, Registry, RegistryCredentials, ResourceRef, SshTarget, StaticIp, TeardownOptions,

@@ -30,7 +30,7 @@ async fn unless_interrupted(
 ) -> anyhow::Result<anyhow::Result<Sample>> {
     tokio::select! {
         r = measurement => Ok(r),
-        _ = super::interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
+        _ = crate::signals::interrupted() => anyhow::bail!("interrupted; the run's control plane and hollow nodes were stopped"),
     }
 }
 
@@ -96,7 +96,7 @@ async fn each<S: Simulator>(
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Bad flags fail the command before anything starts, not each measurement.
-    super::MasterArgs::parse(&args.master_args)?;
+    crate::master_args::MasterArgs::parse(&args.master_args)?;
     // Both hollow nodes read 0 or less as "no limit" differently (client-go: 0 is its default
     // of 5, below 0 none); a positive number means the same to both.
     anyhow::ensure!(

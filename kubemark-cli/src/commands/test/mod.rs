@@ -12,7 +12,7 @@ use kubemark_core::measurement::slo::SloThresholds;
 use kubemark_core::measurement::{Target, dashboard};
 use kubemark_core::workload::{self, Step, TestOptions, density, load};
 
-use crate::cli::ClusterArgs;
+use crate::state::ClusterArgs;
 
 /// Flags of `kubemark test`.
 #[derive(Debug, Clone, Args)]
@@ -167,24 +167,20 @@ async fn target(args: &CommonArgs) -> anyhow::Result<Target> {
             dir.display()
         );
     };
-    let client = known.cluster.client().await?;
-    let local = known.cluster.local().cloned();
+    let client = known.client().await?;
+    let local = known.local().cloned();
     let mut processes: Vec<(String, u32)> =
         local.iter().flat_map(|l| l.processes.clone()).collect();
-    processes.extend(
-        known
-            .record
-            .iter()
-            .flat_map(|r| r.hollow.iter())
-            .map(|h| ("hollow-nodes".to_string(), h.pid)),
-    );
+    if let Some(kubemark_core::cluster::NodePlacement::LocalProcess(h)) = known.nodes() {
+        processes.push(("hollow-nodes".to_string(), h.pid));
+    }
     let mut target = Target::new(client).with_processes(processes);
     if let Some(local) = local {
         target = target.with_local_master(local);
     }
     if let kubemark_core::cluster::MasterState::Ssh {
         target: ssh, spec, ..
-    } = &known.cluster.state().master
+    } = &known.state().master
     {
         target = target.with_remote_master(ssh.clone(), spec.clone());
     }
@@ -328,7 +324,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let run = tokio::select! {
         r = test => r?,
         // The run is dropped (its requests stop); what it created goes unless kept on purpose.
-        _ = super::interrupted() => {
+        _ = crate::signals::interrupted() => {
             let namespaces = workload::run_namespaces(&client).await?;
             if common.delete_namespace && !namespaces.is_empty() {
                 eprintln!("interrupted; deleting {}", namespaces.join(", "));

@@ -60,6 +60,6 @@ pub fn local_options(
     args: &BenchArgs,
 ) -> anyhow::Result<LocalOptions> {
     let mut options = LocalOptions::new(binaries);
-    crate::commands::MasterArgs::parse(&args.master_args)?.apply(&mut options);
+    crate::master_args::MasterArgs::parse(&args.master_args)?.apply(&mut options);
     Ok(options)
 }

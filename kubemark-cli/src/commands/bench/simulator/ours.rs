@@ -8,7 +8,7 @@ use kubemark_core::master::LocalControlPlane;
 use super::common::{Joined, Simulator, client_limits};
 use crate::cli::BenchArgs;
 use crate::commands::nodes::{self, MasterAccess};
-use crate::state::HollowProcess;
+use kubemark_core::cluster::HollowProcess;
 
 /// Which build of our hollow node a measurement runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
