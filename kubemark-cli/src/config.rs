@@ -3,12 +3,11 @@
 //! variable, a variable over the file, the file over the default (docs/configuration.md).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::cli::StartArgs;
-use crate::commands::nodes::NodeCerts;
+use crate::cli::{NodeCerts, StartArgs};
 
 /// The file's `apiVersion`.
 pub const API_VERSION: &str = "kubemark.io/v1alpha1";
@@ -39,7 +38,7 @@ pub struct ConfigFile {
     pub master: MasterConfig,
     /// Hollow nodes as pods on an external cluster.
     #[serde(default)]
-    pub external: crate::commands::external::ExternalConfig,
+    pub external: ExternalConfig,
 }
 
 /// The `master` section: the generic master settings every provider may read.
@@ -106,7 +105,7 @@ pub struct StartConfig {
     /// The master section, with flags and env applied.
     pub master: MasterConfig,
     /// The external section, with flags and env applied.
-    pub external: crate::commands::external::ExternalConfig,
+    pub external: ExternalConfig,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -210,6 +209,24 @@ pub fn resolve(args: &StartArgs) -> anyhow::Result<StartConfig> {
         timeout: args.timeout.or(file.timeout).unwrap_or(300),
         master,
     })
+}
+
+/// Where and how the hollow-node pods run.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalConfig {
+    /// Kubeconfig of the external cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Image with the `hollow-node` binary.
+    pub image: Option<String>,
+    /// Namespace (default `kubemark`).
+    pub namespace: Option<String>,
+    /// Hollow nodes per pod (default 10).
+    pub nodes_per_pod: Option<usize>,
+    /// CPU request per hollow node, millicores (default 5).
+    pub cpu_millis_per_node: Option<u64>,
+    /// Memory request per hollow node, MiB (default 4).
+    pub memory_mib_per_node: Option<u64>,
 }
 
 #[cfg(test)]

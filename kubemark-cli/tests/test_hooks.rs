@@ -46,11 +46,17 @@ fn a_production_build_has_no_crash_points_or_conformance_suite() {
     // What `cargo build --release --workspace` resolves: no dev-dependencies.
     assert_eq!(
         core_features("features,normal,build"),
-        ["default", "master"]
+        ["default", "master", "workloads"]
     );
     // What `cargo test --workspace` resolves: the binary under test aborts where told.
     assert_eq!(
         core_features("features,normal,build,dev"),
-        ["conformance", "crash-points", "default", "master"]
+        [
+            "conformance",
+            "crash-points",
+            "default",
+            "master",
+            "workloads"
+        ]
     );
 }

@@ -42,7 +42,7 @@ async fn passes_the_provider_conformance_suite_against_moto() {
     let settings = kubemark_core::registry::ProviderSettings::new()
         .with("region", "us-east-1")
         .with("endpoint", moto.url.clone());
-    kubemark_core::provider::conformance::check_entry(&kubemark_provider_aws::AwsEntry, &settings);
+    kubemark_core::registry::conformance::check_entry(&kubemark_provider_aws::AwsEntry, &settings);
     let provider = provider(&moto);
     let spec = InfrastructureSpec {
         etcd_events_disk: Some(kubemark_core::provider::DiskSpec::etcd_events(10)),

@@ -75,7 +75,7 @@ async fn passes_the_provider_conformance_suite_against_the_fake() {
         .with("project", "p")
         .with("zone", "us-central1-b")
         .with("endpoint", fake.url.clone());
-    kubemark_core::provider::conformance::check_entry(&kubemark_provider_gce::GceEntry, &settings);
+    kubemark_core::registry::conformance::check_entry(&kubemark_provider_gce::GceEntry, &settings);
     Conformance::new(Arc::new(provider(&fake)))
         .with_spec(spec())
         .run()

@@ -78,7 +78,7 @@ mod tests {
         Conformance::new(Arc::new(provider)).run().await;
         let settings = kubemark_core::registry::ProviderSettings::new()
             .with("registry", "registry.example:5000/kubemark");
-        let built = kubemark_core::provider::conformance::check_entry(&PreexistingEntry, &settings);
+        let built = kubemark_core::registry::conformance::check_entry(&PreexistingEntry, &settings);
         Conformance::new(built).run().await;
     }
 }

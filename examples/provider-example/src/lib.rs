@@ -251,7 +251,8 @@ impl Provider for ExampleProvider {
 
 #[cfg(test)]
 mod tests {
-    use kubemark_core::provider::conformance::{Conformance, check_entry};
+    use kubemark_core::provider::conformance::Conformance;
+    use kubemark_core::registry::conformance::check_entry;
 
     use super::*;
 

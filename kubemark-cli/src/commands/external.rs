@@ -3,7 +3,6 @@
 //! the external pods that are not Running and why), and remove them.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,23 +10,7 @@ use kubemark_core::cluster::Cluster;
 use kubemark_core::deploy::{self, DeploySpec};
 use kubemark_core::master::{BootstrapToken, client_from_kubeconfig, ensure_node_bootstrap};
 
-/// Where and how the hollow-node pods run.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExternalConfig {
-    /// Kubeconfig of the external cluster.
-    pub kubeconfig: Option<PathBuf>,
-    /// Image with the `kubemark` binary.
-    pub image: Option<String>,
-    /// Namespace (default `kubemark`).
-    pub namespace: Option<String>,
-    /// Hollow nodes per pod (default 10).
-    pub nodes_per_pod: Option<usize>,
-    /// CPU request per hollow node, millicores (default 5).
-    pub cpu_millis_per_node: Option<u64>,
-    /// Memory request per hollow node, MiB (default 4).
-    pub memory_mib_per_node: Option<u64>,
-}
+pub use crate::config::ExternalConfig;
 
 /// What `stop` needs to remove the deployment, recorded in the cluster's state.
 pub type ExternalRecord = kubemark_core::cluster::ExternalDeployment;

@@ -18,17 +18,7 @@ use std::path::PathBuf;
 
 use kubemark_core::cluster::HollowProcess;
 
-/// How hollow nodes of a local cluster get their client certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeCerts {
-    /// Issued by kubemark from the cluster CA before the nodes start (one per node; no CSR
-    /// round trips, so thousands of nodes join in seconds).
-    Preissued,
-    /// TLS bootstrap: each node creates a CSR that the controller-manager approves and signs, as
-    /// real kubelets join.
-    Bootstrap,
-}
+pub use crate::cli::NodeCerts;
 
 /// What hollow nodes need of a master, wherever it runs.
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ mod tests {
     #[tokio::test]
     async fn passes_conformance_for_what_it_declares() {
         let entry = crate::registry::LocalEntry;
-        let provider = crate::provider::conformance::check_entry(&entry, &Default::default());
+        let provider = crate::registry::conformance::check_entry(&entry, &Default::default());
         Conformance::new(provider).run().await;
     }
 }

@@ -17,6 +17,8 @@
 //! assert!(registry.get("nope").unwrap_err().to_string().contains("local"));
 //! ```
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod local;
 mod placement;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::phase::pods::PodPhase;
+use super::sample::PodPhase;
 use super::sample::Sample;
 use crate::cli::BenchArgs;
 

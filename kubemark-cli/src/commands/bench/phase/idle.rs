@@ -12,8 +12,9 @@ use super::super::apiserver::{
 };
 use super::super::leases::LeaseGaps;
 use super::super::process::{RSS_SAMPLE_EVERY, sockets, totals};
+use super::super::sample::PodPhase;
 use super::super::sample::Sample;
-use super::pods::{self, PodPhase};
+use super::pods;
 use super::settle;
 use crate::cli::BenchArgs;
 

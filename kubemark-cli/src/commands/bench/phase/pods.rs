@@ -12,100 +12,12 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::super::apiserver::{failed_counts, metrics, request_counts, request_deltas};
-use super::super::leases::{LeaseGaps, StepDistribution};
+use super::super::leases::LeaseGaps;
 use super::super::process::totals;
+use super::super::sample::PodPhase;
 
 const NAMESPACE: &str = "kubemark-bench";
 const LABEL: &str = "kubemark.io/bench=pods";
-
-/// What the pod phase measured.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodPhase {
-    pub pods: usize,
-    /// From the first create until every create was answered (the API server's share).
-    pub seconds_to_created: f64,
-    /// From the first create until every pod was Running.
-    pub seconds_to_running: f64,
-    /// From the delete until every pod was gone.
-    pub seconds_to_deleted: f64,
-    /// API requests per node-minute over the whole phase, by "VERB resource[/subresource]".
-    pub requests_per_node_minute: BTreeMap<String, f64>,
-    /// The requests the pods caused, per pod: the phase's requests minus what the same nodes
-    /// send idle (the idle phase's rate) over the phase's length. Comparable across
-    /// implementations whose phases last differently long; periodic requests (leases) cancel.
-    pub requests_per_pod: BTreeMap<String, f64>,
-    /// Requests of the phase that failed, per pod, by "VERB resource[/subresource] code"
-    /// (included in the counts above; not reduced by the idle rate, which has none of these).
-    pub failed_per_pod: BTreeMap<String, f64>,
-    /// The hollow side's CPU as a share of the machine's (all cores) over the phase, percent.
-    pub hollow_cpu_percent: f64,
-    /// The whole machine's busy share over the phase, percent.
-    pub machine_cpu_percent: f64,
-    /// Node Leases over the phase, measured as in the idle phase: a pod burst that overloads the
-    /// API server delays renewals, and a node whose Lease goes 40 s unrenewed is marked NotReady
-    /// by the node lifecycle controller. With rounds: the worst round's.
-    pub lease_max_gap_seconds: f64,
-    /// Leases that went more than their 40 s duration without renewal.
-    pub leases_missed: usize,
-    /// Leases that went more than 15 s without renewal at least once.
-    pub leases_late: usize,
-    /// The phase's `renewTime` steps (with rounds: the round with the longest 99th percentile).
-    pub lease_renew_steps: StepDistribution,
-    /// Nodes that went from Ready to not Ready (NotReady or Unknown) at least once during the
-    /// phase, by a watch of the Nodes: what the node lifecycle controller made of late leases
-    /// and status. With rounds: the worst round's.
-    pub nodes_lost_ready: usize,
-    /// With `--pod-rounds` above 1: each round; the fields above are then their means.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rounds: Vec<PodPhase>,
-}
-
-impl PodPhase {
-    /// The means of several rounds (a request kind missing from a round counts as 0 there),
-    /// keeping the rounds. One round is returned as it is.
-    pub fn mean(mut rounds: Vec<PodPhase>) -> Option<PodPhase> {
-        if rounds.len() <= 1 {
-            return rounds.pop();
-        }
-        let n = rounds.len() as f64;
-        let avg = |f: fn(&PodPhase) -> f64| rounds.iter().map(f).sum::<f64>() / n;
-        let avg_map = |f: fn(&PodPhase) -> &BTreeMap<String, f64>| {
-            let mut sum: BTreeMap<String, f64> = BTreeMap::new();
-            for r in &rounds {
-                for (k, v) in f(r) {
-                    *sum.entry(k.clone()).or_default() += v;
-                }
-            }
-            sum.into_iter().map(|(k, v)| (k, v / n)).collect()
-        };
-        Some(PodPhase {
-            pods: rounds[0].pods,
-            seconds_to_created: avg(|r| r.seconds_to_created),
-            seconds_to_running: avg(|r| r.seconds_to_running),
-            seconds_to_deleted: avg(|r| r.seconds_to_deleted),
-            requests_per_node_minute: avg_map(|r| &r.requests_per_node_minute),
-            requests_per_pod: avg_map(|r| &r.requests_per_pod),
-            failed_per_pod: avg_map(|r| &r.failed_per_pod),
-            hollow_cpu_percent: avg(|r| r.hollow_cpu_percent),
-            machine_cpu_percent: avg(|r| r.machine_cpu_percent),
-            lease_max_gap_seconds: rounds
-                .iter()
-                .map(|r| r.lease_max_gap_seconds)
-                .fold(0.0, f64::max),
-            leases_missed: rounds.iter().map(|r| r.leases_missed).max().unwrap_or(0),
-            leases_late: rounds.iter().map(|r| r.leases_late).max().unwrap_or(0),
-            nodes_lost_ready: rounds.iter().map(|r| r.nodes_lost_ready).max().unwrap_or(0),
-            lease_renew_steps: rounds
-                .iter()
-                .map(|r| &r.lease_renew_steps)
-                .max_by(|a, b| a.p99.total_cmp(&b.p99))
-                .cloned()
-                .unwrap_or_default(),
-            rounds,
-        })
-    }
-}
 
 /// (busy, total) jiffies of the machine, all cores.
 fn machine_ticks() -> anyhow::Result<(u64, u64)> {
@@ -421,58 +333,4 @@ pub async fn run(
         nodes_lost_ready,
         rounds: Vec::new(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round(running: f64, per_pod: &[(&str, f64)]) -> PodPhase {
-        PodPhase {
-            pods: 10,
-            seconds_to_created: 1.0,
-            seconds_to_running: running,
-            seconds_to_deleted: 2.0,
-            requests_per_node_minute: BTreeMap::new(),
-            requests_per_pod: per_pod.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            failed_per_pod: BTreeMap::new(),
-            hollow_cpu_percent: 5.0,
-            machine_cpu_percent: 50.0,
-            lease_max_gap_seconds: running * 4.0,
-            leases_missed: running as usize,
-            leases_late: 10,
-            lease_renew_steps: StepDistribution {
-                count: 100,
-                p50: 10.2,
-                p90: 11.0,
-                p99: running * 4.0,
-                max: running * 5.0,
-            },
-            nodes_lost_ready: running as usize * 2,
-            rounds: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn rounds_are_averaged_and_kept() {
-        assert!(PodPhase::mean(Vec::new()).is_none());
-        let one = PodPhase::mean(vec![round(3.0, &[("GET pods", 2.0)])]).unwrap();
-        assert!(one.rounds.is_empty(), "a single round is reported as it is");
-        let mean = PodPhase::mean(vec![
-            round(3.0, &[("GET pods", 2.0), ("WATCH pods", 0.1)]),
-            round(5.0, &[("GET pods", 3.0)]),
-        ])
-        .unwrap();
-        assert_eq!(mean.seconds_to_running, 4.0);
-        assert_eq!(mean.requests_per_pod["GET pods"], 2.5);
-        // Missing from a round counts as none in that round.
-        assert_eq!(mean.requests_per_pod["WATCH pods"], 0.05);
-        assert_eq!(mean.rounds.len(), 2);
-        // Leases: the worst round, not a mean that would hide it.
-        assert_eq!(mean.lease_max_gap_seconds, 20.0);
-        assert_eq!((mean.leases_missed, mean.leases_late), (5, 10));
-        assert_eq!(mean.lease_renew_steps.p99, 20.0);
-        assert_eq!(mean.lease_renew_steps.max, 25.0);
-        assert_eq!(mean.nodes_lost_ready, 10);
-    }
 }

@@ -13,23 +13,10 @@ use kubemark_core::master::LocalControlPlane;
 use kubemark_core::measurement::resource_usage::clock_ticks;
 
 use super::super::process::{Children, RSS_SAMPLE_EVERY, totals};
+use super::super::sample::ScrapePhase;
 
 /// metrics-server's resolution in the deployments upstream ships.
 const RESOLUTION: Duration = Duration::from_secs(15);
-
-/// What the scrape phase measured.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScrapePhase {
-    pub seconds: f64,
-    pub resolution_seconds: u64,
-    /// The hollow side's CPU over the phase, per node.
-    pub cpu_millicores_per_node: f64,
-    /// Mean RSS over the phase, per node.
-    pub rss_bytes_per_node: u64,
-    /// metrics-server's log lines about a node it failed to scrape.
-    pub scrape_failures: usize,
-}
 
 fn binary(bin_dir: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     let locator = BinaryLocator::from_env().with_bin_dir(bin_dir.cloned());

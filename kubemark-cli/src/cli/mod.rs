@@ -1,6 +1,8 @@
 //! Command-line flags. Precedence: flags, then environment variables (upstream's names where
 //! upstream had one), then defaults.
 
+pub mod test;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -28,7 +30,7 @@ pub enum Command {
     /// Show a kubemark cluster's master health and hollow nodes.
     Status(ClusterArgs),
     /// Run a scalability test (density, load) against a kubemark cluster or any kubeconfig, or compare runs (report).
-    Test(crate::commands::test::TestArgs),
+    Test(test::TestArgs),
     /// Measure hollow nodes on this machine: time until N nodes are Ready, idle RSS and CPU per
     /// node, and the API requests they make.
     Bench(BenchArgs),
@@ -123,7 +125,7 @@ pub struct StartArgs {
 
     /// How the hollow nodes get their identities [default: preissued].
     #[arg(long, value_enum)]
-    pub node_certs: Option<crate::commands::nodes::NodeCerts>,
+    pub node_certs: Option<NodeCerts>,
 
     /// The existing master host, address[:port] (pre-existing provider).
     #[arg(long, env = "MASTER_IP")]
@@ -229,7 +231,7 @@ pub struct BenchArgs {
 
     /// How our hollow nodes get their identities.
     #[arg(long, value_enum, default_value = "preissued")]
-    pub node_certs: crate::commands::nodes::NodeCerts,
+    pub node_certs: NodeCerts,
 
     /// Also measure our hollow nodes with their kubelet API off (`--kubelet-port=0`) at these
     /// node counts, against a fresh control plane: what serving it costs while nobody calls it.
@@ -379,4 +381,16 @@ pub enum ImageWhat {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+}
+
+/// How hollow nodes of a local cluster get their client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeCerts {
+    /// Issued by kubemark from the cluster CA before the nodes start (one per node; no CSR
+    /// round trips, so thousands of nodes join in seconds).
+    Preissued,
+    /// TLS bootstrap: each node creates a CSR that the controller-manager approves and signs, as
+    /// real kubelets join.
+    Bootstrap,
 }
